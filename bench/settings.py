@@ -1,0 +1,24 @@
+"""Django settings for the benchmarks: SQLite and the local PostgreSQL."""
+
+import os
+import tempfile
+
+SECRET_KEY = "bench-only"  # noqa: S105
+USE_TZ = True
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "prism_storage"]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ.get("PRISM_BENCH_PG_DB", "prism_bench"),
+        "USER": os.environ.get("PRISM_BENCH_PG_USER", "postgres"),
+        "HOST": os.environ.get("PRISM_BENCH_PG_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("PRISM_BENCH_PG_PORT", "5432"),
+    },
+    "sqlite": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(tempfile.gettempdir(), "prism-bench.sqlite3"),
+    },
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+PRISM_STORAGE = {"default": {"BACKEND": "orm"}}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

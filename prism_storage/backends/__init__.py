@@ -1,0 +1,1 @@
+"""Storage backends. Each module imports its client library only when first used."""

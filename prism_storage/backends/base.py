@@ -1,0 +1,410 @@
+"""The base class every built-in backend derives from.
+
+Public methods validate their arguments (before any I/O) and then call the protected
+``_get``/``_set``/... hooks a backend implements. The batch and listing extensions have
+generic fallbacks here, so a third-party backend that implements only the three hooks of
+the specification still offers the whole API; built-in backends override them natively.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import re
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from ..codec import decode_value, encode_value, validate_key, validate_keys
+from ..exceptions import (
+    BackendUnavailableError,
+    InvalidValueError,
+    MissingDependencyError,
+    UnsupportedOperationError,
+)
+
+__all__ = ["BaseStorageBackend", "KeyPage", "Clock", "redact"]
+
+Clock = Callable[[], float]
+ClientT = TypeVar("ClientT")
+
+#: ``keys()`` returns at most this many keys per page unless asked otherwise.
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 10_000
+#: Seconds a network call may take before it fails with BackendUnavailableError.
+DEFAULT_TIMEOUT = 5.0
+
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@\s:]*):([^/@\s]*)@")
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Remove passwords in URLs and each given secret from ``text``."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:***@", text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+class _RedactedCause(Exception):
+    """Stands in for a driver exception whose message contained a secret."""
+
+
+@dataclass(frozen=True)
+class KeyPage:
+    """One page of a key listing. ``cursor`` is ``None`` on the last page."""
+
+    keys: list[str]
+    cursor: str | None = None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class BaseStorageBackend:
+    """An async key -> JSON-dict store.
+
+    Contract (the conformance suite in :mod:`prism_storage.testing` proves it):
+
+    * keys are non-empty ``str`` of at most 512 characters without control characters;
+      anything else raises :class:`~prism_storage.exceptions.InvalidKeyError` before I/O;
+    * values are dicts of JSON data; ``get`` returns an equal, newly built dict; anything
+      else raises :class:`~prism_storage.exceptions.InvalidValueError` before I/O;
+    * ``get`` of a missing key returns ``None``, ``delete`` of a missing key does nothing,
+      ``set`` overwrites;
+    * a store that cannot be reached raises
+      :class:`~prism_storage.exceptions.BackendUnavailableError`, never returns ``None``;
+    * an operation the backend cannot do raises
+      :class:`~prism_storage.exceptions.UnsupportedOperationError`.
+    """
+
+    #: The registry name of the backend (``"file"``, ``"redis"``...).
+    backend_name: ClassVar[str] = "custom"
+    #: ``set(..., ttl=...)`` and a default ``ttl`` are honoured.
+    supports_ttl: ClassVar[bool] = False
+    #: Expiry is driven by the ``clock`` option (so tests can inject time); ``False`` when
+    #: the server keeps time itself (Redis).
+    ttl_uses_clock: ClassVar[bool] = False
+    #: ``keys()`` lists the store.
+    supports_listing: ClassVar[bool] = False
+    #: ``search()`` does similarity search.
+    supports_search: ClassVar[bool] = False
+    #: Expired records must be removed by ``sweep()`` (the store does not drop them itself).
+    supports_sweep: ClassVar[bool] = False
+    #: The batch operations are single round trips rather than the generic fallbacks.
+    native_batch: ClassVar[bool] = False
+    #: Largest encoded value (bytes) the store accepts; bigger ones raise InvalidValueError.
+    max_value_bytes: ClassVar[int | None] = None
+    #: Options that hold secrets: never shown in repr, logs or errors.
+    secret_options: ClassVar[tuple[str, ...]] = ()
+    #: ``(module, pip extra)`` pairs this backend needs beyond Django.
+    requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    timeout: float = DEFAULT_TIMEOUT
+    #: The PRISM_STORAGE alias this instance was created for (``None`` when built by hand).
+    alias: str | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        """Return the value stored under ``key``, or ``None`` if there is none."""
+        return await self._get(validate_key(key))
+
+    async def set(self, key: str, value: dict[str, Any], *, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key``, replacing any previous value.
+
+        ``ttl`` (seconds) overrides the store's default expiry for this record.
+        """
+        validate_key(key)
+        data = self._encode(value)
+        await self._set(key, value, data, self._resolve_ttl(ttl))
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; does nothing if it is absent."""
+        await self._delete(validate_key(key))
+
+    async def exists(self, key: str) -> bool:
+        """Return whether ``key`` holds a (non-expired) value."""
+        return await self._exists(validate_key(key))
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Return ``{key: value}`` for the given keys that hold a value (missing omitted)."""
+        key_list = list(dict.fromkeys(validate_keys(keys)))
+        if not key_list:
+            return {}
+        return await self._get_many(key_list)
+
+    async def set_many(
+        self, mapping: Mapping[str, dict[str, Any]], *, ttl: float | None = None
+    ) -> None:
+        """Store every ``key: value`` of ``mapping``. All are validated before any is written."""
+        if not isinstance(mapping, Mapping):
+            raise InvalidValueError("set_many() takes a mapping of key -> value.")
+        items = [(validate_key(k), v, self._encode(v)) for k, v in mapping.items()]
+        if items:
+            await self._set_many(items, self._resolve_ttl(ttl))
+
+    async def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove every given key; absent keys are ignored."""
+        key_list = list(dict.fromkeys(validate_keys(keys)))
+        if key_list:
+            await self._delete_many(key_list)
+
+    async def keys(
+        self, prefix: str = "", limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
+    ) -> KeyPage:
+        """Return one page of the keys starting with ``prefix``.
+
+        Pass the returned ``cursor`` back to get the next page; it is ``None`` on the last
+        page. Across the pages of one listing every key present throughout is returned
+        exactly once. A page may hold fewer than ``limit`` keys (even none) before the end.
+        """
+        if not self.supports_listing:
+            raise UnsupportedOperationError(f"The {self.backend_name!r} backend cannot list keys.")
+        if type(prefix) is not str:
+            raise InvalidValueError("prefix must be a str.")
+        if prefix:
+            # A prefix obeys the key rules, except that it may be a partial key.
+            validate_key(prefix)
+        if type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidValueError(f"limit must be an int from 1 to {MAX_PAGE_SIZE}.")
+        if cursor is not None and (type(cursor) is not str or not cursor):
+            raise InvalidValueError("cursor must be a cursor string returned by keys().")
+        return await self._keys(prefix, limit, cursor)
+
+    async def iter_keys(self, prefix: str = "", page_size: int = 500) -> AsyncIterator[str]:
+        """Yield every key starting with ``prefix``, page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.keys(prefix, limit=page_size, cursor=cursor)
+            for key in page.keys:
+                yield key
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    async def search(
+        self,
+        embedding: list[float],
+        limit: int = 5,
+        *,
+        filter: dict[str, Any] | None = None,  # noqa: A002 - the public name of the option
+    ) -> list[dict[str, Any]]:
+        """Return up to ``limit`` records most similar to ``embedding``, best first."""
+        raise UnsupportedOperationError(
+            f"The {self.backend_name!r} backend does not support similarity search."
+        )
+
+    async def sweep(self) -> int:
+        """Remove expired records the store keeps until swept; return how many."""
+        raise UnsupportedOperationError(
+            f"The {self.backend_name!r} backend has nothing to sweep."
+        )
+
+    async def ping(self) -> None:
+        """Check that the store answers; raise BackendUnavailableError if it does not."""
+        await self._get("prism-storage:ping")
+
+    async def close(self) -> None:
+        """Release connections and clients. The backend stays usable: it reconnects lazily."""
+
+    @property
+    def capabilities(self) -> dict[str, bool]:
+        """The capability flags as a dict (for views, commands and checks)."""
+        return {
+            "ttl": self.supports_ttl,
+            "listing": self.supports_listing,
+            "search": self.supports_search,
+            "sweep": self.supports_sweep,
+            "native_batch": self.native_batch,
+        }
+
+    def describe(self) -> str:
+        """A one-line description without secrets (for repr, checks and the admin)."""
+        return ""
+
+    def check(self) -> list[Any]:
+        """System-check messages about this instance's options (no I/O)."""
+        return []
+
+    @classmethod
+    def check_dependencies(cls, **options: Any) -> None:
+        """Raise MissingDependencyError if a package these options need is missing."""
+        import importlib.util
+
+        for module, extra in cls.requires:
+            if importlib.util.find_spec(module) is None:
+                raise MissingDependencyError(cls.backend_name, module, extra)
+
+    def __repr__(self) -> str:
+        detail = self.describe()
+        return f"<{type(self).__name__}{' ' + detail if detail else ''}>"
+
+    # ------------------------------------------------------------- hooks to implement
+
+    async def _get(self, key: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
+        """Store one record. ``data`` is ``value`` already validated and encoded as JSON."""
+        raise NotImplementedError
+
+    async def _delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------- generic fallbacks (override them)
+
+    async def _exists(self, key: str) -> bool:
+        return await self._get(key) is not None
+
+    async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        values = await asyncio.gather(*(self._get(k) for k in keys))
+        return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
+
+    async def _set_many(
+        self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
+    ) -> None:
+        await asyncio.gather(*(self._set(k, v, data, ttl) for k, v, data in items))
+
+    async def _delete_many(self, keys: list[str]) -> None:
+        await asyncio.gather(*(self._delete(k) for k in keys))
+
+    async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
+        raise UnsupportedOperationError(f"The {self.backend_name!r} backend cannot list keys.")
+
+    # ------------------------------------------------------------------- helpers
+
+    default_ttl: float | None = None
+
+    def _resolve_ttl(self, ttl: float | None) -> float | None:
+        if ttl is None:
+            return self.default_ttl
+        if not self.supports_ttl:
+            raise UnsupportedOperationError(
+                f"The {self.backend_name!r} backend does not support expiry (ttl)."
+            )
+        return check_ttl(ttl)
+
+    @staticmethod
+    def _decode(data: str | bytes) -> dict[str, Any]:
+        return decode_value(data)
+
+    def _encode(self, value: dict[str, Any]) -> str:
+        """Validate and encode a value; enforces ``max_value_bytes``."""
+        data = encode_value(value)
+        limit = self.max_value_bytes
+        if limit is not None and len(data) > limit // 4 and len(data.encode()) > limit:
+            raise InvalidValueError(
+                f"The value is {len(data.encode())} bytes as JSON; the {self.backend_name!r} "
+                f"store accepts at most {limit}.",
+                "$",
+            )
+        return data
+
+    def _secrets(self) -> list[str]:
+        """Secret strings to scrub from error messages (API keys, URL passwords)."""
+        return []
+
+    def _unavailable(self, exc: BaseException, action: str) -> BackendUnavailableError:
+        """Build the BackendUnavailableError for ``exc``, with secrets scrubbed."""
+        secrets = self._secrets()
+        detail = redact(f"{type(exc).__name__}: {exc}", secrets)
+        error = BackendUnavailableError(
+            f"The {self.backend_name!r} store could not {action}: {detail}"
+        )
+        raw = f"{exc!r} {exc}"
+        if redact(raw, secrets) != raw:
+            error.__cause__ = _RedactedCause(detail)
+            error.__suppress_context__ = True
+        else:
+            error.__cause__ = exc
+        return error
+
+    @contextlib.asynccontextmanager
+    async def _io(
+        self, action: str, errors: tuple[type[BaseException], ...] = ()
+    ) -> AsyncIterator[None]:
+        """Bound the enclosed I/O by ``self.timeout`` and map failures to the typed error.
+
+        ``errors`` are the client library's connection-level exceptions.
+        """
+        error: BackendUnavailableError | None = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                yield
+        except (TimeoutError, OSError, *errors) as exc:
+            error = self._unavailable(exc, action)
+        if error is not None:
+            # Raised outside the except block so that the driver's exception (which may
+            # quote a secret) is not kept as __context__.
+            raise error from error.__cause__
+
+
+def check_ttl(ttl: object) -> float:
+    """Validate a TTL in seconds: a positive, finite int or float."""
+    if type(ttl) not in (int, float) or not math.isfinite(ttl) or ttl <= 0:  # type: ignore[arg-type]
+        raise InvalidValueError(f"ttl must be a positive number of seconds, not {ttl!r}.")
+    return float(ttl)  # type: ignore[arg-type]
+
+
+def require(module: str, *, backend: str, extra: str, package: str | None = None) -> Any:
+    """Import an optional client library, or raise MissingDependencyError naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(backend, package or module.split(".")[0], extra) from exc
+
+
+class LoopBoundClients(Generic[ClientT]):
+    """Keeps one client per running event loop.
+
+    Async clients (redis, httpx, aiohttp, grpc) are bound to the loop they were created on,
+    and a Django process may drive one backend from several loops (``async_to_sync`` runs a
+    fresh loop per call in sync code). A client whose loop has been garbage-collected is
+    forgotten; ``close_all`` closes the ones that can still be closed.
+    """
+
+    def __init__(
+        self,
+        create: Callable[[], ClientT],
+        close: Callable[[ClientT], Any],
+    ) -> None:
+        self._create = create
+        self._close = close
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ClientT] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> ClientT:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._create()
+            self._clients[loop] = client
+        return client
+
+    def peek(self) -> ClientT | None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        return self._clients.get(loop)
+
+    async def close_all(self) -> None:
+        current = asyncio.get_running_loop()
+        for loop, client in list(self._clients.items()):
+            del self._clients[loop]
+            if loop is current:
+                await self._close(client)
+            elif not loop.is_closed() and loop.is_running():
+                asyncio.run_coroutine_threadsafe(self._close(client), loop)
+
+

@@ -1,0 +1,106 @@
+"""System checks for ``PRISM_STORAGE`` (``manage.py check``).
+
+Ids are stable: prism_storage.E001-E008 and W001-W002; each backend adds its own
+messages through ``BaseStorageBackend.check()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, Tags, register
+
+from .conf import storage_setting
+from .exceptions import ConfigurationError, InvalidOptionError, MissingDependencyError
+from .handler import alias_config
+from .registry import Registry, check_options
+
+SETTING_HINT = (
+    "PRISM_STORAGE = {'default': {'BACKEND': 'orm'}, "
+    "'files': {'BACKEND': 'file', 'OPTIONS': {'data_dir': BASE_DIR / 'agent-data'}}}"
+)
+
+
+@register(Tags.compatibility, "prism_storage")
+def check_storage_setting(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    setting = storage_setting()
+    if not isinstance(setting, dict):
+        return [
+            Error(
+                f"PRISM_STORAGE must be a dict of aliases, not {type(setting).__name__}.",
+                hint=f"For example: {SETTING_HINT}",
+                id="prism_storage.E001",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    if "default" not in setting:
+        messages.append(
+            Error(
+                "PRISM_STORAGE has no 'default' store.",
+                hint="Add a 'default' alias, e.g. {'default': {'BACKEND': 'orm'}}.",
+                id="prism_storage.E002",
+            )
+        )
+    for alias in setting:
+        messages.extend(_check_alias(setting, alias))
+    return messages
+
+
+def _check_alias(setting: dict[str, Any], alias: Any) -> list[CheckMessage]:
+    where = f"PRISM_STORAGE[{alias!r}]"
+    try:
+        backend, options = alias_config(setting, alias)
+    except ConfigurationError as exc:
+        return [
+            Error(
+                str(exc),
+                hint="Each alias is {'BACKEND': <name or dotted path>, 'OPTIONS': {...}}.",
+                id="prism_storage.E003",
+            )
+        ]
+    try:
+        provider_class = Registry.get_provider(backend)
+    except ConfigurationError as exc:
+        return [
+            Error(
+                f"{where}: {exc}",
+                hint=f"Use one of: {', '.join(Registry.names())}.",
+                id="prism_storage.E004",
+            )
+        ]
+    try:
+        check_options(provider_class, options)
+    except InvalidOptionError as exc:
+        return [Error(f"{where}: {exc}", id="prism_storage.E006")]
+    check_dependencies = getattr(provider_class, "check_dependencies", None)
+    try:
+        if check_dependencies is not None:
+            check_dependencies(**options)
+    except MissingDependencyError as exc:
+        return [
+            Error(
+                f"{where}: {exc}",
+                hint=f"pip install 'prism-storage[{exc.extra}]'",
+                id="prism_storage.E005",
+            )
+        ]
+    try:
+        store = provider_class(**options)
+    except MissingDependencyError as exc:
+        return [
+            Error(f"{where}: {exc}", hint=f"pip install 'prism-storage[{exc.extra}]'",
+                  id="prism_storage.E005")
+        ]
+    except (ConfigurationError, ValueError, TypeError) as exc:
+        return [
+            Error(
+                f"{where}: invalid option value: {exc}",
+                hint="See the backend's options in the prism_storage README.",
+                id="prism_storage.E007",
+            )
+        ]
+    backend_check = getattr(store, "check", None)
+    messages: list[CheckMessage] = list(backend_check()) if backend_check else []
+    for message in messages:
+        message.msg = f"{where}: {message.msg}"
+    return messages

@@ -1,0 +1,136 @@
+"""Key validation and the JSON codec shared by every backend.
+
+Everything here runs before any I/O, so a bad key or value never reaches a store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from .exceptions import InvalidKeyError, InvalidValueError
+
+__all__ = ["MAX_DEPTH", "MAX_KEY_LENGTH", "decode_value", "encode_value", "validate_key"]
+
+MAX_KEY_LENGTH = 512
+#: Deeper values are refused: json and several stores recurse once per level.
+MAX_DEPTH = 256
+
+# C0 and C1 control characters, plus lone surrogates, which no store can encode as UTF-8.
+_FORBIDDEN_KEY_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+_encoder = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+)
+_decoder = json.JSONDecoder()
+
+
+def validate_key(key: object) -> str:
+    """Return ``key`` if it is valid, else raise :class:`InvalidKeyError`."""
+    if type(key) is not str:
+        raise InvalidKeyError(f"A key must be a str, not {type(key).__name__}.")
+    if not key:
+        raise InvalidKeyError("A key must not be empty.")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(
+            f"A key must be at most {MAX_KEY_LENGTH} characters (got {len(key)})."
+        )
+    bad = _FORBIDDEN_KEY_CHARS.search(key)
+    if bad is not None:
+        raise InvalidKeyError(
+            f"A key must not contain control characters or lone surrogates "
+            f"(found {bad.group()!r} at index {bad.start()})."
+        )
+    return key
+
+
+def validate_keys(keys: Any) -> list[str]:
+    """Validate an iterable of keys (not a bare string), returning them as a list."""
+    if isinstance(keys, str | bytes) or not hasattr(keys, "__iter__"):
+        raise InvalidKeyError("Expected an iterable of keys, not a single key.")
+    return [validate_key(k) for k in keys]
+
+
+def _child(path: str, key: str | int) -> str:
+    return f"{path}[{key}]" if isinstance(key, int) else f"{path}[{key!r}]"
+
+
+def _find_problem(value: Any) -> InvalidValueError | None:
+    """Walk ``value`` and describe the first item that is not storable JSON data."""
+    stack: list[tuple[Any, str, int]] = [(value, "$", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        kind = type(item)
+        if item is None or kind is bool or kind is int:
+            continue
+        if kind is str:
+            if "\x00" in item:
+                return InvalidValueError(f"{path}: strings must not contain NUL (U+0000).", path)
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return InvalidValueError(f"{path}: string contains a lone surrogate.", path)
+            continue
+        if kind is float:
+            if not math.isfinite(item):
+                return InvalidValueError(f"{path}: {item!r} is not a JSON number.", path)
+            continue
+        if kind is dict or kind is list:
+            if depth >= MAX_DEPTH:
+                # A reference cycle also ends here: it is infinitely deep.
+                return InvalidValueError(
+                    f"{path}: nested deeper than {MAX_DEPTH} levels (or a reference cycle).",
+                    path,
+                )
+            if kind is dict:
+                for k, v in item.items():
+                    if type(k) is not str:
+                        return InvalidValueError(
+                            f"{path}: dict keys must be str, not {type(k).__name__} ({k!r}).",
+                            path,
+                        )
+                    if "\x00" in k:
+                        return InvalidValueError(
+                            f"{path}: dict keys must not contain NUL (U+0000).", path
+                        )
+                    stack.append((v, _child(path, k), depth + 1))
+            else:
+                for i, v in enumerate(item):
+                    stack.append((v, _child(path, i), depth + 1))
+            continue
+        return InvalidValueError(
+            f"{path}: {kind.__name__} is not JSON data (use dict, list, str, int, float, "
+            "bool or None).",
+            path,
+        )
+    return None
+
+
+def encode_value(value: object) -> str:
+    """Validate ``value`` and return its compact JSON text.
+
+    Accepts exactly what round-trips to an equal value: dicts with str keys, lists, str
+    (without NUL or lone surrogates), int, finite float, bool and None, nested at most
+    :data:`MAX_DEPTH` levels. Anything else raises :class:`InvalidValueError` naming the
+    path of the offending item.
+    """
+    if type(value) is not dict:
+        raise InvalidValueError(
+            f"$: a value must be a dict of JSON data, not {type(value).__name__}.", "$"
+        )
+    problem = _find_problem(value)
+    if problem is not None:
+        raise problem
+    return _encoder.encode(value)
+
+
+def decode_value(data: str | bytes) -> dict[str, Any]:
+    """Decode JSON text written by :func:`encode_value` into a new dict."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        data = bytes(data).decode("utf-8")
+    value = _decoder.decode(data)
+    if type(value) is not dict:
+        raise ValueError("stored record is not a JSON object")
+    return value

@@ -1,0 +1,27 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import pytest_asyncio
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+
+@pytest_asyncio.fixture
+async def close_db_connections():
+    """Close the connections Django's async ORM opened in asgiref's worker thread.
+
+    pytest-django only manages the main thread's connection; without this PostgreSQL
+    teardown stalls on "database is being accessed by other users". Awaited on the test's
+    own loop, the close runs in the same thread-sensitive executor the test's ORM calls used.
+    """
+    yield
+    await sync_to_async(connections.close_all, thread_sensitive=True)()
+
+
+# Fixtures of tests/support, made visible to every test module.
+from tests.support.stores import (  # noqa: E402, F401
+    file_store_config,
+    orm_store_config,
+    store_config,
+)

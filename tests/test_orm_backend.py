@@ -1,0 +1,80 @@
+"""The orm backend on SQLite and on a real PostgreSQL: the conformance suite plus
+what is specific to the model."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from prism_storage import ORMStorageBackend
+from prism_storage.models import Record
+from prism_storage.testing import FakeClock, StorageConformanceTests
+
+
+class ORMConformance(StorageConformanceTests):
+    database = "default"
+
+    @pytest.fixture
+    def make_store(self, close_db_connections):
+        def make(namespace="main", **options):
+            return ORMStorageBackend(namespace=namespace, using=self.database, **options)
+
+        return make
+
+    @pytest.fixture
+    def make_unavailable_store(self):
+        return lambda: ORMStorageBackend(namespace="main", using="unreachable")
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "unreachable"])
+class TestORMOnSQLite(ORMConformance):
+    database = "default"
+
+
+@pytest.mark.django_db(transaction=True, databases=["pg", "unreachable"])
+class TestORMOnPostgreSQL(ORMConformance):
+    database = "pg"
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.parametrize("database", ["default", "pg"])
+async def test_timestamps_are_kept_right_on_overwrite(database, close_db_connections):
+    clock = FakeClock(start=1_700_000_000)
+    store = ORMStorageBackend("stamps", using=database, clock=clock)
+    await store.set("k", {"v": 1})
+    clock.advance(60)
+    await store.set("k", {"v": 2})
+    record = await Record.objects.using(database).aget(namespace="stamps", key="k")
+    assert record.value == {"v": 2}
+    assert record.updated_at - record.created_at == timedelta(seconds=60)
+    assert record.expires_at is None
+    await store.set("k", {"v": 3}, ttl=30)
+    record = await Record.objects.using(database).aget(namespace="stamps", key="k")
+    assert record.expires_at - record.updated_at == timedelta(seconds=30)
+
+
+@pytest.mark.django_db(transaction=True, databases=["default"])
+async def test_namespace_defaults_to_the_alias(settings, close_db_connections):
+    from prism_storage import storages
+
+    settings.PRISM_STORAGE = {
+        "default": {"BACKEND": "orm"},
+        "threads": {"BACKEND": "orm"},
+    }
+    await storages["threads"].set("t1", {"v": 1})
+    assert await storages["default"].get("t1") is None
+    assert await sync_to_async(Record.objects.filter(namespace="threads", key="t1").exists)()
+
+
+@pytest.mark.django_db(transaction=True, databases=["pg", "unreachable"])
+async def test_unreachable_database_fails_fast(close_db_connections):
+    from prism_storage.exceptions import BackendUnavailableError
+
+    store = ORMStorageBackend("main", using="unreachable")
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailableError, match="could not read"):
+        await store.get("k")
+    assert time.monotonic() - started < 5
