@@ -22,18 +22,26 @@ AGENT_RECORD_KB = 2.5
 
 def agent_record(i: int, size: int = 2500) -> dict[str, Any]:
     """A realistic agent conversation record of about ``size`` bytes as JSON."""
-    content = ("The user asked about the quarterly report; the agent looked it up. " * 60)
+    content = "The user asked about the quarterly report; the agent looked it up. " * 60
     messages = []
     used = 0
     turn = 0
     while used < size - 200:
         text = content[: min(300, size - 200 - used)]
-        messages.append({"role": "user" if turn % 2 == 0 else "assistant", "content": text,
-                         "ts": 1_700_000_000 + turn})
+        messages.append(
+            {
+                "role": "user" if turn % 2 == 0 else "assistant",
+                "content": text,
+                "ts": 1_700_000_000 + turn,
+            }
+        )
         used += len(text) + 60
         turn += 1
-    return {"agent_id": f"agent-{i}", "messages": messages,
-            "state": {"step": i % 17, "done": False, "score": 0.5}}
+    return {
+        "agent_id": f"agent-{i}",
+        "messages": messages,
+        "state": {"step": i % 17, "done": False, "score": 0.5},
+    }
 
 
 def big_record(i: int, size: int = 1024 * 1024) -> dict[str, Any]:
@@ -54,9 +62,7 @@ class Row:
     baseline: bool = False
 
 
-async def throughput(
-    op: Callable[[int], Awaitable[Any]], *, tasks: int, total: int
-) -> float:
+async def throughput(op: Callable[[int], Awaitable[Any]], *, tasks: int, total: int) -> float:
     """Run ``op(i)`` for i in range(total) across ``tasks`` concurrent tasks; ops/s."""
     counter = iter(range(total))
 
@@ -77,7 +83,9 @@ async def latencies(op: Callable[[int], Awaitable[Any]], *, count: int) -> tuple
         await op(i)
         samples.append((time.perf_counter() - started) * 1000)
     samples.sort()
-    return statistics.median(samples), samples[min(len(samples) - 1, math.ceil(0.99 * len(samples)) - 1)]
+    return statistics.median(samples), samples[
+        min(len(samples) - 1, math.ceil(0.99 * len(samples)) - 1)
+    ]
 
 
 async def best_of(repeats: int, measure: Callable[[], Awaitable[float]]) -> float:

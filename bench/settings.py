@@ -3,7 +3,7 @@
 import os
 import tempfile
 
-SECRET_KEY = "bench-only"  # noqa: S105
+SECRET_KEY = "bench-only"
 USE_TZ = True
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "prism_storage"]
 DATABASES = {

@@ -88,8 +88,11 @@ def _check_alias(setting: dict[str, Any], alias: Any) -> list[CheckMessage]:
         store = provider_class(**options)
     except MissingDependencyError as exc:
         return [
-            Error(f"{where}: {exc}", hint=f"pip install 'prism-storage[{exc.extra}]'",
-                  id="prism_storage.E005")
+            Error(
+                f"{where}: {exc}",
+                hint=f"pip install 'prism-storage[{exc.extra}]'",
+                id="prism_storage.E005",
+            )
         ]
     except (ConfigurationError, ValueError, TypeError) as exc:
         return [

@@ -56,8 +56,7 @@ class StorageHandler(BaseConnectionHandler):
             settings = storage_setting()
         if not isinstance(settings, dict):
             raise ConfigurationError(
-                "PRISM_STORAGE must be a dict of aliases, e.g. "
-                "{'default': {'BACKEND': 'orm'}}."
+                "PRISM_STORAGE must be a dict of aliases, e.g. {'default': {'BACKEND': 'orm'}}."
             )
         return settings
 
@@ -70,7 +69,8 @@ class StorageHandler(BaseConnectionHandler):
 
     def __getitem__(self, alias: str) -> BaseStorageBackend:
         try:
-            return getattr(self._connections, alias)  # type: ignore[no-any-return]
+            store: BaseStorageBackend = getattr(self._connections, alias)
+            return store
         except AttributeError:
             pass
         if alias not in self.settings:
@@ -79,11 +79,12 @@ class StorageHandler(BaseConnectionHandler):
                 f"{', '.join(sorted(self.settings)) or 'none'}."
             )
         with self._create_lock:
-            store = getattr(self._connections, alias, None)
-            if store is None:
-                store = self.create_connection(alias)
-                setattr(self._connections, alias, store)
-        return store  # type: ignore[no-any-return]
+            existing: BaseStorageBackend | None = getattr(self._connections, alias, None)
+            if existing is not None:
+                return existing
+            created = self.create_connection(alias)
+            setattr(self._connections, alias, created)
+        return created
 
     def initialized(self) -> list[BaseStorageBackend]:
         return list(vars(self._connections).values())

@@ -29,7 +29,8 @@ def _check_provider_class(name: str, provider_class: Any) -> None:
     if not inspect.isclass(provider_class):
         raise TypeError(f"Backend {name!r} must be a class, not {provider_class!r}.")
     missing = [
-        m for m in _PROTOCOL_METHODS
+        m
+        for m in _PROTOCOL_METHODS
         if not inspect.iscoroutinefunction(getattr(provider_class, m, None))
     ]
     if missing:
@@ -70,8 +71,7 @@ class Registry:
         """Return the class registered as ``name`` (or the class at a dotted path)."""
         if not isinstance(name, str) or not name:
             raise UnknownBackendError(
-                f"A backend name must be a non-empty str; known backends: "
-                f"{', '.join(cls.names())}."
+                f"A backend name must be a non-empty str; known backends: {', '.join(cls.names())}."
             )
         entry = cls._providers.get(name)
         if entry is None and "." in name:
@@ -92,7 +92,7 @@ class Registry:
             if name in cls._providers:
                 with cls._lock:
                     cls._providers[name] = provider_class
-            return provider_class  # type: ignore[no-any-return]
+            return provider_class
         return entry
 
     @classmethod
@@ -100,10 +100,14 @@ class Registry:
         """Instantiate the backend ``provider_type`` with ``kwargs`` as its options.
 
         An option the backend does not take raises :class:`InvalidOptionError` naming the
-        options it does take.
+        options it does take; a missing optional package raises
+        :class:`~prism_storage.exceptions.MissingDependencyError` naming the pip extra.
         """
         provider_class = cls.get_provider(provider_type)
         check_options(provider_class, kwargs)
+        check_dependencies = getattr(provider_class, "check_dependencies", None)
+        if check_dependencies is not None:
+            check_dependencies(**kwargs)
         return provider_class(**kwargs)
 
 
@@ -112,9 +116,7 @@ def accepted_options(provider_class: type) -> list[str] | None:
     params = list(inspect.signature(provider_class).parameters.values())
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
-    return [
-        p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def check_options(provider_class: type, options: dict[str, Any]) -> None:

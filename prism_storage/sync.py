@@ -85,7 +85,7 @@ class SyncStore:
             cursor = page.cursor
 
     def search(
-        self, embedding: Any, limit: int = 5, *, filter: dict[str, Any] | None = None  # noqa: A002
+        self, embedding: Any, limit: int = 5, *, filter: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         return self._call(self.store.search, embedding, limit, filter=filter)
 

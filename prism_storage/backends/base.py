@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import math
 import re
-import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from ..exceptions import (
     UnsupportedOperationError,
 )
 
-__all__ = ["BaseStorageBackend", "KeyPage", "Clock", "redact"]
+__all__ = ["BaseStorageBackend", "Clock", "KeyPage", "redact"]
 
 Clock = Callable[[], float]
 ClientT = TypeVar("ClientT")
@@ -194,7 +193,7 @@ class BaseStorageBackend:
         embedding: list[float],
         limit: int = 5,
         *,
-        filter: dict[str, Any] | None = None,  # noqa: A002 - the public name of the option
+        filter: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Return up to ``limit`` records most similar to ``embedding``, best first."""
         raise UnsupportedOperationError(
@@ -203,9 +202,7 @@ class BaseStorageBackend:
 
     async def sweep(self) -> int:
         """Remove expired records the store keeps until swept; return how many."""
-        raise UnsupportedOperationError(
-            f"The {self.backend_name!r} backend has nothing to sweep."
-        )
+        raise UnsupportedOperationError(f"The {self.backend_name!r} backend has nothing to sweep.")
 
     async def ping(self) -> None:
         """Check that the store answers; raise BackendUnavailableError if it does not."""
@@ -338,7 +335,7 @@ class BaseStorageBackend:
         try:
             async with asyncio.timeout(self.timeout):
                 yield
-        except (TimeoutError, OSError, *errors) as exc:
+        except (TimeoutError, OSError, *errors) as exc:  # type: ignore[misc]
             error = self._unavailable(exc, action)
         if error is not None:
             # Raised outside the except block so that the driver's exception (which may
@@ -348,9 +345,14 @@ class BaseStorageBackend:
 
 def check_ttl(ttl: object) -> float:
     """Validate a TTL in seconds: a positive, finite int or float."""
-    if type(ttl) not in (int, float) or not math.isfinite(ttl) or ttl <= 0:  # type: ignore[arg-type]
+    if (
+        not isinstance(ttl, int | float)
+        or isinstance(ttl, bool)
+        or not math.isfinite(ttl)
+        or ttl <= 0
+    ):
         raise InvalidValueError(f"ttl must be a positive number of seconds, not {ttl!r}.")
-    return float(ttl)  # type: ignore[arg-type]
+    return float(ttl)
 
 
 def require(module: str, *, backend: str, extra: str, package: str | None = None) -> Any:
@@ -406,5 +408,3 @@ class LoopBoundClients(Generic[ClientT]):
                 await self._close(client)
             elif not loop.is_closed() and loop.is_running():
                 asyncio.run_coroutine_threadsafe(self._close(client), loop)
-
-

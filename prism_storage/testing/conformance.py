@@ -40,8 +40,7 @@ from ..exceptions import (
 from ..protocol import MemoryProvider
 from ..sync import SyncStore
 
-__all__ = ["HOSTILE_KEYS", "INVALID_KEYS", "INVALID_VALUES", "FakeClock",
-           "StorageConformanceTests"]
+__all__ = ["HOSTILE_KEYS", "INVALID_KEYS", "INVALID_VALUES", "FakeClock", "StorageConformanceTests"]
 
 
 class FakeClock:
@@ -138,6 +137,7 @@ INVALID_VALUES: list[tuple[str, Any, str]] = [
     ("lone surrogate", {"text": "a\udc80b"}, "$['text']"),
 ]
 
+
 def _deep(depth: int) -> dict[str, Any]:
     value: dict[str, Any] = {"leaf": True}
     for level in range(depth):
@@ -158,7 +158,10 @@ ROUND_TRIP_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("agent record", AGENT_RECORD),
     ("empty", {}),
     ("empty containers", {"d": {}, "l": [], "s": "", "nested": [[], [{}], {"x": []}]}),
-    ("unicode", {"text": "héllo wörld — 日本語 — 🤖🧠", "rtl": "שלום", "escapes": "\"\\/\b\f\n\r\t"}),
+    (
+        "unicode",
+        {"text": "héllo wörld — 日本語 — 🤖🧠", "rtl": "שלום", "escapes": '"\\/\b\f\n\r\t'},
+    ),
     ("big ints", {"big": 2**100, "neg": -(2**70), "max64": 2**63 - 1, "zero": 0}),
     ("floats", {"pi": math.pi, "tiny": 5e-324, "neg": -0.5, "small": 1e-7, "third": 1 / 3}),
     ("bools and null", {"t": True, "f": False, "n": None, "list": [True, None, 0, ""]}),
@@ -222,7 +225,9 @@ class StorageConformanceTests:
         await store.set("k", {"v": 2})
         assert await store.get("k") == {"v": 2}
 
-    @pytest.mark.parametrize(("label", "value"), ROUND_TRIP_VALUES, ids=[v[0] for v in ROUND_TRIP_VALUES])
+    @pytest.mark.parametrize(
+        ("label", "value"), ROUND_TRIP_VALUES, ids=[v[0] for v in ROUND_TRIP_VALUES]
+    )
     async def test_round_trip(
         self, store: BaseStorageBackend, label: str, value: dict[str, Any]
     ) -> None:
@@ -295,7 +300,7 @@ class StorageConformanceTests:
             await store.get_many(["fine", key])
         if isinstance(key, str | int | bytes | None):  # hashable: can be a mapping key
             with pytest.raises(InvalidKeyError):
-                await store.set_many({"fine": {"v": 1}, key: {"v": 2}})
+                await store.set_many({"fine": {"v": 1}, key: {"v": 2}})  # type: ignore[dict-item]
         with pytest.raises(InvalidKeyError):
             await store.delete_many(["fine", key])
         assert issubclass(InvalidKeyError, ValueError)
@@ -341,7 +346,9 @@ class StorageConformanceTests:
     # ---------------------------------------------------------------- batches
 
     async def test_batch_operations(self, store: BaseStorageBackend) -> None:
-        records = {f"agent:{i:03}": {"i": i, "messages": [{"content": "x" * i}]} for i in range(120)}
+        records = {
+            f"agent:{i:03}": {"i": i, "messages": [{"content": "x" * i}]} for i in range(120)
+        }
         await store.set_many(records)
         wanted = [*list(records)[::3], "missing-1", "agent:000", "missing-2"]
         got = await store.get_many(wanted)
@@ -356,7 +363,11 @@ class StorageConformanceTests:
     async def test_set_many_overwrites(self, store: BaseStorageBackend) -> None:
         await store.set_many({"a": {"v": 1}, "b": {"v": 1}})
         await store.set_many({"a": {"v": 2}, "c": {"v": 2}})
-        assert await store.get_many(["a", "b", "c"]) == {"a": {"v": 2}, "b": {"v": 1}, "c": {"v": 2}}
+        assert await store.get_many(["a", "b", "c"]) == {
+            "a": {"v": 2},
+            "b": {"v": 1},
+            "c": {"v": 2},
+        }
 
     # ---------------------------------------------------------------- listing
 
@@ -402,8 +413,14 @@ class StorageConformanceTests:
     async def test_listing_arguments_are_validated(self, store: BaseStorageBackend) -> None:
         if not store.supports_listing:
             return
-        for bad in ({"limit": 0}, {"limit": -1}, {"limit": "5"}, {"prefix": 3},
-                    {"prefix": "a\x00"}, {"cursor": ""}):
+        for bad in (
+            {"limit": 0},
+            {"limit": -1},
+            {"limit": "5"},
+            {"prefix": 3},
+            {"prefix": "a\x00"},
+            {"cursor": ""},
+        ):
             with pytest.raises(ValueError):
                 await store.keys(**bad)
 
@@ -551,7 +568,9 @@ class StorageConformanceTests:
             facade.set("sync", {"from": "thread"})
             facade.set_many({"sync2": {"n": 2}})
             assert facade.get_many(["sync", "sync2"]) == {
-                "sync": {"from": "thread"}, "sync2": {"n": 2}}
+                "sync": {"from": "thread"},
+                "sync2": {"n": 2},
+            }
             return facade.get("sync")
 
         assert await asyncio.to_thread(sync_caller) == {"from": "thread"}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs and runs the demo agent platform on embedded parts (SQLite, files, embedded
+# vector store): migrations, example records, an admin user (admin / admin), then the
+# development server on http://127.0.0.1:8000/ .
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! python3 -m venv --help >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv; else
+        sudo apt-get update -qq && sudo apt-get install -y -qq python3-venv; fi
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[demo]'
+.venv/bin/python manage.py migrate --noinput
+.venv/bin/python manage.py seed_demo
+.venv/bin/python manage.py check
+exec .venv/bin/python manage.py runserver "${PRISM_DEMO_ADDR:-127.0.0.1:8000}"
