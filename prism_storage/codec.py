@@ -12,7 +12,14 @@ from typing import Any
 
 from .exceptions import InvalidKeyError, InvalidValueError
 
-__all__ = ["MAX_DEPTH", "MAX_KEY_LENGTH", "decode_value", "encode_value", "validate_key"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_KEY_LENGTH",
+    "check_decimal_exact",
+    "decode_value",
+    "encode_value",
+    "validate_key",
+]
 
 MAX_KEY_LENGTH = 512
 #: Deeper values are refused: json and several stores recurse once per level.
@@ -134,3 +141,34 @@ def decode_value(data: str | bytes) -> dict[str, Any]:
     if type(value) is not dict:
         raise ValueError("stored record is not a JSON object")
     return value
+
+
+#: Floats at least this large print with an exponent and are whole numbers.
+_DECIMAL_INEXACT_FLOAT = 1e16
+
+
+def check_decimal_exact(value: dict[str, Any], data: str) -> None:
+    """Refuse floats a decimal JSON store would hand back as a different ``int``.
+
+    PostgreSQL's ``jsonb`` keeps numbers as decimals: ``1e23`` comes back as the integer
+    100000000000000000000000, which is not equal to the float ``1e23``. Stores on ``jsonb``
+    call this so such a value is refused (``InvalidValueError``) instead of silently changed.
+    ``data`` is the value's JSON; only floats of magnitude >= 1e16 print an ``e+`` exponent.
+    """
+    if "e+" not in data:
+        return
+    stack: list[tuple[Any, str]] = [(value, "$")]
+    while stack:
+        item, path = stack.pop()
+        kind = type(item)
+        if kind is float and abs(item) >= _DECIMAL_INEXACT_FLOAT:
+            raise InvalidValueError(
+                f"{path}: {item!r} cannot be stored exactly by this store (PostgreSQL jsonb "
+                "keeps numbers as decimals and would return it as an int); store it as an int "
+                "or a string.",
+                path,
+            )
+        if kind is dict:
+            stack.extend((v, _child(path, k)) for k, v in item.items())
+        elif kind is list:
+            stack.extend((v, _child(path, i)) for i, v in enumerate(item))

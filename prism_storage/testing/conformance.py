@@ -28,9 +28,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ..backends.base import BaseStorageBackend
-from ..codec import MAX_KEY_LENGTH
+from ..codec import MAX_KEY_LENGTH, validate_key
 from ..exceptions import (
     BackendUnavailableError,
     InvalidKeyError,
@@ -170,6 +172,46 @@ ROUND_TRIP_VALUES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+# Any character at all, lone surrogates and NUL included.
+_any_char = st.characters(exclude_categories=())
+_any_text = st.text(_any_char, max_size=40)
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**200), max_value=2**200)
+    | st.floats()
+    | _any_text
+)
+#: Mostly JSON data, sometimes with items no store can take (tuples, sets, bytes, int keys).
+_values = st.recursive(
+    _json_scalars | st.binary(max_size=4) | st.frozensets(st.integers(), max_size=2),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(_any_text, children, max_size=4)
+        | st.tuples(children)
+        | st.dictionaries(st.integers(), children, max_size=2)
+    ),
+    max_leaves=12,
+)
+_keys = st.one_of(
+    st.text(_any_char, min_size=0, max_size=MAX_KEY_LENGTH + 2),
+    st.sampled_from(HOSTILE_KEYS),
+)
+
+
+def _expected_refusal(store: BaseStorageBackend, key: Any, value: Any) -> type[Exception] | None:
+    """The typed error the store must raise for ``set(key, value)``, or None if it must take it."""
+    try:
+        validate_key(key)
+    except InvalidKeyError:
+        return InvalidKeyError
+    try:
+        store._encode(value)
+    except InvalidValueError:
+        return InvalidValueError
+    return None
+
+
 class StorageConformanceTests:
     """The shared semantics of DESIGN §2, run against the store ``make_store`` builds."""
 
@@ -234,6 +276,23 @@ class StorageConformanceTests:
         await store.set("record", value)
         assert await store.get("record") == value
         assert await store.get_many(["record"]) == {"record": value}
+
+    async def test_large_floats_round_trip_or_are_refused(
+        self, store: BaseStorageBackend
+    ) -> None:
+        """Stores that keep numbers as decimals may refuse huge floats, never alter them."""
+        for value in ({"avogadro": 6.02214076e23}, {"huge": -1e300}, {"big": 1e16},
+                      {"max": 1.7976931348623157e308}):
+            await store.set("k", {"sentinel": True})
+            try:
+                await store.set("k", value)
+            except InvalidValueError as exc:
+                assert exc.path is not None and exc.path.startswith("$[")
+                assert await store.get("k") == {"sentinel": True}
+            else:
+                got = await store.get("k")
+                assert got == value
+                assert all(type(v) is float for v in got.values())
 
     async def test_large_value(self, store: BaseStorageBackend) -> None:
         value = {"blob": "x" * (5 * 1024 * 1024), "messages": [AGENT_RECORD] * 10}
@@ -342,6 +401,35 @@ class StorageConformanceTests:
     async def test_too_deep_value_is_refused(self, store: BaseStorageBackend) -> None:
         with pytest.raises(InvalidValueError, match="deeper"):
             await store.set("k", _deep(400))
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            # One method runs for several backend subclasses; each gets its own store.
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(key=_keys, value=st.one_of(_values, st.dictionaries(_any_text, _values, max_size=5)))
+    async def test_any_key_and_value_round_trips_or_is_refused(
+        self, store: BaseStorageBackend, key: Any, value: Any
+    ) -> None:
+        """Property: a write either round-trips exactly or is refused, typed, losing nothing."""
+        refusal = _expected_refusal(store, key, value)
+        if refusal is InvalidKeyError:
+            with pytest.raises(InvalidKeyError):
+                await store.set(key, value)
+            return
+        await store.set(key, {"sentinel": True})
+        if refusal is None:
+            await store.set(key, value)
+            assert await store.get(key) == value
+        else:
+            with pytest.raises(refusal):
+                await store.set(key, value)
+            assert await store.get(key) == {"sentinel": True}
 
     # ---------------------------------------------------------------- batches
 
