@@ -14,7 +14,8 @@ from typing import Any
 
 def make_record(key: str, version: int, size: int | None = None) -> dict[str, Any]:
     rng = random.Random(f"{key}/{version}")
-    size = rng.choice([64, 700, 4_000, 40_000]) if size is None else size
+    drawn = rng.choice([64, 700, 4_000, 40_000])
+    size = drawn if size is None else size
     words = [f"w{rng.randrange(10_000)}" for _ in range(max(1, size // 6))]
     payload = " ".join(words)
     return {
@@ -23,6 +24,7 @@ def make_record(key: str, version: int, size: int | None = None) -> dict[str, An
         "payload": payload,
         "nested": {"messages": [{"role": "user", "content": payload[:50]}] * 3},
         "sha256": hashlib.sha256(payload.encode()).hexdigest(),
+        "size": size,
     }
 
 
@@ -31,5 +33,6 @@ def check_record(key: str, value: Any) -> int:
     assert isinstance(value, dict), f"{key!r}: not a dict: {type(value).__name__}"
     assert value.get("key") == key, f"{key!r}: holds the record of {value.get('key')!r}"
     version = value["version"]
-    assert value == make_record(key, version), f"{key!r}: version {version} is torn"
+    expected = make_record(key, version, size=value.get("size"))
+    assert value == expected, f"{key!r}: version {version} is torn"
     return int(version)
