@@ -1,0 +1,73 @@
+"""Open/close cycles leave nothing behind: file descriptors, threads and memory stay flat.
+
+Each cycle builds a store, uses it from the running loop and from the sync facade (which
+runs on short-lived loops), and closes it. After a warm-up, further cycles must not grow
+the process's open descriptors or threads, nor its traced memory beyond a small slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import threading
+import tracemalloc
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from prism_storage import Registry, SyncStore
+from tests.support.stores import STORE_KINDS
+
+WARMUP, CYCLES = 15, 60
+#: Allocations of in-process test servers (stand-ins for cloud APIs) are theirs, not ours.
+SERVER_SIDE = [
+    tracemalloc.Filter(False, "*/tests/standins/*"),
+    tracemalloc.Filter(False, "*/http/server.py"),
+    tracemalloc.Filter(False, "*/socketserver.py"),
+    tracemalloc.Filter(False, "*/email/*"),
+    tracemalloc.Filter(False, "*/urllib/parse.py"),
+]
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.django_db(transaction=True, databases=["default"])
+@pytest.mark.parametrize("kind", sorted(STORE_KINDS))
+async def test_open_close_cycles_do_not_leak(kind, store_config, close_db_connections):
+    config = store_config(kind, "hygiene")
+
+    async def cycle(i: int) -> None:
+        store = Registry.create(config["BACKEND"], **config.get("OPTIONS", {}))
+        await store.set(f"k{i % 5}", {"i": i, "text": "x" * 200})
+        assert await store.get(f"k{i % 5}") == {"i": i, "text": "x" * 200}
+        facade = SyncStore(store)
+        assert await asyncio.to_thread(facade.get, f"k{i % 5}") == {"i": i, "text": "x" * 200}
+        await store.close()
+
+    for i in range(WARMUP):
+        await cycle(i)
+    await sync_to_async(connections.close_all, thread_sensitive=True)()
+    gc.collect()
+    tracemalloc.start()
+    fds, threads = open_fds(), threading.active_count()
+    baseline = tracemalloc.take_snapshot()
+    for i in range(CYCLES):
+        await cycle(i)
+    await sync_to_async(connections.close_all, thread_sensitive=True)()
+    gc.collect()
+    diffs = (
+        tracemalloc.take_snapshot()
+        .filter_traces(SERVER_SIDE)
+        .compare_to(baseline.filter_traces(SERVER_SIDE), "filename")
+    )
+    grown = sum(s.size_diff for s in diffs)
+    top = "; ".join(str(d) for d in diffs[:5])
+    tracemalloc.stop()
+    assert open_fds() <= fds + 2, f"file descriptors grew from {fds} to {open_fds()}"
+    assert threading.active_count() <= threads + 1
+    # A few hundred bytes per cycle would be caches; a leak of clients or loops is far more.
+    assert grown < CYCLES * 2_000, f"traced memory grew by {grown} bytes over {CYCLES} cycles: {top}"
