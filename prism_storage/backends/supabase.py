@@ -1,0 +1,457 @@
+"""``supabase``: one row per key in a Supabase table, through supabase-py's async client.
+
+The table (``prism_storage/sql/supabase.sql``, printed by ``manage.py prism_supabase_sql``)
+has ``key text collate "C" primary key``, ``data jsonb``, ``created_at``, ``updated_at``
+and ``expires_at``. Every operation is one PostgREST request: an upsert on ``key`` for
+writes, an ``in`` filter for batches, a key range ordered by ``key`` for listings (the
+"C" collation makes that order, and prefix ranges, exact and case-sensitive).
+
+HTTP failures become typed errors: 401/403 :class:`BackendPermissionError`, a missing table
+or column :class:`SchemaMismatchError`, 5xx and network failures
+:class:`BackendUnavailableError` within ``timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import importlib.resources
+import importlib.util
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.checks import CheckMessage, Warning
+
+from ..codec import check_decimal_exact
+from ..exceptions import (
+    BackendPermissionError,
+    CorruptRecordError,
+    InvalidOptionError,
+    InvalidValueError,
+    PrismStorageError,
+    SchemaMismatchError,
+)
+from .base import (
+    DEFAULT_TIMEOUT,
+    BaseStorageBackend,
+    Clock,
+    KeyPage,
+    LoopBoundClients,
+    check_ttl,
+    redact,
+    require,
+)
+
+__all__ = ["SupabaseRequestError", "SupabaseStorageBackend", "table_sql"]
+
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
+_NAMESPACE = re.compile(r"[^\x00-\x1f\x7f-\x9f:]{1,64}")
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+#: Keys per ``in`` filter are capped by size so the URL stays well under gateway limits
+#: (URLs of 16 KB and more are refused); a batch takes one request up to this budget.
+_URL_BUDGET_BYTES = 4096
+_ROWS_PER_UPSERT = 1000
+_MAX_CONNECTIONS = 100
+_CONFLICT_ATTEMPTS = 3
+#: PostgreSQL/PostgREST codes of a table whose columns differ from the shipped SQL.
+_SCHEMA_CODES = {"42703", "PGRST204", "PGRST200", "42P10", "42804", "PGRST205", "42P01"}
+_LAST_TIMESTAMP = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
+
+
+def table_sql(table: str = "agents") -> str:
+    """The SQL that creates the backend's ``table`` (paste-ready for the Supabase editor)."""
+    _check_table_name(table)
+    template = importlib.resources.files("prism_storage").joinpath("sql/supabase.sql")
+    return re.sub(r'"agents(?=["_])', f'"{table}', template.read_text(encoding="utf-8"))
+
+
+def _check_table_name(table: object) -> str:
+    if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
+        raise InvalidOptionError(
+            f"table must be a table name of letters, digits and _ (at most 48 characters, "
+            f"not starting with a digit), not {table!r}."
+        )
+    return table
+
+
+class SupabaseRequestError(PrismStorageError):
+    """Supabase answered a request with an error no other exception describes."""
+
+
+class _HTTPStatusError(Exception):
+    """An HTTP error answer, raised by the httpx response hook so its status is kept."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.code = str(body.get("code") or "")
+        self.message = str(body.get("message") or "")
+        self.hint = str(body.get("hint") or "")
+        super().__init__(
+            f"HTTP {status}" + (f" {self.code}" if self.code else "") + f": {self.message}"
+            + (f" ({self.hint})" if self.hint else "")
+        )
+
+
+async def _raise_for_status(response: Any) -> None:
+    """httpx response hook: turn an error answer into :class:`_HTTPStatusError`."""
+    if response.status_code < 400:
+        return
+    await response.aread()
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {"message": f"{response.reason_phrase} {response.text[:200]}".strip()}
+    raise _HTTPStatusError(response.status_code, body)
+
+
+@dataclass
+class _Connection:
+    client: Any  # supabase.AsyncClient
+    http: Any  # httpx.AsyncClient, owned by the backend
+
+
+def _timestamp(seconds: float) -> str:
+    """An ISO 8601 UTC timestamp PostgreSQL parses; beyond year 9999, ``infinity``."""
+    if seconds >= _LAST_TIMESTAMP:
+        return "infinity"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The smallest string above every string starting with ``prefix`` (code point order)."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if 0xD800 <= code <= 0xDFFF:
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return "".join(chars) + chr(code)
+    return None
+
+
+def _in_list(keys: list[str]) -> str:
+    """A PostgREST ``in`` list with every element quoted (unquoted ones lose leading spaces)."""
+    quoted = (k.replace("\\", "\\\\").replace('"', '\\"') for k in keys)
+    return "(" + ",".join(f'"{k}"' for k in quoted) + ")"
+
+
+def _chunks(keys: list[str]) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    size = 0
+    for key in keys:
+        cost = len(key.encode()) + 3
+        if chunk and size + cost > _URL_BUDGET_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(key)
+        size += cost
+    if chunk:
+        yield chunk
+
+
+def _jwt_role(key: str) -> str | None:
+    """The ``role`` claim of a legacy JWT API key (read, not verified), if any."""
+    parts = key.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    role = claims.get("role") if isinstance(claims, dict) else None
+    return role if isinstance(role, str) else None
+
+
+class SupabaseStorageBackend(BaseStorageBackend):
+    """Stores each record as a row of a Supabase table.
+
+    :param url: the project URL (``https://<ref>.supabase.co``, or any PostgREST-compatible
+        server's base URL that serves ``/rest/v1``).
+    :param key: a service-role (secret) API key; never shown in repr, logs or errors.
+    :param table: the table, created with ``manage.py prism_supabase_sql --table NAME``.
+    :param namespace: share one table between stores: keys are stored as
+        ``"<namespace>:<key>"`` and each store sees only its own.
+    :param ttl: default expiry in seconds; ``None`` never expires.
+    :param timeout: seconds a request may take before BackendUnavailableError.
+    :param clock: returns the current time as a Unix timestamp (expiry is computed with it).
+    """
+
+    backend_name = "supabase"
+    supports_ttl = True
+    ttl_uses_clock = True
+    supports_listing = True
+    supports_sweep = True
+    native_batch = True
+    secret_options = ("key",)
+    requires = (("supabase", "supabase"),)
+
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        table: str = "agents",
+        *,
+        namespace: str | None = None,
+        ttl: float | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Clock = time.time,
+    ) -> None:
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") \
+                or not urlsplit(url).hostname:
+            raise InvalidOptionError(
+                "url must be the project's http(s) URL, e.g. https://<ref>.supabase.co."
+            )
+        if not isinstance(key, str) or not key.strip() or any(c.isspace() for c in key):
+            raise InvalidOptionError("key must be a Supabase API key (a non-empty str).")
+        if namespace is not None and (
+            not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace)
+        ):
+            raise InvalidOptionError(
+                "namespace must be 1 to 64 characters without ':' or control characters."
+            )
+        self.url = url.rstrip("/")
+        self._key = key
+        self.table = _check_table_name(table)
+        self.namespace = namespace
+        self._prefix = f"{namespace}:" if namespace else ""
+        self.default_ttl = None if ttl is None else check_ttl(ttl)
+        self.timeout = check_ttl(timeout)
+        self.clock = clock
+        self._clients: LoopBoundClients[_Connection] = LoopBoundClients(
+            self._connect, self._disconnect
+        )
+
+    def describe(self) -> str:
+        detail = f"url={redact(self.url)!r} table={self.table!r}"
+        return detail + (f" namespace={self.namespace!r}" if self.namespace else "")
+
+    def check(self) -> list[CheckMessage]:
+        messages: list[CheckMessage] = []
+        parts = urlsplit(self.url)
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+            messages.append(Warning(
+                f"url {redact(self.url)!r} is plain http: the API key travels unencrypted.",
+                hint="Use the project's https:// URL.",
+                id="prism_storage.W030",
+            ))
+        if _jwt_role(self._key) in ("anon", "authenticated") \
+                or self._key.startswith("sb_publishable_"):
+            messages.append(Warning(
+                "key is a public (anon/publishable) key: the shipped table policy lets only "
+                "the service role read or write, so every request will be refused.",
+                hint="Use the project's service-role (secret) key, kept on the server.",
+                id="prism_storage.W031",
+            ))
+        return messages
+
+    def _secrets(self) -> list[str]:
+        return [self._key]
+
+    def _encode(self, value: dict[str, Any]) -> str:
+        data = super()._encode(value)
+        check_decimal_exact(value, data)  # jsonb would hand huge floats back as ints
+        return data
+
+    # ------------------------------------------------------------------ client
+
+    def _connect(self) -> _Connection:
+        supabase = require("supabase", backend="supabase", extra="supabase")
+        httpx = require("httpx", backend="supabase", extra="supabase")
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout),
+            limits=httpx.Limits(
+                max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS
+            ),
+            http2=importlib.util.find_spec("h2") is not None,
+            event_hooks={"response": [_raise_for_status]},
+        )
+        options = supabase.AsyncClientOptions(
+            httpx_client=http,
+            # The client's own retries sleep 1, 2, 4... seconds: longer than our timeout.
+            postgrest_client_retry=False,
+            auto_refresh_token=False,
+            persist_session=False,
+        )
+        return _Connection(supabase.AsyncClient(self.url, self._key, options), http)
+
+    @staticmethod
+    async def _disconnect(connection: _Connection) -> None:
+        await connection.http.aclose()
+
+    async def close(self) -> None:
+        await self._clients.close_all()
+
+    async def _run(self, action: str, build: Callable[[Any], Any]) -> Any:
+        """Execute the request ``build(table)`` makes and return its APIResponse.
+
+        A 409 (a conflict a concurrent writer can cause) is retried; a conflict that
+        persists means the table has constraints the shipped SQL does not create.
+        """
+        httpx = require("httpx", backend="supabase", extra="supabase")
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            failure: _HTTPStatusError | None = None
+            async with self._io(action, errors=(httpx.TransportError,)):
+                try:
+                    return await build(self._clients.get().client.table(self.table)).execute()
+                except _HTTPStatusError as exc:
+                    failure = exc
+            assert failure is not None
+            if failure.status != 409 or attempt == _CONFLICT_ATTEMPTS:
+                error = self._typed_error(failure, action)
+                raise error from error.__cause__
+            await asyncio.sleep(0.02 * attempt)
+        raise AssertionError("unreachable")
+
+    def _typed_error(self, failure: _HTTPStatusError, action: str) -> Exception:
+        detail = redact(str(failure), self._secrets())
+        where = f"table {self.table!r} at {redact(self.url)}"
+        error: Exception
+        if failure.status in (401, 403):
+            error = BackendPermissionError(
+                f"Supabase refused to {action} {where} ({detail}). The backend needs the "
+                "service-role key, and the table's policy must allow the service_role."
+            )
+        elif failure.status == 404 or failure.code in _SCHEMA_CODES:
+            error = SchemaMismatchError(
+                f"Supabase could not {action} {where}: the table is missing or its columns "
+                f"differ from prism_storage's ({detail}). Create it with the SQL that "
+                f"`manage.py prism_supabase_sql --table {self.table}` prints."
+            )
+        elif failure.status == 409:
+            error = SchemaMismatchError(
+                f"Supabase kept refusing to {action} {where} with a conflict ({detail}): "
+                "the table has a constraint beyond its primary key."
+            )
+        elif failure.status == 413:
+            error = InvalidValueError(f"The value is too large for the Supabase API ({detail}).")
+        elif failure.status >= 500 or failure.status in (408, 429):
+            return self._unavailable(failure, action)
+        else:
+            error = SupabaseRequestError(f"Supabase could not {action} {where} ({detail}).")
+        error.__cause__ = _HTTPStatusError(failure.status, {"message": detail})
+        return error
+
+    # ------------------------------------------------------------------ helpers
+
+    def _alive(self, query: Any) -> Any:
+        now = _timestamp(self.clock())
+        return query.or_(f"expires_at.is.null,expires_at.gt.{now}")
+
+    def _value(self, row: dict[str, Any]) -> dict[str, Any]:
+        data = row.get("data")
+        if not isinstance(data, dict):
+            raise CorruptRecordError(
+                f"The row {row.get('key')!r} of table {self.table!r} holds "
+                f"{type(data).__name__}, not a JSON object."
+            )
+        return data
+
+    def _row(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "key": self._prefix + key,
+            "data": value,
+            "updated_at": _timestamp(now),
+            "expires_at": None if ttl is None else _timestamp(now + ttl),
+        }
+
+    def _scope(self, query: Any) -> Any:
+        """Limit ``query`` to this store's namespace."""
+        if not self._prefix:
+            return query
+        return query.gte("key", self._prefix).lt("key", _prefix_end(self._prefix))
+
+    # ------------------------------------------------------------------ operations
+
+    async def _get(self, key: str) -> dict[str, Any] | None:
+        response = await self._run("read", lambda table: self._alive(
+            table.select("data").eq("key", self._prefix + key)).limit(1))
+        return self._value(response.data[0]) if response.data else None
+
+    async def _exists(self, key: str) -> bool:
+        response = await self._run("read", lambda table: self._alive(
+            table.select("key").eq("key", self._prefix + key)).limit(1))
+        return bool(response.data)
+
+    async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
+        await self._upsert([self._row(key, value, data, ttl)])
+
+    async def _set_many(
+        self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
+    ) -> None:
+        rows = [self._row(key, value, data, ttl) for key, value, data in items]
+        for start in range(0, len(rows), _ROWS_PER_UPSERT):
+            await self._upsert(rows[start:start + _ROWS_PER_UPSERT])
+
+    async def _upsert(self, rows: list[dict[str, Any]]) -> None:
+        from postgrest.types import ReturnMethod
+
+        body: Any = rows[0] if len(rows) == 1 else rows
+        await self._run("write", lambda table: table.upsert(
+            body, on_conflict="key", returning=ReturnMethod.minimal))
+
+    async def _delete(self, key: str) -> None:
+        await self._delete_many([key])
+
+    async def _delete_many(self, keys: list[str]) -> None:
+        from postgrest.types import ReturnMethod
+
+        for chunk in _chunks([self._prefix + k for k in keys]):
+            def build(table: Any, chunk: list[str] = chunk) -> Any:
+                query = table.delete(returning=ReturnMethod.minimal)
+                if len(chunk) == 1:
+                    return query.eq("key", chunk[0])
+                return query.filter("key", "in", _in_list(chunk))
+
+            await self._run("delete", build)
+
+    async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        skip = len(self._prefix)
+        for chunk in _chunks([self._prefix + k for k in keys]):
+            def build(table: Any, chunk: list[str] = chunk) -> Any:
+                return self._alive(table.select("key,data").filter("key", "in", _in_list(chunk)))
+
+            response = await self._run("read", build)
+            found.update((row["key"][skip:], self._value(row)) for row in response.data)
+        return found
+
+    async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
+        low = self._prefix + prefix
+
+        def build(table: Any) -> Any:
+            query = self._alive(table.select("key"))
+            if low:
+                query = query.gte("key", low)
+                high = _prefix_end(low)
+                if high is not None:
+                    query = query.lt("key", high)
+            if cursor is not None:
+                query = query.gt("key", self._prefix + cursor)
+            return query.order("key").limit(limit)
+
+        response = await self._run("list keys", build)
+        keys = [row["key"][len(self._prefix):] for row in response.data]
+        return KeyPage(keys, keys[-1] if len(keys) == limit else None)
+
+    async def sweep(self) -> int:
+        from postgrest.types import CountMethod, ReturnMethod
+
+        now = _timestamp(self.clock())
+        response = await self._run("sweep", lambda table: self._scope(table.delete(
+            count=CountMethod.exact, returning=ReturnMethod.minimal).lte("expires_at", now)))
+        return int(response.count or 0)
+
+    async def ping(self) -> None:
+        """Check the server answers, the key is accepted and the table has every column."""
+        await self._run("connect", lambda table: table.select(
+            "key,data,created_at,updated_at,expires_at").eq("key", "").limit(1))

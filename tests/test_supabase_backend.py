@@ -1,0 +1,369 @@
+"""The supabase backend through the real supabase-py async client, against the PostgREST
+stand-in on a real PostgreSQL: the conformance suite plus what is specific to Supabase."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+import uuid
+
+import pytest
+
+from prism_storage import Registry, SupabaseStorageBackend
+from prism_storage.backends.supabase import SupabaseRequestError, table_sql
+from prism_storage.exceptions import (
+    BackendPermissionError,
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidOptionError,
+    InvalidValueError,
+    SchemaMismatchError,
+)
+from prism_storage.testing import FakeClock, StorageConformanceTests
+from tests.support.supabase import ANON_KEY, SERVICE_KEY, closed_port
+
+
+class TestSupabaseConformance(StorageConformanceTests):
+    """One fresh table per store."""
+
+    @pytest.fixture
+    def make_store(self, postgrest_standin, supabase_table):
+        def make(namespace="main", **options):
+            return SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, supabase_table(),
+                                          **options)
+
+        return make
+
+    @pytest.fixture
+    def make_unavailable_store(self):
+        url = f"http://127.0.0.1:{closed_port()}"
+        return lambda: SupabaseStorageBackend(url, SERVICE_KEY, timeout=2)
+
+
+class TestSupabaseNamespaceConformance(StorageConformanceTests):
+    """Stores sharing one table, isolated by ``namespace``."""
+
+    @pytest.fixture
+    def make_store(self, postgrest_standin, supabase_table):
+        table = supabase_table()
+
+        def make(namespace="main", **options):
+            return SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, table,
+                                          namespace=namespace, **options)
+
+        return make
+
+    @pytest.fixture
+    def make_unavailable_store(self):
+        url = f"http://127.0.0.1:{closed_port()}"
+        return lambda: SupabaseStorageBackend(url, SERVICE_KEY, namespace="main", timeout=2)
+
+
+@pytest.fixture
+async def store(postgrest_standin, supabase_table):
+    backend = SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, supabase_table())
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
+def server(postgrest_standin):
+    postgrest_standin.reset()
+    yield postgrest_standin
+    postgrest_standin.reset()
+
+
+def _requests(server, method):
+    return [r for r in server.requests if r.method == method]
+
+
+# ---------------------------------------------------------------------- requests
+
+
+async def test_batches_are_single_requests(store, server):
+    records = {f"agent:{i:03}": {"i": i} for i in range(120)}
+    await store.set_many(records)
+    assert len(_requests(server, "POST")) == 1
+    assert len(await store.get_many(list(records))) == 120
+    assert len(_requests(server, "GET")) == 1
+    await store.delete_many(list(records))
+    assert len(_requests(server, "DELETE")) == 1
+    upsert = _requests(server, "POST")[0]
+    assert ("on_conflict", "key") in upsert.query
+    assert "resolution=merge-duplicates" in upsert.headers["prefer"]
+    assert upsert.headers["apikey"] == SERVICE_KEY
+    assert upsert.headers["authorization"] == f"Bearer {SERVICE_KEY}"
+
+
+async def test_rows_have_the_documented_shape(store, supabase_admin):
+    clock = FakeClock(start=1_700_000_000)
+    store.clock = clock
+    await store.set("k", {"v": 1})
+    clock.advance(60)
+    await store.set("k", {"v": 2}, ttl=30)
+    row = supabase_admin.execute(
+        f'SELECT key, data, created_at, updated_at, expires_at FROM "{store.table}"').fetchone()
+    key, data, created_at, updated_at, expires_at = row
+    assert (key, data) == ("k", {"v": 2})
+    assert updated_at.timestamp() == 1_700_000_060
+    assert expires_at.timestamp() == 1_700_000_090
+    assert created_at != updated_at  # the insert's time is kept on overwrite
+
+
+async def test_huge_floats_are_refused_before_io(store, server):
+    with pytest.raises(InvalidValueError, match="jsonb") as caught:
+        await store.set_many({"ok": {"v": 1}, "floats": {"nested": [1.5, 1e23]}})
+    assert caught.value.path == "$['nested'][1]"
+    assert _requests(server, "POST") == []
+    await store.set("fine", {"v": 1e15, "text": "1e+23", "int": 10**23})
+    assert await store.get("fine") == {"v": 1e15, "text": "1e+23", "int": 10**23}
+
+
+async def test_namespace_sweep_leaves_other_namespaces(postgrest_standin, supabase_table):
+    table = supabase_table()
+    clock = FakeClock()
+    one = SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, table, namespace="one",
+                                 clock=clock)
+    two = SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, table, namespace="two",
+                                 clock=clock)
+    await one.set("k", {"v": 1}, ttl=5)
+    await two.set("k", {"v": 2}, ttl=5)
+    clock.advance(10)
+    assert await one.sweep() == 1
+    assert await two.sweep() == 1
+    await one.close()
+    await two.close()
+
+
+async def test_key_order_is_code_point_order(store):
+    keys = ["b", "B", "a", "A", "agent_x", "agents/1", "Agents/2", "é", "z", "🤖", "~"]
+    await store.set_many({k: {} for k in keys})
+    assert list(await store.keys(limit=100)) == sorted(keys)
+    assert list(await store.keys("agents/")) == ["agents/1"]
+
+
+async def test_default_collation_would_break_prefix_listing(postgrest_standin, supabase_table):
+    """Why the shipped SQL says collate "C": this database's default is ICU en-US."""
+
+    def without_c_collation(name):
+        return table_sql(name).replace(' collate "C"', "")
+
+    store = SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY,
+                                   supabase_table(without_c_collation))
+    await store.set_many({"agents/1": {}, "Agents/1": {}})
+    assert list(await store.keys("agents/")) != ["agents/1"]
+    await store.close()
+
+
+# ---------------------------------------------------------------------- failures
+
+
+async def test_server_down_fails_fast():
+    store = SupabaseStorageBackend(f"http://127.0.0.1:{closed_port()}", SERVICE_KEY)
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailableError, match="could not read"):
+        await store.get("k")
+    assert time.monotonic() - started < 1.0
+    await store.close()
+
+
+async def test_server_errors_are_unavailable_not_none(store, server):
+    await store.set("k", {"v": 1})
+    for status in (500, 502, 503):
+        server.fail_next(status)
+        with pytest.raises(BackendUnavailableError, match=str(status)) as caught:
+            await store.get("k")
+        assert caught.value.__cause__ is not None
+    assert len(_requests(server, "GET")) == 3  # no hidden retries of 503
+    assert await store.get("k") == {"v": 1}
+
+
+async def test_slow_server_times_out(postgrest_standin, supabase_table, server):
+    store = SupabaseStorageBackend(server.url, SERVICE_KEY, supabase_table(), timeout=0.3)
+    server.delay_next(1.5)
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailableError):
+        await store.get("k")
+    assert time.monotonic() - started < 1.2
+    server.drop_next()
+    with pytest.raises(BackendUnavailableError):
+        await store.set("k", {"v": 1})
+    await store.close()
+
+
+async def test_wrong_key_is_a_permission_error_without_the_key(postgrest_standin, caplog):
+    caplog.set_level(logging.DEBUG)
+    wrong = "sb_secret_" + uuid.uuid4().hex
+    store = SupabaseStorageBackend(postgrest_standin.url, wrong)
+    for operation in (store.get("k"), store.set("k", {"v": 1}), store.keys()):
+        with pytest.raises(BackendPermissionError) as caught:
+            await operation
+        error = caught.value
+        chain = [error, error.__cause__, error.__context__]
+        assert all(wrong not in repr(e) and wrong not in str(e) for e in chain if e)
+    assert wrong not in repr(store)
+    assert wrong not in caplog.text
+    await store.close()
+
+
+async def test_anon_key_is_refused_by_row_level_security(postgrest_standin, supabase_table):
+    store = SupabaseStorageBackend(postgrest_standin.url, ANON_KEY, supabase_table())
+    with pytest.raises(BackendPermissionError, match="service-role"):
+        await store.set("k", {"v": 1})
+    with pytest.raises(BackendPermissionError):
+        await store.get("k")
+    assert ANON_KEY not in str(store.check())
+    assert [m.id for m in store.check()] == ["prism_storage.W031"]
+    await store.close()
+
+
+async def test_the_policy_is_what_admits_the_service_role(store, supabase_admin):
+    await store.set("k", {"v": 1})
+    supabase_admin.execute(f'DROP POLICY "{store.table}_service_role_all" ON "{store.table}"')
+    assert await store.get("k") is None  # RLS now hides every row
+    with pytest.raises(BackendPermissionError):
+        await store.set("k2", {"v": 2})
+
+
+@pytest.mark.parametrize("damage", [
+    'DROP TABLE "{t}"',
+    'ALTER TABLE "{t}" RENAME COLUMN data TO value',
+    'ALTER TABLE "{t}" DROP COLUMN expires_at',
+])
+async def test_damaged_table_is_a_configuration_error(store, supabase_admin, damage):
+    await store.set("k", {"v": 1})
+    supabase_admin.execute(damage.format(t=store.table))
+    for operation in (store.get("k"), store.set("k", {"v": 2}), store.ping()):
+        with pytest.raises(SchemaMismatchError, match="prism_supabase_sql") as caught:
+            await operation
+        assert isinstance(caught.value, ConfigurationError)
+
+
+async def test_missing_table_is_a_configuration_error(postgrest_standin):
+    store = SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, "never_created")
+    with pytest.raises(SchemaMismatchError, match="never_created"):
+        await store.get("k")
+    await store.close()
+
+
+async def test_transient_conflict_is_retried(store, server):
+    server.fail_next(409, code="23505", message="duplicate key value")
+    await store.set("k", {"v": 1})
+    assert await store.get("k") == {"v": 1}
+    assert len(_requests(server, "POST")) == 2
+
+
+async def test_lasting_conflict_names_the_extra_constraint(store, supabase_admin):
+    supabase_admin.execute(
+        f'CREATE UNIQUE INDEX ON "{store.table}" ((data->>\'email\'))')
+    await store.set("a", {"email": "x@example.com"})
+    with pytest.raises(SchemaMismatchError, match="constraint"):
+        await store.set("b", {"email": "x@example.com"})
+
+
+async def test_unexpected_client_error_is_typed(store, server):
+    server.fail_next(418, code="PGRST999")
+    with pytest.raises(SupabaseRequestError, match="418"):
+        await store.get("k")
+
+
+# ---------------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize("options", [
+    {"url": "ftp://example.com", "key": "k"},
+    {"url": "example.supabase.co", "key": "k"},
+    {"url": "https://x.supabase.co", "key": ""},
+    {"url": "https://x.supabase.co", "key": "k", "table": "agents; drop"},
+    {"url": "https://x.supabase.co", "key": "k", "table": "1agents"},
+    {"url": "https://x.supabase.co", "key": "k", "namespace": "a:b"},
+    {"url": "https://x.supabase.co", "key": "k", "timeout": 0},
+    {"url": "https://x.supabase.co", "key": "k", "ttl": -1},
+])
+def test_bad_options_are_refused(options):
+    with pytest.raises((InvalidOptionError, ValueError)):
+        SupabaseStorageBackend(**options)
+
+
+def test_registry_and_repr():
+    store = Registry.create("supabase", url="https://abc.supabase.co", key=SERVICE_KEY,
+                            table="agent_data")
+    assert isinstance(store, SupabaseStorageBackend)
+    assert SERVICE_KEY not in repr(store)
+    assert "agent_data" in repr(store)
+    with pytest.raises(InvalidOptionError, match="unknown option"):
+        Registry.create("supabase", url="https://abc.supabase.co", key="k", tabel="x")
+
+
+def test_checks():
+    plain = SupabaseStorageBackend("http://db.example.com", SERVICE_KEY)
+    assert [m.id for m in plain.check()] == ["prism_storage.W030"]
+    assert SupabaseStorageBackend("http://127.0.0.1:8000", SERVICE_KEY).check() == []
+    legacy_anon = "e30.eyJyb2xlIjoiYW5vbiJ9.sig"  # {"role": "anon"}
+    assert [m.id for m in SupabaseStorageBackend("https://x.supabase.co", legacy_anon)
+            .check()] == ["prism_storage.W031"]
+
+
+def test_sql_command_prints_the_table_sql():
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("prism_supabase_sql", "--table", "agent_memory", stdout=out)
+    text = out.getvalue()
+    assert 'create table if not exists public."agent_memory"' in text
+    assert 'collate "C"' in text
+    assert "enable row level security" in text
+    assert '"agents' not in text
+    with pytest.raises(CommandError):
+        call_command("prism_supabase_sql", "--table", 'x"; drop table y; --')
+
+
+async def test_one_client_per_event_loop_and_close(store):
+    await store.set("k", {"v": 1})
+    results = []
+
+    def other_loop():
+        async def run():
+            try:
+                results.append(await store.get("k"))
+            finally:
+                await store.close()
+
+        asyncio.run(run())
+
+    thread = threading.Thread(target=other_loop)
+    thread.start()
+    thread.join()
+    assert results == [{"v": 1}]
+    assert await store.get("k") == {"v": 1}  # this loop's client is still open
+
+
+# ---------------------------------------------------------------------- live
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not (os.environ.get("SUPABASE_URL") and os.environ.get("SUPABASE_KEY")),
+                    reason="SUPABASE_URL and SUPABASE_KEY are not set")
+async def test_live_supabase_project():
+    """Against a real project whose table (SUPABASE_TABLE, default "agents") was created
+    with the shipped SQL; works in its own namespace and removes what it wrote."""
+    store = SupabaseStorageBackend(
+        os.environ["SUPABASE_URL"], os.environ["SUPABASE_KEY"],
+        os.environ.get("SUPABASE_TABLE", "agents"), namespace=f"prism-live-{uuid.uuid4().hex}")
+    try:
+        await store.ping()
+        await store.set("agent_1", {"messages": [{"role": "user", "content": "Hello"}]})
+        assert await store.get("agent_1") == {"messages": [{"role": "user", "content": "Hello"}]}
+        await store.set_many({f"t/{i}": {"i": i} for i in range(20)}, ttl=600)
+        assert len(await store.get_many([f"t/{i}" for i in range(20)])) == 20
+        assert [k async for k in store.iter_keys("t/", page_size=7)] == sorted(
+            f"t/{i}" for i in range(20))
+    finally:
+        await store.delete_many(["agent_1", *(f"t/{i}" for i in range(20))])
+        assert list(await store.keys()) == []
+        await store.close()
