@@ -66,6 +66,16 @@ PRISM_STORAGE = {
     "default": {"BACKEND": "orm"},
     # Agent state as JSON files.
     "files": {"BACKEND": "file", "OPTIONS": {"data_dir": BASE_DIR / "agent-data"}},
+    # Long-term memories, searchable by meaning: embedded Qdrant and an offline model.
+    "memory": {
+        "BACKEND": "vector",
+        "OPTIONS": {
+            "provider": "qdrant",
+            "dimensions": 384,
+            "path": env("PRISM_VECTOR_PATH", default=str(BASE_DIR / "agent-vectors")),
+            "embedder": "prism_storage.embeddings.minilm_async",
+        },
+    },
 }
 
 if env("REDIS_URL", default=""):

@@ -51,6 +51,18 @@ STATE: dict[str, dict[str, Any]] = {
 }
 
 
+MEMORIES: dict[str, dict[str, Any]] = {
+    "support-bot/memory/1": {"text": "Customer u-42 prefers answers by email, not chat.",
+                             "agent": "support-bot", "kind": "preference"},
+    "support-bot/memory/2": {"text": "Build minute quotas reset on the first of each month.",
+                             "agent": "support-bot", "kind": "fact"},
+    "support-bot/memory/3": {"text": "Password resets are done from the account settings page.",
+                             "agent": "support-bot", "kind": "fact"},
+    "research-agent/memory/1": {"text": "User u-7 studies retrieval augmented generation.",
+                                "agent": "research-agent", "kind": "preference"},
+}
+
+
 class Command(BaseCommand):
     help = "Seed the demo stores with example agent records (and a demo admin user)."
 
@@ -62,8 +74,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         asyncio.run(self._seed())
         self.stdout.write(
-            f"Seeded {len(CONVERSATIONS)} conversations into 'default' and "
-            f"{len(STATE)} agent states into 'files'."
+            f"Seeded {len(CONVERSATIONS)} conversations into 'default', {len(STATE)} agent "
+            f"states into 'files' and {len(MEMORIES)} memories into 'memory'."
         )
         if not options["no_user"]:
             user_model = get_user_model()
@@ -75,5 +87,8 @@ class Command(BaseCommand):
         try:
             await storages["default"].set_many(CONVERSATIONS)
             await storages["files"].set_many(STATE)
+            await storages["memory"].set_many(MEMORIES)
+            hits = await storages["memory"].search("How do I change my password?", limit=1)
+            self.stdout.write(f"Memory search 'How do I change my password?' -> {hits[0]['key']}")
         finally:
             await storages.aclose_all()

@@ -279,10 +279,17 @@ class VectorStorageBackend(BaseStorageBackend):
         return data
 
     async def _embed(self, text: str, path: str) -> list[float]:
-        assert self.embedder is not None
-        result = self.embedder(text)
-        if inspect.isawaitable(result):
-            result = await result
+        embedder = self.embedder
+        assert embedder is not None
+        if inspect.iscoroutinefunction(embedder) or inspect.iscoroutinefunction(
+            getattr(embedder, "__call__", None)  # noqa: B004 - an async __call__ counts
+        ):
+            result = await embedder(text)
+        else:
+            # A sync embedder is CPU work (a model): keep it off the event loop.
+            result = await asyncio.to_thread(embedder, text)
+            if inspect.isawaitable(result):
+                result = await result
         return self._vector(result, path)
 
     async def _record(self, key: str, value: dict[str, Any], data: str) -> Record:
