@@ -20,3 +20,23 @@ def storage_setting() -> Any:
 def api_max_body_size() -> int:
     """Largest request body the JSON API accepts, in bytes (``PRISM_STORAGE_API_MAX_BODY``)."""
     return int(getattr(settings, "PRISM_STORAGE_API_MAX_BODY", 10 * 1024 * 1024))
+
+
+def access_policy() -> Any:
+    """The callable named by ``PRISM_STORAGE_ACCESS`` (a dotted path or a callable), or
+    ``None``. It is called as ``policy(user, alias, operation) -> bool``."""
+    policy = getattr(settings, "PRISM_STORAGE_ACCESS", None)
+    if policy is None or callable(policy):
+        return policy
+    from django.utils.module_loading import import_string
+
+    from .exceptions import ConfigurationError
+
+    try:
+        if not isinstance(policy, str):
+            raise TypeError(f"got {type(policy).__name__}")
+        return import_string(policy)
+    except (ImportError, TypeError) as exc:
+        raise ConfigurationError(
+            f"PRISM_STORAGE_ACCESS must be a callable or the dotted path of one: {exc}"
+        ) from exc

@@ -1,0 +1,76 @@
+"""Who may do what to which store: shared by the JSON API and the admin store browser.
+
+Two layers, both must allow an operation:
+
+1. Django permissions on the ``Record`` model, for records of *every* store:
+   ``view`` needs ``prism_storage.view_record`` (or ``change_record``, as in the admin),
+   ``change`` (create or replace) needs ``prism_storage.change_record``,
+   ``delete`` needs ``prism_storage.delete_record``. Superusers have them all.
+2. The optional per-user hook ``PRISM_STORAGE_ACCESS``: a callable (or its dotted path)
+   ``policy(user, alias, operation) -> bool``, consulted for every user, superusers
+   included. A store the policy refuses to ``"view"`` is hidden: it is left out of
+   listings and answered as unknown (404); refusing another operation is a 403.
+
+The functions here are synchronous (permissions and policies may query the database);
+async callers run them through ``sync_to_async``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from .conf import access_policy
+from .handler import storages
+
+__all__ = ["OPERATIONS", "Operation", "has_model_permission", "policy_allows", "visible_aliases"]
+
+Operation = Literal["view", "change", "delete"]
+OPERATIONS: tuple[Operation, ...] = ("view", "change", "delete")
+
+_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    # Any one of the listed permissions grants the operation.
+    "view": ("prism_storage.view_record", "prism_storage.change_record"),
+    "change": ("prism_storage.change_record",),
+    "delete": ("prism_storage.delete_record",),
+}
+
+
+def has_model_permission(user: Any, operation: Operation) -> bool:
+    """Whether ``user`` holds a Django permission granting ``operation`` on records."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    return any(user.has_perm(perm) for perm in _PERMISSIONS[operation])
+
+
+def policy_allows(user: Any, alias: str, operation: Operation) -> bool:
+    """Whether the ``PRISM_STORAGE_ACCESS`` hook (if any) lets ``user`` do ``operation``."""
+    policy = access_policy()
+    return policy is None or bool(policy(user, alias, operation))
+
+
+def store_configured(alias: str) -> bool:
+    return alias in storages.settings
+
+
+def visible_aliases(user: Any) -> list[str]:
+    """The configured aliases ``user`` may view, in setting order."""
+    if not has_model_permission(user, "view"):
+        return []
+    return [alias for alias in storages.settings if policy_allows(user, alias, "view")]
+
+
+def check_store_access(user: Any, alias: str, operation: Operation) -> str | None:
+    """Why ``user`` may not do ``operation`` on store ``alias``; ``None`` if allowed.
+
+    Returns ``"not_authenticated"``, ``"permission_denied"`` or ``"unknown_store"`` (the
+    store is not configured or hidden from this user by the policy).
+    """
+    if not (user.is_authenticated and user.is_active):
+        return "not_authenticated"
+    if not has_model_permission(user, operation):
+        return "permission_denied"
+    if not store_configured(alias) or not policy_allows(user, alias, "view"):
+        return "unknown_store"
+    if operation != "view" and not policy_allows(user, alias, operation):
+        return "permission_denied"
+    return None

@@ -1,0 +1,368 @@
+"""The admin's store browser: every configured store, through the backend API only.
+
+Pages (all under the ``Record`` admin, each wrapped in ``admin_site.admin_view``):
+the store list with health, a store's keys (cursor pages, prefix search, bulk delete),
+a record, its edit form, a delete confirmation, and similarity search. Access follows
+:mod:`prism_storage.access`, as in the JSON API. The views are synchronous and reach the
+async backends through :class:`~prism_storage.sync.SyncStore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import async_to_sync
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.http import urlencode
+
+from .access import Operation, check_store_access, has_model_permission, visible_aliases
+from .backends.base import BaseStorageBackend
+from .exceptions import ConfigurationError, InvalidKeyError, InvalidValueError, PrismStorageError
+from .handler import storages
+from .sync import SyncStore, _outer_loop_running
+from .views import supports_text_search
+
+if TYPE_CHECKING:
+    from django.contrib.admin import ModelAdmin
+
+__all__ = ["StoreBrowser"]
+
+PAGE_SIZE = 50
+PREVIEW_CHARS = 120
+MAX_SEARCH_LIMIT = 100
+TEMPLATES = "admin/prism_storage/"
+
+
+def _failure(exc: BaseException) -> str:
+    """A message for the page: what went wrong, without the driver's details."""
+    if isinstance(exc, ConfigurationError):
+        return "This store is not configured correctly (run manage.py check)."
+    if isinstance(exc, InvalidKeyError | InvalidValueError):
+        return str(exc)
+    return f"The store failed: {type(exc).__name__}. {exc}"
+
+
+class RecordValueForm(forms.Form):
+    key = forms.CharField(max_length=512, strip=False)
+    value = forms.JSONField()  # replaced by PrettyJSONField in __init__ (import cycle)
+
+    def __init__(self, *args: Any, adding: bool, **kwargs: Any) -> None:
+        from .admin import PrettyJSONField
+
+        super().__init__(*args, **kwargs)
+        self.fields["value"] = PrettyJSONField()
+        if not adding:
+            self.fields["key"].disabled = True
+
+    def clean_key(self) -> str:
+        from .admin import clean_record_key
+
+        return clean_record_key(self.cleaned_data["key"])
+
+
+class SearchForm(forms.Form):
+    embedding = forms.JSONField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+        help_text="A JSON list of numbers.")
+    text = forms.CharField(required=False, help_text="Text to embed (stores with an embedder).")
+    limit = forms.IntegerField(min_value=1, max_value=MAX_SEARCH_LIMIT, initial=5)
+    filter = forms.JSONField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
+        help_text="Optional JSON object.")
+
+    def __init__(self, *args: Any, text_search: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not text_search:
+            del self.fields["text"]
+
+    def clean_embedding(self) -> list[float] | None:
+        embedding = self.cleaned_data.get("embedding")
+        if embedding is None:
+            return None
+        if type(embedding) is not list or not embedding or not all(
+            type(x) in (int, float) for x in embedding
+        ):
+            raise ValidationError("Give a non-empty JSON list of numbers.")
+        return [float(x) for x in embedding]
+
+    def clean_filter(self) -> dict[str, Any] | None:
+        value = self.cleaned_data.get("filter")
+        if value is not None and type(value) is not dict:
+            raise ValidationError("The filter must be a JSON object.")
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if bool(data.get("embedding")) == bool(data.get("text")):
+            raise ValidationError(
+                "Give an embedding or a text, not both." if data.get("text")
+                else "Give an embedding."
+            )
+        return data
+
+
+class StoreBrowser:
+    """The browser's views, bound to the ``Record`` model admin."""
+
+    def __init__(self, model_admin: ModelAdmin[Any]) -> None:
+        self.model_admin = model_admin
+        self.admin_site = model_admin.admin_site
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("stores/", wrap(self.stores_view), name="prism_storage_stores"),
+            path("stores/<str:alias>/", wrap(self.records_view),
+                 name="prism_storage_store_records"),
+            path("stores/<str:alias>/record/", wrap(self.record_view),
+                 name="prism_storage_store_record"),
+            path("stores/<str:alias>/record/edit/", wrap(self.edit_view),
+                 name="prism_storage_store_record_edit"),
+            path("stores/<str:alias>/delete/", wrap(self.delete_view),
+                 name="prism_storage_store_delete"),
+            path("stores/<str:alias>/search/", wrap(self.search_view),
+                 name="prism_storage_store_search"),
+        ]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model_admin.model._meta,
+            "title": title,
+            **extra,
+        }
+
+    def _open(self, request: HttpRequest, alias: str, operation: Operation) -> BaseStorageBackend:
+        """The store ``alias`` if the user may do ``operation`` on it (else 404 / 403)."""
+        problem = check_store_access(request.user, alias, operation)
+        if problem == "unknown_store":
+            raise Http404(f"No store {alias!r} is configured.")
+        if problem is not None:
+            raise PermissionDenied
+        try:
+            return storages[alias]
+        except ConfigurationError as exc:
+            raise Http404(_failure(exc)) from exc
+
+    def _store_context(self, request: HttpRequest, alias: str, store: BaseStorageBackend
+                       ) -> dict[str, Any]:
+        user = request.user
+        return {
+            "alias": alias,
+            "store": store,
+            "backend": store.backend_name,
+            "can_change": check_store_access(user, alias, "change") is None,
+            "can_delete": check_store_access(user, alias, "delete") is None,
+            "records_url": self._url("prism_storage_store_records", alias),
+        }
+
+    @staticmethod
+    def _url(name: str, alias: str, **query: Any) -> str:
+        url = reverse(f"admin:{name}", kwargs={"alias": alias})
+        query = {k: v for k, v in query.items() if v not in (None, "")}
+        return f"{url}?{urlencode(query, doseq=True)}" if query else url
+
+    def _key_param(self, request: HttpRequest) -> str:
+        key = request.GET.get("key", "")
+        if not key:
+            raise Http404("No key given.")
+        return key
+
+    # -------------------------------------------------------------------- pages
+
+    def stores_view(self, request: HttpRequest) -> HttpResponse:
+        if not has_model_permission(request.user, "view"):
+            raise PermissionDenied
+        rows: list[dict[str, Any]] = []
+        healthy: dict[str, BaseStorageBackend] = {}
+        for alias in visible_aliases(request.user):
+            row: dict[str, Any] = {"alias": alias, "url": self._url(
+                "prism_storage_store_records", alias)}
+            try:
+                store = storages[alias]
+            except ConfigurationError as exc:
+                row.update(backend="?", health=_failure(exc), ok=False)
+            else:
+                healthy[alias] = store
+                row.update(backend=store.backend_name, description=store.describe(),
+                           capabilities=[k for k, v in store.capabilities.items() if v])
+            rows.append(row)
+        health = _ping_all(healthy)
+        for row in rows:
+            if row["alias"] in health:
+                problem = health[row["alias"]]
+                row.update(ok=problem is None, health=problem or "OK")
+        return TemplateResponse(request, TEMPLATES + "stores.html",
+                                self._context(request, "Stores", rows=rows))
+
+    def records_view(self, request: HttpRequest, alias: str) -> HttpResponse:
+        store = self._open(request, alias, "view")
+        context = self._context(request, f"Store “{alias}”",
+                                **self._store_context(request, alias, store))
+        prefix = request.GET.get("q", "")
+        cursor = request.GET.get("cursor") or None
+        context.update(prefix=prefix, listing=store.supports_listing,
+                       search_url=self._url("prism_storage_store_search", alias),
+                       record_url=self._url("prism_storage_store_record", alias),
+                       edit_url=self._url("prism_storage_store_record_edit", alias),
+                       delete_url=self._url("prism_storage_store_delete", alias))
+        if store.supports_listing:
+            try:
+                sync = SyncStore(store)
+                page = sync.keys(prefix, PAGE_SIZE, cursor)
+                values = sync.get_many(page.keys)
+            except (PrismStorageError, ConfigurationError) as exc:
+                context["error"] = _failure(exc)
+            else:
+                context["rows"] = [self._row(alias, key, values.get(key)) for key in page.keys]
+                context["next_url"] = page.cursor and self._url(
+                    "prism_storage_store_records", alias, q=prefix, cursor=page.cursor)
+                context["first_url"] = cursor and self._url(
+                    "prism_storage_store_records", alias, q=prefix)
+        return TemplateResponse(request, TEMPLATES + "store_records.html", context)
+
+    def _row(self, alias: str, key: str, value: dict[str, Any] | None) -> dict[str, Any]:
+        text = "" if value is None else json.dumps(value, ensure_ascii=False)
+        return {
+            "key": key,
+            "url": self._url("prism_storage_store_record", alias, key=key),
+            "size": len(text.encode()),
+            "preview": text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else ""),
+        }
+
+    def record_view(self, request: HttpRequest, alias: str) -> HttpResponse:
+        from .admin import pretty_json
+
+        store = self._open(request, alias, "view")
+        key = self._key_param(request)
+        context = self._context(request, key, **self._store_context(request, alias, store))
+        try:
+            value = SyncStore(store).get(key)
+        except (PrismStorageError, ConfigurationError) as exc:
+            context["error"] = _failure(exc)
+        else:
+            if value is None:
+                raise Http404("No record has this key.")
+            context["value_json"] = pretty_json(value)
+        context.update(
+            key=key,
+            edit_url=self._url("prism_storage_store_record_edit", alias, key=key),
+            delete_url=self._url("prism_storage_store_delete", alias, key=key),
+        )
+        return TemplateResponse(request, TEMPLATES + "record_detail.html", context)
+
+    def edit_view(self, request: HttpRequest, alias: str) -> HttpResponse:
+        """Edit the record ``?key=``, or add a record when no key is given."""
+        store = self._open(request, alias, "change")
+        sync = SyncStore(store)
+        key = request.GET.get("key", "")
+        adding = not key
+        context = self._context(request, "Add record" if adding else f"Change {key}",
+                                **self._store_context(request, alias, store))
+        initial: dict[str, Any] = {"key": key, "value": {}}
+        if not adding and request.method != "POST":
+            try:
+                value = sync.get(key)
+            except (PrismStorageError, ConfigurationError) as exc:
+                value = None
+                context["error"] = _failure(exc)
+            else:
+                if value is None:
+                    raise Http404("No record has this key.")
+            initial["value"] = value
+        form = RecordValueForm(request.POST if request.method == "POST" else None,
+                               initial=initial, adding=adding)
+        if request.method == "POST" and form.is_valid():
+            key = form.cleaned_data["key"]
+            try:
+                if adding and sync.exists(key):
+                    form.add_error("key", "A record with this key exists already.")
+                else:
+                    sync.set(key, form.cleaned_data["value"])
+            except InvalidValueError as exc:
+                form.add_error("value", str(exc))
+            except (PrismStorageError, ConfigurationError) as exc:
+                context["error"] = _failure(exc)
+            else:
+                if not form.errors:
+                    messages.success(request, f"Saved the record “{key}”.")
+                    return HttpResponseRedirect(
+                        self._url("prism_storage_store_record", alias, key=key))
+        cancel_url = (context["records_url"] if adding
+                      else self._url("prism_storage_store_record", alias, key=key))
+        context.update(form=form, key=key, adding=adding, cancel_url=cancel_url)
+        return TemplateResponse(request, TEMPLATES + "record_form.html", context)
+
+    def delete_view(self, request: HttpRequest, alias: str) -> HttpResponse:
+        """Confirm, then delete, the records named by ``key`` (GET or POST, repeatable)."""
+        store = self._open(request, alias, "delete")
+        data = request.POST if request.method == "POST" else request.GET
+        keys = list(dict.fromkeys(k for k in data.getlist("key") if k))
+        records_url = self._url("prism_storage_store_records", alias)
+        if not keys:
+            messages.warning(request, "Select the records to delete first.")
+            return HttpResponseRedirect(records_url)
+        context = self._context(request, "Are you sure?",
+                                **self._store_context(request, alias, store), keys=keys)
+        if request.method == "POST" and request.POST.get("confirm") == "yes":
+            try:
+                SyncStore(store).delete_many(keys)
+            except (PrismStorageError, ConfigurationError) as exc:
+                context["error"] = _failure(exc)
+            else:
+                messages.success(request, f"Deleted {len(keys)} record(s) from “{alias}”.")
+                return HttpResponseRedirect(records_url)
+        return TemplateResponse(request, TEMPLATES + "delete_confirmation.html", context)
+
+    def search_view(self, request: HttpRequest, alias: str) -> HttpResponse:
+        store = self._open(request, alias, "view")
+        context = self._context(request, f"Search “{alias}”",
+                                **self._store_context(request, alias, store))
+        text_search = supports_text_search(store)
+        form = SearchForm(request.GET or None, text_search=text_search)
+        context.update(form=form, searchable=store.supports_search)
+        if store.supports_search and form.is_valid():
+            data = form.cleaned_data
+            query = data.get("text") or data["embedding"]
+            try:
+                results = SyncStore(store).search(query, data["limit"], filter=data["filter"])
+            except (PrismStorageError, ConfigurationError) as exc:
+                context["error"] = _failure(exc)
+            else:
+                context["results"] = [
+                    {**self._row(alias, r["key"], r.get("value")), "score": r["score"]}
+                    for r in results
+                ]
+        return TemplateResponse(request, TEMPLATES + "search.html", context)
+
+
+def _ping_all(stores: dict[str, BaseStorageBackend]) -> dict[str, str | None]:
+    """Ping every store concurrently: alias -> ``None`` if healthy, else what failed."""
+
+    async def ping(store: BaseStorageBackend) -> str | None:
+        try:
+            await store.ping()
+        except Exception as exc:  # any failure is a health result, never a crashed page
+            return _failure(exc)
+        return None
+
+    async def ping_all() -> dict[str, str | None]:
+        try:
+            results = await asyncio.gather(*(ping(s) for s in stores.values()))
+            return dict(zip(stores, results, strict=True))
+        finally:
+            if not outer_loop:  # the loop async_to_sync made ends now: release its clients
+                for store in stores.values():
+                    await store.close()
+
+    outer_loop = _outer_loop_running()
+    return async_to_sync(ping_all)()

@@ -1,0 +1,87 @@
+"""Secrets never leak: every backend is configured with recognisable secrets, made to
+fail, and everything a user could see is searched for them — reprs, error messages with
+their whole chain of causes and contexts, and every log record at DEBUG level."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import traceback
+
+import pytest
+
+from prism_storage import Registry
+from prism_storage.exceptions import PrismStorageError
+
+REDIS_PASSWORD = "Redis-Pw-5ecret-77"
+SUPABASE_KEY = "sb-Secret-Key-0123456789abcdef"
+PINECONE_KEY = "pcsk_Secret-Pinecone-4242"
+QDRANT_KEY = "qdrant-Secret-Key-3131"
+SECRETS = [REDIS_PASSWORD, SUPABASE_KEY, PINECONE_KEY, QDRANT_KEY]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def failing_stores() -> dict[str, tuple[str, dict]]:
+    port = closed_port()
+    return {
+        "redis": ("redis", {"url": f"redis://agent:{REDIS_PASSWORD}@127.0.0.1:{port}/0",
+                            "timeout": 2}),
+        "redis-cluster": ("redis", {"url": f"redis+cluster://agent:{REDIS_PASSWORD}@127.0.0.1:"
+                                           f"{port}/0", "timeout": 2}),
+        "supabase": ("supabase", {"url": f"http://127.0.0.1:{port}", "key": SUPABASE_KEY,
+                                  "timeout": 2}),
+        "pinecone": ("vector", {"provider": "pinecone", "api_key": PINECONE_KEY,
+                                "url": f"http://127.0.0.1:{port}", "dimensions": 4,
+                                "timeout": 2}),
+        "qdrant": ("vector", {"provider": "qdrant", "api_key": QDRANT_KEY,
+                              "url": f"http://127.0.0.1:{port}", "dimensions": 4,
+                              "timeout": 2}),
+    }
+
+
+def assert_no_secret(text: str, where: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"a secret leaked into {where}: ...{text[-500:]}"
+
+
+@pytest.mark.parametrize("name", sorted(failing_stores()))
+async def test_no_secret_in_repr_errors_or_logs(name, caplog):
+    backend, options = failing_stores()[name]
+    caplog.set_level(logging.DEBUG)
+    store = Registry.create(backend, **options)
+    seen: list[str] = [repr(store), str(store), store.describe()]
+    operations = [
+        lambda: store.get("k"),
+        lambda: store.set("k", {"v": 1, "embedding": [0.1, 0.2, 0.3, 0.4]}),
+        lambda: store.delete("k"),
+        lambda: store.get_many(["a", "b"]),
+        lambda: store.ping(),
+    ]
+    if store.supports_listing:
+        operations.append(lambda: store.keys())
+    if store.supports_search:
+        operations.append(lambda: store.search([0.1, 0.2, 0.3, 0.4]))
+    failures = 0
+    try:
+        for operation in operations:
+            try:
+                await operation()
+            except PrismStorageError as exc:
+                failures += 1
+                seen.append("".join(traceback.format_exception(exc)))
+                seen.append(repr(exc))
+                seen.extend(repr(a) for a in exc.args)
+    finally:
+        await store.close()
+    assert failures == len(operations), "every call to an unreachable store must fail"
+    for record in caplog.records:
+        seen.append(record.getMessage())
+        if record.exc_info:
+            seen.append("".join(traceback.format_exception(*record.exc_info)))
+    for text in seen:
+        assert_no_secret(text, name)
