@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, register
 
-from .conf import storage_setting
+from .conf import access_policy, storage_setting
 from .exceptions import ConfigurationError, InvalidOptionError, MissingDependencyError
 from .handler import alias_config
 from .registry import Registry, check_options
@@ -44,6 +44,22 @@ def check_storage_setting(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     for alias in setting:
         messages.extend(_check_alias(setting, alias))
     return messages
+
+
+@register(Tags.security, "prism_storage")
+def check_access_policy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    try:
+        access_policy()
+    except ConfigurationError as exc:
+        return [
+            Error(
+                str(exc),
+                hint="PRISM_STORAGE_ACCESS = 'myproject.access.policy', a callable "
+                "policy(user, alias, operation) -> bool.",
+                id="prism_storage.E010",
+            )
+        ]
+    return []
 
 
 def _check_alias(setting: dict[str, Any], alias: Any) -> list[CheckMessage]:

@@ -141,3 +141,18 @@ def test_bad_setting_raises_configuration_error_on_use(settings):
     settings.PRISM_STORAGE = ["not", "a", "dict"]
     with pytest.raises(ConfigurationError):
         storages["default"]
+
+
+@pytest.mark.parametrize("policy", ["no.such.module.policy", 42])
+def test_bad_access_policy_is_reported(settings, policy):
+    settings.PRISM_STORAGE_ACCESS = policy
+    assert ids(prism_checks()) == ["prism_storage.E010"]
+
+
+def test_access_policy_path_is_accepted(settings):
+    settings.PRISM_STORAGE_ACCESS = "tests.test_settings_and_checks.allow_all"
+    assert prism_checks() == []
+
+
+def allow_all(user, alias, operation):
+    return True

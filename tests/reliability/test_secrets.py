@@ -85,3 +85,30 @@ async def test_no_secret_in_repr_errors_or_logs(name, caplog):
             seen.append("".join(traceback.format_exception(*record.exc_info)))
     for text in seen:
         assert_no_secret(text, name)
+
+
+@pytest.mark.django_db
+def test_no_secret_in_api_responses_or_admin_pages(client, django_user_model, settings):
+    settings.PRISM_STORAGE = {
+        "default": {"BACKEND": "orm"},
+        **{name: {"BACKEND": backend, "OPTIONS": options}
+           for name, (backend, options) in failing_stores().items()},
+    }
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin)
+    pages = [client.get("/prism/api/stores/"), client.get("/admin/prism_storage/record/stores/")]
+    assert pages[0].status_code == 200 and pages[1].status_code == 200
+    for name in failing_stores():
+        api = client.get(f"/prism/api/stores/{name}/records/agent-1")
+        assert api.status_code == 503, (name, api.content[:300])
+        assert api.json()["error"]["code"]
+        pages.append(api)
+        pages.append(client.put(f"/prism/api/stores/{name}/records/agent-1",
+                                data={"v": 1, "embedding": [0.1, 0.2, 0.3, 0.4]},
+                                content_type="application/json"))
+        pages.append(client.get(f"/admin/prism_storage/record/stores/{name}/"))
+        pages.append(client.get(f"/admin/prism_storage/record/stores/{name}/record/",
+                                {"key": "agent-1"}))
+    for response in pages:
+        assert response.status_code < 500 or response.status_code == 503
+        assert_no_secret(response.content.decode("utf-8", "replace"), response.request["PATH_INFO"])
