@@ -98,6 +98,9 @@ class BaseStorageBackend:
     supports_sweep: ClassVar[bool] = False
     #: The batch operations are single round trips rather than the generic fallbacks.
     native_batch: ClassVar[bool] = False
+    #: Several processes may use the store at once (false for embedded engines that lock
+    #: their files, such as Qdrant's local mode).
+    shared_across_processes: bool = True
     #: Largest encoded value (bytes) the store accepts; bigger ones raise InvalidValueError.
     max_value_bytes: ClassVar[int | None] = None
     #: Options that hold secrets: never shown in repr, logs or errors.
@@ -220,6 +223,7 @@ class BaseStorageBackend:
             "search": self.supports_search,
             "sweep": self.supports_sweep,
             "native_batch": self.native_batch,
+            "shared_across_processes": self.shared_across_processes,
         }
 
     def describe(self) -> str:
@@ -236,7 +240,11 @@ class BaseStorageBackend:
         import importlib.util
 
         for module, extra in cls.requires:
-            if importlib.util.find_spec(module) is None:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):  # a parent package is missing or broken
+                found = False
+            if not found:
                 raise MissingDependencyError(cls.backend_name, module, extra)
 
     def __repr__(self) -> str:

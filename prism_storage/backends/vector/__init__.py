@@ -147,6 +147,8 @@ class VectorStorageBackend(BaseStorageBackend):
         self.metric: Metric = metric
         self.url = url
         self.path = path
+        # Embedded engines own their files: one process at a time.
+        self.shared_across_processes = url is not None or provider == "pinecone"
         self.text_field = text_field
         self.timeout = float(timeout)
         self.embedder = self._resolve_embedder(embedder)
