@@ -20,8 +20,23 @@ async def close_db_connections():
 
 
 # Fixtures of tests/support, made visible to every test module.
+from tests.support.postgres import throwaway_postgres  # noqa: E402, F401
+from tests.support.redis import redis_cluster, redis_server  # noqa: E402, F401
 from tests.support.stores import (  # noqa: E402, F401
     file_store_config,
     orm_store_config,
+    redis_store_config,
     store_config,
+)
+from tests.support.supabase import (  # noqa: E402, F401
+    postgrest_standin,
+    supabase_admin,
+    supabase_database,
+    supabase_store_config,
+    supabase_table,
+)
+from tests.support.vector import (  # noqa: E402, F401
+    milvus_db,
+    pinecone_server,
+    vector_store_config,
 )

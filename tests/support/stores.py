@@ -15,6 +15,9 @@ import pytest
 STORE_KINDS: dict[str, str] = {
     "file": "file_store_config",
     "orm": "orm_store_config",
+    "redis": "redis_store_config",
+    "supabase": "supabase_store_config",
+    "vector": "vector_store_config",
 }
 
 
@@ -22,6 +25,18 @@ STORE_KINDS: dict[str, str] = {
 def file_store_config(tmp_path):
     def make(namespace: str = "main") -> dict:
         return {"BACKEND": "file", "OPTIONS": {"data_dir": str(tmp_path / "files" / namespace)}}
+
+    return make
+
+
+@pytest.fixture
+def redis_store_config(redis_server):
+    """Stores on the session's private redis-server, each under a prefix of its own."""
+    run = uuid.uuid4().hex[:8]
+
+    def make(namespace: str = "main") -> dict:
+        return {"BACKEND": "redis",
+                "OPTIONS": {"url": redis_server.url, "prefix": f"test-{run}:{namespace}:"}}
 
     return make
 
