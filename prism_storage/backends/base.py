@@ -9,11 +9,10 @@ the specification still offers the whole API; built-in backends override them na
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import re
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -22,6 +21,7 @@ from ..exceptions import (
     BackendUnavailableError,
     InvalidValueError,
     MissingDependencyError,
+    PrismStorageError,
     UnsupportedOperationError,
 )
 
@@ -29,6 +29,7 @@ __all__ = ["BaseStorageBackend", "Clock", "KeyPage", "redact"]
 
 Clock = Callable[[], float]
 ClientT = TypeVar("ClientT")
+T = TypeVar("T")
 
 #: ``keys()`` returns at most this many keys per page unless asked otherwise.
 DEFAULT_PAGE_SIZE = 100
@@ -331,24 +332,28 @@ class BaseStorageBackend:
             error.__cause__ = exc
         return error
 
-    @contextlib.asynccontextmanager
-    async def _io(
-        self, action: str, errors: tuple[type[BaseException], ...] = ()
-    ) -> AsyncIterator[None]:
-        """Bound the enclosed I/O by ``self.timeout`` and map failures to the typed error.
+    async def _guard(
+        self,
+        action: str,
+        awaitable: Awaitable[T],
+        errors: tuple[type[BaseException], ...] = (),
+    ) -> T:
+        """Await ``awaitable`` within ``self.timeout``, mapping failures to the typed error.
 
-        ``errors`` are the client library's connection-level exceptions.
+        ``errors`` are the client library's connection-level exceptions; they, timeouts and
+        ``OSError`` become :class:`BackendUnavailableError` (secrets scrubbed). Errors that
+        are already typed pass through.
         """
-        error: BackendUnavailableError | None = None
         try:
             async with asyncio.timeout(self.timeout):
-                yield
+                return await awaitable
+        except PrismStorageError:
+            raise  # already typed (BackendPermissionError is an OSError too)
         except (TimeoutError, OSError, *errors) as exc:  # type: ignore[misc]
             error = self._unavailable(exc, action)
-        if error is not None:
-            # Raised outside the except block so that the driver's exception (which may
-            # quote a secret) is not kept as __context__.
-            raise error from error.__cause__
+        # Raised here, after the except block, so the driver's exception (which may quote a
+        # secret) is not attached as __context__.
+        raise error from error.__cause__
 
 
 def check_ttl(ttl: object) -> float:

@@ -299,11 +299,11 @@ class SupabaseStorageBackend(BaseStorageBackend):
         httpx = require("httpx", backend="supabase", extra="supabase")
         for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
             failure: _HTTPStatusError | None = None
-            async with self._io(action, errors=(httpx.TransportError,)):
-                try:
-                    return await build(self._clients.get().client.table(self.table)).execute()
-                except _HTTPStatusError as exc:
-                    failure = exc
+            request = build(self._clients.get().client.table(self.table)).execute()
+            try:
+                return await self._guard(action, request, (httpx.TransportError,))
+            except _HTTPStatusError as exc:
+                failure = exc
             assert failure is not None
             if failure.status != 409 or attempt == _CONFLICT_ATTEMPTS:
                 error = self._typed_error(failure, action)

@@ -309,8 +309,7 @@ class VectorStorageBackend(BaseStorageBackend):
 
     async def _adapter(self) -> VectorAdapter:
         adapter = self._adapters.get()
-        async with self._io("connect", adapter.errors):
-            await adapter.ready()
+        await self._guard("connect", adapter.ready(), adapter.errors)
         return adapter
 
     async def _get(self, key: str) -> dict[str, Any] | None:
@@ -325,8 +324,7 @@ class VectorStorageBackend(BaseStorageBackend):
 
     async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         adapter = await self._adapter()
-        async with self._io("read", adapter.errors):
-            found = await adapter.fetch(keys)
+        found = await self._guard("read", adapter.fetch(keys), adapter.errors)
         return {key: self._decode(found[key]) for key in keys if key in found}
 
     async def _set_many(
@@ -334,18 +332,16 @@ class VectorStorageBackend(BaseStorageBackend):
     ) -> None:
         records = await asyncio.gather(*(self._record(k, v, data) for k, v, data in items))
         adapter = await self._adapter()
-        async with self._io("write", adapter.errors):
-            await adapter.upsert(list(records))
+        await self._guard("write", adapter.upsert(list(records)), adapter.errors)
 
     async def _delete_many(self, keys: list[str]) -> None:
         adapter = await self._adapter()
-        async with self._io("delete", adapter.errors):
-            await adapter.delete(keys)
+        await self._guard("delete", adapter.delete(keys), adapter.errors)
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         adapter = await self._adapter()
-        async with self._io("list keys", adapter.errors):
-            return await adapter.list_keys(prefix, limit, cursor)
+        return await self._guard("list keys", adapter.list_keys(prefix, limit, cursor),
+                                 adapter.errors)
 
     async def ping(self) -> None:
         await self._adapter()
@@ -376,8 +372,7 @@ class VectorStorageBackend(BaseStorageBackend):
         else:
             vector = self._vector(embedding, "embedding")
         adapter = await self._adapter()
-        async with self._io("search", adapter.errors):
-            hits = await adapter.query(vector, limit, where)
+        hits = await self._guard("search", adapter.query(vector, limit, where), adapter.errors)
         kind = adapter.score_kind()
         scored = sorted(((to_score(kind, hit.native_score), hit) for hit in hits),
                         key=lambda pair: pair[0], reverse=True)
