@@ -98,9 +98,11 @@ def _find_problem(value: Any) -> InvalidValueError | None:
                             f"{path}: dict keys must be str, not {type(k).__name__} ({k!r}).",
                             path,
                         )
-                    if "\x00" in k:
+                    if "\x00" in k or not _utf8_encodable(k):
                         return InvalidValueError(
-                            f"{path}: dict keys must not contain NUL (U+0000).", path
+                            f"{path}: dict keys must not contain NUL (U+0000) or lone "
+                            "surrogates.",
+                            path,
                         )
                     stack.append((v, _child(path, k), depth + 1))
             else:
@@ -115,6 +117,45 @@ def _find_problem(value: Any) -> InvalidValueError | None:
     return None
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain_json(value: dict[str, Any]) -> bool:
+    """Fast check that ``value`` holds only dicts with str keys, lists and JSON scalars,
+    nested at most MAX_DEPTH levels. Strings and floats are checked later on the JSON text."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        container, depth = pop()
+        if depth >= MAX_DEPTH:
+            return False
+        if type(container) is dict:
+            for key in container:
+                if type(key) is not str:
+                    return False
+            children = container.values()
+        else:
+            children = container
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                push((child, depth + 1))
+            elif kind not in _SCALARS:
+                return False
+    return True
+
+
+def _utf8_encodable(text: str) -> bool:
+    """False if ``text`` holds a lone surrogate (the only str UTF-8 cannot encode)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def encode_value(value: object) -> str:
     """Validate ``value`` and return its compact JSON text.
 
@@ -127,9 +168,19 @@ def encode_value(value: object) -> str:
         raise InvalidValueError(
             f"$: a value must be a dict of JSON data, not {type(value).__name__}.", "$"
         )
+    # The common case costs one cheap walk and C-speed checks of the text; the precise
+    # walk, which names the offending item, runs only when one of them objects.
+    if _plain_json(value):
+        try:
+            text = _encoder.encode(value)
+        except ValueError:  # NaN or infinity
+            text = None
+        if text is not None and "\\u0000" not in text and _utf8_encodable(text):
+            return text
     problem = _find_problem(value)
     if problem is not None:
         raise problem
+    # A string that merely spells a backslash-u0000 escape was a false alarm.
     return _encoder.encode(value)
 
 

@@ -137,6 +137,7 @@ INVALID_VALUES: list[tuple[str, Any, str]] = [
     ("int dict key", {"counts": {1: "one"}}, "$['counts']"),
     ("NUL in string", {"text": "a\x00b"}, "$['text']"),
     ("lone surrogate", {"text": "a\udc80b"}, "$['text']"),
+    ("lone surrogate in a dict key", {"meta": {"\ud800": 1}}, "$['meta']"),
 ]
 
 

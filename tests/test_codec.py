@@ -1,0 +1,85 @@
+"""The codec: the fast acceptance path agrees with the precise walk, on any input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prism_storage.codec import (
+    MAX_DEPTH,
+    _find_problem,
+    check_decimal_exact,
+    decode_value,
+    encode_value,
+    validate_key,
+)
+from prism_storage.exceptions import InvalidKeyError, InvalidValueError
+from prism_storage.testing.conformance import _values
+
+any_char = st.characters(exclude_categories=())
+
+
+@settings(max_examples=1500, deadline=None)
+@given(value=st.dictionaries(st.text(any_char, max_size=8), _values, max_size=6))
+def test_fast_path_agrees_with_the_precise_walk(value):
+    problem = _find_problem(value)
+    if problem is None:
+        text = encode_value(value)
+        assert json.loads(text) == value
+        assert decode_value(text.encode("utf-8")) == value
+    else:
+        with pytest.raises(InvalidValueError) as caught:
+            encode_value(value)
+        assert caught.value.path == problem.path
+
+
+def test_escaped_nul_text_is_not_a_nul():
+    value = {"note": "the JSON escape \\u0000 spelled out"}
+    assert json.loads(encode_value(value)) == value
+
+
+def test_depth_limit_is_exact():
+    def nest(depth):
+        value = {}
+        for _ in range(depth):
+            value = {"c": value}
+        return value
+
+    encode_value(nest(MAX_DEPTH - 1))
+    with pytest.raises(InvalidValueError):
+        encode_value(nest(MAX_DEPTH + 1))
+
+
+def test_subclasses_of_json_types_are_refused():
+    class Text(str):
+        pass
+
+    with pytest.raises(InvalidValueError, match=r"\$\['t'\]"):
+        encode_value({"t": Text("x")})
+
+
+@pytest.mark.parametrize("value", [{"a": 1e16}, {"l": [1, {"x": -6.02e23}]}])
+def test_decimal_stores_refuse_huge_floats(value):
+    with pytest.raises(InvalidValueError):
+        check_decimal_exact(value, encode_value(value))
+
+
+def test_decimal_check_ignores_strings_with_exponents():
+    value = {"text": "1e+16 is big", "n": 12345678901234567890, "f": 9.9e15, "s": math.pi}
+    check_decimal_exact(value, encode_value(value))
+
+
+@given(st.text(any_char, max_size=600))
+def test_key_rules(key):
+    bad = (not key or len(key) > 512
+           or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF
+                  for c in key))
+    if bad:
+        with pytest.raises(InvalidKeyError):
+            validate_key(key)
+    else:
+        assert validate_key(key) == key
