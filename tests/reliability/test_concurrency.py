@@ -37,7 +37,7 @@ def _database_settings(alias: str) -> dict:
 def _candidates(ops: list[tuple[str, int, int, int]]) -> set[int]:
     """Versions (0 = deleted) an ordering-respecting history may end with."""
     maximal = set()
-    for kind, version, start, end in ops:
+    for kind, version, _start, end in ops:
         if not any(other_start > end for _, _, other_start, _ in ops):
             maximal.add(version if kind == "set" else 0)
     return maximal

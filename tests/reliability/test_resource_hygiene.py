@@ -69,5 +69,5 @@ async def test_open_close_cycles_do_not_leak(kind, store_config, close_db_connec
     tracemalloc.stop()
     assert open_fds() <= fds + 2, f"file descriptors grew from {fds} to {open_fds()}"
     assert threading.active_count() <= threads + 1
-    # A few hundred bytes per cycle would be caches; a leak of clients or loops is far more.
-    assert grown < CYCLES * 2_000, f"traced memory grew by {grown} bytes over {CYCLES} cycles: {top}"
+    # A few hundred bytes per cycle would be caches; a leaked client or loop is far more.
+    assert grown < CYCLES * 2_000, f"memory grew by {grown} bytes in {CYCLES} cycles: {top}"

@@ -7,6 +7,7 @@ success may be missing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,8 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from prism_storage import Registry
 from tests.reliability.workload import check_record
 from tests.support.postgres import ThrowawayPostgres
+from tests.support.redis import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The longest a failing call may take: the store's timeout plus scheduling slack.
@@ -86,3 +89,25 @@ def test_orm_on_postgresql_recovers_from_a_restart(throwaway_postgres: Throwaway
     stored = json.loads(result.stdout)
     for key, version in acked.items():
         assert check_record(key, stored[key]) >= version, key
+
+
+def test_redis_recovers_from_a_restart_without_losing_acknowledged_writes():
+    with RedisServer(persistent=True).start() as server:
+        config = {"BACKEND": "redis", "OPTIONS": {"url": server.url, "prefix": "faults:",
+                                                  "timeout": 2}}
+        env = dict(os.environ)
+        env["PRISM_WORKER_CONFIG"] = json.dumps({"store": config, "databases": None})
+        env["DJANGO_SETTINGS_MODULE"] = "tests.reliability.worker_settings"
+        lines = run_load_through_outage(env, server.kill, server.start)
+        acked = check_outcomes(lines)
+
+        async def stored() -> dict:
+            store = Registry.create("redis", **config["OPTIONS"])
+            try:
+                return await store.get_many(sorted(acked))
+            finally:
+                await store.close()
+
+        values = asyncio.run(stored())
+        for key, version in acked.items():
+            assert check_record(key, values[key]) >= version, key

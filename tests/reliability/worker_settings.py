@@ -5,7 +5,7 @@ import os
 
 _config = json.loads(os.environ["PRISM_WORKER_CONFIG"])
 
-SECRET_KEY = "worker-only"  # noqa: S105
+SECRET_KEY = "worker-only"
 USE_TZ = True
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "prism_storage"]
 DATABASES = _config.get("databases") or {
