@@ -54,6 +54,7 @@ async def test_timestamps_are_kept_right_on_overwrite(database, close_db_connect
     await store.set("k", {"v": 3}, ttl=30)
     record = await Record.objects.using(database).aget(namespace="stamps", key="k")
     assert record.expires_at - record.updated_at == timedelta(seconds=30)
+    await store.close()
 
 
 @pytest.mark.django_db(transaction=True, databases=["default"])
@@ -78,3 +79,4 @@ async def test_unreachable_database_fails_fast(close_db_connections):
     with pytest.raises(BackendUnavailableError, match="could not read"):
         await store.get("k")
     assert time.monotonic() - started < 5
+    await store.close()

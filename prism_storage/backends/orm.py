@@ -1,30 +1,62 @@
 """``orm``: records in the app's ``Record`` model (a ``JSONField``), on any Django database.
 
-Django's ORM is synchronous; each call runs through ``asgiref.sync.sync_to_async`` with
-``thread_sensitive=True``, as Django's own async ORM methods do, so the ORM keeps the
-one-connection-per-thread discipline it was built for.
+How a call reaches the database depends on who makes it:
+
+* **Async callers** (async views, agents on an event loop): the operations that concurrent
+  tasks issue are merged into batches, one per round trip (see :mod:`.orm_batch`). On
+  PostgreSQL with psycopg 3 a batch runs on the backend's own async connections, at most
+  two per event loop (:mod:`.orm_pg`); on every other database it runs through Django in
+  one ``sync_to_async`` call (reads as SQL on Django's cursor, :mod:`.orm_sql`), so
+  concurrency no longer queues one thread hop per call.
+* **Sync callers** (``SyncStore``/``async_to_sync`` from sync code): each call runs through
+  Django in the caller's own thread, on its own connection, as Django's async ORM
+  methods do. A caller inside ``transaction.atomic`` therefore writes inside its
+  transaction (rolled back with it) and reads its own uncommitted writes.
+
+The fast path's writes are autocommitted: once ``set`` returns, the record is committed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import AsyncToSync, sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, router
+from django.db import utils as db_utils
 from django.db.models import Q
 
+from ..codec import check_decimal_exact
 from ..exceptions import InvalidOptionError
 from .base import BaseStorageBackend, Clock, KeyPage, check_ttl
+from .orm_batch import ACTIONS, Batcher, Kind, Op, Outcome, Request, Row, perform_sync
 
 __all__ = ["ORMStorageBackend"]
 
 T = TypeVar("T")
 # SQLite allows at most 999 bound parameters on old builds; stay under it per statement.
 _CHUNK = 500
+_DJANGO_ERRORS = ("DataError", "IntegrityError", "InternalError", "ProgrammingError",
+                  "NotSupportedError", "OperationalError", "InterfaceError", "DatabaseError")
+
+
+def _sync_caller_waits() -> bool:
+    """Whether this coroutine serves sync code blocked in ``async_to_sync``.
+
+    asgiref then runs thread-sensitive work in that sync caller's thread (so on its
+    database connection and inside its ``transaction.atomic``); this is asgiref's own
+    routing rule for ``sync_to_async(thread_sensitive=True)``.
+    """
+    if getattr(AsyncToSync.executors, "current", None) is not None:
+        return True
+    return asyncio.get_running_loop() in AsyncToSync.loop_thread_executors
 
 
 class ORMStorageBackend(BaseStorageBackend):
@@ -36,6 +68,10 @@ class ORMStorageBackend(BaseStorageBackend):
     :param using: the database alias (default: the router's choice for ``Record``).
     :param ttl: default expiry in seconds; ``None`` never expires.
     :param clock: returns the current time as a Unix timestamp (injectable for tests).
+    :param batch: merge the operations of concurrent async callers into batches
+        (``False``: every call is its own ``sync_to_async`` ORM query).
+    :param fast_path: on PostgreSQL with psycopg 3, run batches on the backend's own async
+        connection per event loop (``False``: run them through the Django ORM).
     """
 
     backend_name = "orm"
@@ -52,16 +88,28 @@ class ORMStorageBackend(BaseStorageBackend):
         using: str | None = None,
         ttl: float | None = None,
         clock: Clock = time.time,
+        batch: bool = True,
+        fast_path: bool = True,
     ) -> None:
         if namespace is not None and (not isinstance(namespace, str) or not namespace
                                       or len(namespace) > 255):
             raise InvalidOptionError("namespace must be a non-empty str of at most 255 chars.")
         if using is not None and not isinstance(using, str):
             raise InvalidOptionError("using must be a database alias (str).")
+        if type(batch) is not bool or type(fast_path) is not bool:
+            raise InvalidOptionError("batch and fast_path must be True or False.")
         self._namespace = namespace
         self.using = using
         self.default_ttl = None if ttl is None else check_ttl(ttl)
         self.clock = clock
+        self.batch = batch
+        self.fast_path = fast_path
+        self._batchers: dict[tuple[asyncio.AbstractEventLoop, str], Batcher] = {}
+        self._batchers_lock = threading.Lock()
+        self._decimal_databases: dict[str, bool] = {}
+        self._readers: dict[str, Any] = {}
+        # A store dropped without close() still releases its connections.
+        weakref.finalize(self, _abandon_all, self._batchers)
 
     @property
     def namespace(self) -> str:
@@ -93,19 +141,29 @@ class ORMStorageBackend(BaseStorageBackend):
     def _db_alias(self) -> str:
         return self.using or router.db_for_write(self._model())
 
-    def _now(self) -> datetime:
-        return self._datetime(self.clock())
-
     @staticmethod
     def _datetime(timestamp: float) -> datetime:
         moment = datetime.fromtimestamp(timestamp, tz=UTC)
         return moment if settings.USE_TZ else moment.astimezone().replace(tzinfo=None)
 
-    def _records(self) -> Any:
-        return self._model().objects.using(self._db_alias()).filter(namespace=self.namespace)
+    def _stores_decimals(self, db: str) -> bool:
+        """Whether the database keeps JSON numbers as decimals (PostgreSQL's jsonb)."""
+        found = self._decimal_databases.get(db)
+        if found is None:
+            found = self._decimal_databases[db] = connections[db].vendor == "postgresql"
+        return found
 
-    def _alive(self, now: datetime) -> Q:
-        return Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    def _secrets(self) -> list[str]:
+        try:
+            return [connections[self._db_alias()].settings_dict.get("PASSWORD") or ""]
+        except Exception:  # an unknown alias: nothing of it can leak
+            return []
+
+    def _records(self, db: str) -> Any:
+        return self._model().objects.using(db).filter(namespace=self.namespace)
+
+    def _alive(self, now: float) -> Q:
+        return Q(expires_at__isnull=True) | Q(expires_at__gt=self._datetime(now))
 
     async def _run(self, action: str, function: Callable[..., T], *args: Any) -> T:
         try:
@@ -116,33 +174,41 @@ class ORMStorageBackend(BaseStorageBackend):
 
     # ------------------------------------------------------------------ sync core
 
-    def _get_sync(self, key: str) -> dict[str, Any] | None:
-        rows = list(
-            self._records().filter(self._alive(self._now()), key=key)
-            .values_list("value", flat=True)[:1]
-        )
-        return rows[0] if rows else None
+    def _reader(self, db: str) -> Any:
+        reader = self._readers.get(db)
+        if reader is None:
+            from .orm_sql import Reader
 
-    def _upsert_sync(self, items: list[tuple[str, dict[str, Any]]], ttl: float | None) -> None:
+            reader = self._readers[db] = Reader(self._model(), connections[db])
+        return reader
+
+    def _read_sync(self, db: str, keys: Sequence[str], now: float) -> dict[str, Any]:
+        return self._reader(db).read(
+            connections[db], self.namespace, keys, self._datetime(now))
+
+    def _exists_sync(self, db: str, keys: Sequence[str], now: float) -> set[str]:
+        return self._reader(db).exists(
+            connections[db], self.namespace, keys, self._datetime(now))
+
+    def _write_sync(self, db: str, rows: Sequence[Row], now_ts: float) -> None:
         model = self._model()
-        now_ts = self.clock()
         now = self._datetime(now_ts)
-        expires_at = None if ttl is None else self._datetime(now_ts + ttl)
-        db = self._db_alias()
         if connections[db].features.supports_update_conflicts_with_target:
-            for start in range(0, len(items), _CHUNK):
+            for start in range(0, len(rows), _CHUNK):
                 model.objects.using(db).bulk_create(
                     [
                         model(namespace=self.namespace, key=key, value=value,
-                              created_at=now, updated_at=now, expires_at=expires_at)
-                        for key, value in items[start:start + _CHUNK]
+                              created_at=now, updated_at=now,
+                              expires_at=None if expiry is None else self._datetime(expiry))
+                        for key, value, _, expiry in rows[start:start + _CHUNK]
                     ],
                     update_conflicts=True,
                     unique_fields=["namespace", "key"],
                     update_fields=["value", "updated_at", "expires_at"],
                 )
             return
-        for key, value in items:  # databases without INSERT ... ON CONFLICT
+        for key, value, _, expiry in rows:  # databases without INSERT ... ON CONFLICT
+            expires_at = None if expiry is None else self._datetime(expiry)
             model.objects.using(db).update_or_create(
                 namespace=self.namespace, key=key,
                 defaults={"value": value, "updated_at": now, "expires_at": expires_at},
@@ -150,22 +216,12 @@ class ORMStorageBackend(BaseStorageBackend):
                                  "expires_at": expires_at},
             )
 
-    def _get_many_sync(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        alive = self._alive(self._now())
-        found: dict[str, dict[str, Any]] = {}
+    def _delete_sync(self, db: str, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), _CHUNK):
-            found.update(
-                self._records().filter(alive, key__in=keys[start:start + _CHUNK])
-                .values_list("key", "value")
-            )
-        return found
-
-    def _delete_many_sync(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), _CHUNK):
-            self._records().filter(key__in=keys[start:start + _CHUNK]).delete()
+            self._records(db).filter(key__in=keys[start:start + _CHUNK]).delete()
 
     def _keys_sync(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
-        rows = self._records().filter(self._alive(self._now()))
+        rows = self._records(self._db_alias()).filter(self._alive(self.clock()))
         if prefix:
             rows = rows.filter(key__startswith=prefix)
         if cursor is not None:
@@ -177,36 +233,101 @@ class ORMStorageBackend(BaseStorageBackend):
         return KeyPage([k for k in keys if k.startswith(prefix)], next_cursor)
 
     def _sweep_sync(self) -> int:
-        expired = self._records().filter(expires_at__lte=self._now())
+        expired = self._records(self._db_alias()).filter(
+            expires_at__lte=self._datetime(self.clock()))
         return int(expired.delete()[0])
+
+    # ------------------------------------------------------------------ batching
+
+    def _batcher(self) -> Batcher | None:
+        """This event loop's batcher, or ``None`` when the call must take the ORM path."""
+        if not self.batch or _sync_caller_waits():
+            return None
+        db = self._db_alias()
+        slot = (asyncio.get_running_loop(), db)
+        batcher = self._batchers.get(slot)
+        if batcher is None:
+            batcher = self._new_batcher(slot)
+        return batcher
+
+    def _new_batcher(self, slot: tuple[asyncio.AbstractEventLoop, str]) -> Batcher:
+        from .orm_pg import PostgresExecutor, is_available_for
+
+        with self._batchers_lock:
+            for other in [s for s in self._batchers if s[0].is_closed()]:
+                # Its loop ended without close(): release the connection without it.
+                self._batchers.pop(other).executor.abandon()
+            db = slot[1]
+            executor: Any
+            if self.fast_path and is_available_for(db):
+                executor = PostgresExecutor(db, self.namespace, self._model(), self.timeout)
+            else:
+                executor = _ORMExecutor(self, db)
+
+            def map_error(exc: BaseException, kind: Kind) -> BaseException:
+                return self._map_error(executor, exc, kind)
+
+            batcher = Batcher(executor, self.clock, map_error)
+            self._batchers[slot] = batcher
+            return batcher
+
+    def _map_error(self, executor: Any, exc: BaseException, kind: Kind) -> BaseException:
+        if isinstance(exc, Exception) and executor.unavailable(exc):
+            return self._unavailable(exc, ACTIONS[kind])
+        return _as_django_error(exc)
+
+    async def _submit(self, batcher: Batcher, kind: Kind, **fields: Any) -> Any:
+        return await batcher.submit(Op(kind, batcher.new_future(), **fields))
 
     # ------------------------------------------------------------------ async API
 
     async def _get(self, key: str) -> dict[str, Any] | None:
-        return await self._run("read", self._get_sync, key)
+        batcher = self._batcher()
+        if batcher is not None:
+            return await self._submit(batcher, "read", keys=(key,), single=True)
+        found = await self._run("read", self._read_sync, self._db_alias(), [key], self.clock())
+        return found.get(key)
 
     async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
-        await self._run("write", self._upsert_sync, [(key, value)], ttl)
+        await self._set_many([(key, value, data)], ttl)
 
     async def _delete(self, key: str) -> None:
-        await self._run("delete", self._delete_many_sync, [key])
+        await self._delete_many([key])
 
     async def _exists(self, key: str) -> bool:
-        def exists() -> bool:
-            return bool(self._records().filter(self._alive(self._now()), key=key).exists())
-
-        return await self._run("read", exists)
+        batcher = self._batcher()
+        if batcher is not None:
+            return await self._submit(batcher, "exists", keys=(key,), single=True)
+        found = await self._run("read", self._exists_sync, self._db_alias(), [key], self.clock())
+        return key in found
 
     async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        return await self._run("read", self._get_many_sync, keys)
+        batcher = self._batcher()
+        if batcher is not None:
+            return await self._submit(batcher, "read", keys=keys)
+        return await self._run("read", self._read_sync, self._db_alias(), keys, self.clock())
 
     async def _set_many(
         self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
     ) -> None:
-        await self._run("write", self._upsert_sync, [(k, v) for k, v, _ in items], ttl)
+        if self._stores_decimals(self._db_alias()):
+            for _, value, data in items:  # jsonb would hand huge floats back as ints
+                check_decimal_exact(value, data)
+        batcher = self._batcher()
+        if batcher is not None:
+            await self._submit(batcher, "write", rows=items, ttl=ttl)
+            return
+        now = self.clock()
+        expiry = None if ttl is None else now + ttl
+        rows = [(key, value, data, expiry) for key, value, data in items]
+        await self._run("write", self._write_sync, self._db_alias(), rows, now)
 
     async def _delete_many(self, keys: list[str]) -> None:
-        await self._run("delete", self._delete_many_sync, keys)
+        batcher = self._batcher()
+        if batcher is not None:
+            await self._submit(batcher, "delete", keys=keys)
+            return
+        await self._run("delete", self._delete_sync, self._db_alias(), keys)
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         return await self._run("list keys", self._keys_sync, prefix, limit, cursor)
@@ -215,6 +336,10 @@ class ORMStorageBackend(BaseStorageBackend):
         return await self._run("sweep", self._sweep_sync)
 
     async def ping(self) -> None:
+        if self._batcher() is not None:
+            await self._get("prism-storage:ping")
+            return
+
         def probe() -> None:
             connection = connections[self._db_alias()]
             connection.ensure_connection()
@@ -226,3 +351,76 @@ class ORMStorageBackend(BaseStorageBackend):
         except DatabaseError as exc:
             error = self._unavailable(exc, "connect")
             raise error from error.__cause__
+
+    async def close(self) -> None:
+        """Close this event loop's batch connections, once its queued operations are done,
+        and those of event loops that have ended. Other running loops keep theirs (their
+        own ``close()`` releases them; a loop that ends without one leaves them to the next
+        ``close()`` or use of the store, from any loop)."""
+        current = asyncio.get_running_loop()
+        with self._batchers_lock:
+            mine = [s for s in self._batchers if s[0] is current or s[0].is_closed()]
+            batchers = [(s[0], self._batchers.pop(s)) for s in mine]
+        for loop, batcher in batchers:
+            if loop is current:
+                await batcher.close()
+            else:
+                batcher.executor.abandon()
+
+
+def _abandon_all(batchers: dict[Any, Batcher]) -> None:
+    for batcher in list(batchers.values()):
+        batcher.executor.abandon()
+    batchers.clear()
+
+
+class _ORMExecutor:
+    """Runs each batch through the Django ORM in one ``sync_to_async`` call."""
+
+    capacity = 1  # one thread, one connection: batches run one after another
+
+    def __init__(self, backend: ORMStorageBackend, db: str) -> None:
+        self._backend = backend
+        self._db = db
+
+    async def run(self, requests: list[Request]) -> list[Outcome]:
+        return await sync_to_async(perform_sync, thread_sensitive=True)(
+            requests, self._execute, self)
+
+    def _execute(self, request: Request) -> Any:
+        backend, db = self._backend, self._db
+        if request.kind == "read":
+            return backend._read_sync(db, request.keys, request.now)
+        if request.kind == "exists":
+            return backend._exists_sync(db, request.keys, request.now)
+        if request.kind == "delete":
+            return backend._delete_sync(db, request.keys)
+        return backend._write_sync(db, request.rows(), request.now)
+
+    def unavailable(self, exc: BaseException) -> bool:
+        return isinstance(exc, OperationalError | InterfaceError)
+
+    def take(self, payload: Any, first: bool) -> dict[str, Any]:
+        # The ORM decoded each record once; a second reader of the key gets its own copy.
+        return payload if first else copy.deepcopy(payload)
+
+    async def close(self) -> None:
+        """Django owns the connection (closed with the thread's other connections)."""
+
+    def abandon(self) -> None:
+        pass
+
+
+def _as_django_error(exc: BaseException) -> BaseException:
+    """A psycopg error as the ``django.db`` error the ORM path would raise (cause chained)."""
+    module = type(exc).__module__
+    if not module.startswith("psycopg"):
+        return exc
+    import psycopg
+
+    for name in _DJANGO_ERRORS:
+        if isinstance(exc, getattr(psycopg, name)):
+            error: BaseException = getattr(db_utils, name)(*exc.args)
+            error.__cause__ = exc
+            return error
+    return exc

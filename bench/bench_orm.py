@@ -1,0 +1,248 @@
+"""The ``orm`` backend against raw psycopg and the PostgreSQL stores users pick instead.
+
+Paths on PostgreSQL (a scratch database, ``prism_bench_orm``, created and dropped here):
+
+* ``raw psycopg pool`` (the baseline): an ``AsyncConnectionPool`` of 10 autocommit
+  connections; set is one ``INSERT ... ON CONFLICT DO UPDATE`` of ``json.dumps(value)`` into
+  the app's own table, get one ``SELECT value::text ... WHERE namespace AND key`` plus
+  ``json.loads``. ``set_many``/``get_many`` are ``executemany`` of that upsert and one
+  ``key = ANY(%s)`` select. What a careful user writes by hand.
+* ``prism orm``: ``ORMStorageBackend`` (validation, expiry filter, timestamps).
+* ``prism orm batch=False``: the same backend sending each call on its own through the
+  Django ORM (every call one ``sync_to_async`` hop): the backend as it was before batching.
+* ``langgraph AsyncPostgresStore``: ``aput``/``aget`` (``abatch`` of ``PutOp``/``GetOp``
+  for the 2,000-record batches) on one connection from ``from_conn_string``, after
+  ``setup()``.
+* ``django ORM naive``: ``Record.objects.aupdate_or_create`` / ``aget``.
+* ``django DatabaseCache``: ``aset``/``aget`` (values pickled; no expiry, no culling).
+
+On SQLite (a scratch file): ``prism orm`` against ``prism orm batch=False`` (the baseline
+there, the backend's per-call path) and ``django ORM naive``.
+
+Records are ~2.5 KB agent conversations and ~1 MB blobs; keys cycle over a fixed key space
+(set overwrites, get hits). The tables are loaded, then ANALYZEd (as autovacuum would do
+to a table in service) before anything is timed. Every figure is the median of
+``--rounds`` interleaved rounds.
+
+Run: ``python -m bench.bench_orm [--quick] [--rounds N] [--no-sqlite]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.harness import Row, agent_record, big_record, parser, print_table, save_json, throughput
+from bench.orm_paths import (
+    BATCH_OFF,
+    DJANGO_CACHE,
+    DJANGO_ORM,
+    LANGGRAPH,
+    PRISM,
+    RAW,
+    Path,
+    analyze,
+    pg_paths,
+    scratch_databases,
+    sqlite_paths,
+)
+
+BENCH_PG = "orm @ PostgreSQL"
+BENCH_SQLITE = "orm @ SQLite"
+TASKS = (1, 64)
+BATCH_RECORDS = 2000
+#: Goals on PostgreSQL: (case prefix, other path, least ratio prism / other).
+GOALS = [
+    ("set 2.5 KB, 64 tasks", LANGGRAPH, 1.0),
+    ("get 2.5 KB, 64 tasks", LANGGRAPH, 1.0),
+    ("set 2.5 KB, 64 tasks", DJANGO_ORM, 10.0),
+    ("get 2.5 KB, 64 tasks", DJANGO_ORM, 10.0),
+    ("set 2.5 KB, 1 task", RAW, 0.8),
+    ("get 2.5 KB, 1 task", RAW, 0.8),
+    (f"set_many {BATCH_RECORDS:,}", RAW, 0.8),
+    (f"get_many {BATCH_RECORDS:,}", RAW, 0.8),
+]
+
+
+@dataclass(frozen=True)
+class Size:
+    label: str
+    make: Callable[[int], dict[str, Any]]
+    key_space: int
+    ops: int
+    quick_ops: int
+
+
+SIZES = (
+    Size("2.5 KB", agent_record, key_space=2000, ops=4000, quick_ops=640),
+    Size("1 MB", big_record, key_space=64, ops=128, quick_ops=64),
+)
+#: Paths too slow for the full operation count run this share of it (ops/s stays fair).
+SLOW_PATHS = {DJANGO_ORM: 4, DJANGO_CACHE: 4, BATCH_OFF: 4}
+
+Measure = Callable[[], Awaitable[float]]
+
+
+def _cases(paths: list[Path], size: Size, ops: int, keys: list[str],
+           values: list[dict[str, Any]]) -> list[tuple[str, str, Measure]]:
+    """(case, path, measure) for set and get at 1 and 64 tasks."""
+    count = len(keys)
+    found: list[tuple[str, str, Measure]] = []
+    for tasks in TASKS:
+        for path in paths:
+            def set_one(i: int, path: Path = path) -> Awaitable[None]:
+                return path.set(keys[i % count], values[i % count])
+
+            def get_one(i: int, path: Path = path) -> Awaitable[Any]:
+                return path.get(keys[i % count])
+
+            total = max(tasks * 4, ops // SLOW_PATHS.get(path.name, 1))
+            if tasks == 1:
+                total = max(20, total // 4)
+            for verb, op in (("set", set_one), ("get", get_one)):
+                case = f"{verb} {size.label}, {tasks} task{'s' if tasks > 1 else ''}"
+
+                def measure(op: Callable[[int], Awaitable[Any]] = op, tasks: int = tasks,
+                            total: int = total) -> Awaitable[float]:
+                    return throughput(op, tasks=tasks, total=total)
+
+                found.append((case, path.name, measure))
+    return found
+
+
+def _batch_cases(paths: list[Path], repeats: int) -> list[tuple[str, str, Measure]]:
+    keys = [f"batch-{i}" for i in range(BATCH_RECORDS)]
+    mapping = {key: agent_record(i) for i, key in enumerate(keys)}
+    found: list[tuple[str, str, Measure]] = []
+    for path in paths:
+        async def set_many(path: Path = path) -> float:
+            started = time.perf_counter()
+            for _ in range(repeats):
+                await path.set_many(mapping)
+            return BATCH_RECORDS * repeats / (time.perf_counter() - started)
+
+        async def get_many(path: Path = path) -> float:
+            started = time.perf_counter()
+            for _ in range(repeats):
+                got = await path.get_many(keys)
+                if len(got) != BATCH_RECORDS:
+                    raise AssertionError(f"{path.name} get_many found {len(got)} records")
+            return BATCH_RECORDS * repeats / (time.perf_counter() - started)
+
+        found.append((f"set_many {BATCH_RECORDS:,}", path.name, set_many))
+        found.append((f"get_many {BATCH_RECORDS:,}", path.name, get_many))
+    return found
+
+
+async def _fill(paths: list[Path], keys: list[str], values: list[dict[str, Any]]) -> None:
+    for path in paths:
+        for start in range(0, len(keys), 64):
+            await asyncio.gather(*(path.set(k, v) for k, v in zip(
+                keys[start:start + 64], values[start:start + 64], strict=True)))
+        probe = await path.get(keys[-1])
+        if probe != values[-1]:
+            raise AssertionError(f"{path.name} did not round-trip a record")
+
+
+async def _measure(bench: str, paths: list[Path], *, quick: bool, rounds: int,
+                   baseline: str, pg_alias: str | None) -> list[Row]:
+    plans: list[tuple[str, str, Measure]] = []
+    for size in SIZES:
+        keys = [f"{size.label.replace(' ', '')}-{i}" for i in range(size.key_space)]
+        values = [size.make(i) for i in range(size.key_space)]
+        await _fill(paths, keys, values)
+        plans += _cases(paths, size, size.quick_ops if quick else size.ops, keys, values)
+    if pg_alias is not None:
+        plans += _batch_cases([p for p in paths if p.batches], 1 if quick else 3)
+        for path in paths:  # the batch records exist before any get_many is timed
+            if path.batches:
+                await path.set_many({f"batch-{i}": agent_record(i)
+                                     for i in range(BATCH_RECORDS)})
+        await analyze(pg_alias)
+    samples: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for case, path, measure in plans:
+            samples.setdefault((case, path), []).append(await measure())
+    return [
+        Row(bench, case, path, ops_per_s=statistics.median(values),
+            extra={"samples": values}, baseline=path == baseline)
+        for (case, path), values in samples.items()
+    ]
+
+
+def print_goals(rows: list[Row]) -> None:
+    """Print the backend's ratio against each goal on PostgreSQL."""
+    by_key = {(r.case, r.path): r.ops_per_s or 0.0 for r in rows if r.bench == BENCH_PG}
+    print("\n| case | prism orm / | ratio | goal |")
+    print("|---|---|---:|---|")
+    for case, other, goal in GOALS:
+        ours, theirs = by_key.get((case, PRISM)), by_key.get((case, other))
+        if not ours or not theirs:
+            continue
+        ratio = ours / theirs
+        print(f"| {case} | {other} | {ratio:.2f}x | >= {goal:.1f}x "
+              f"{'met' if ratio >= goal else 'MISSED'} |")
+    sqlite = {(r.case, r.path): r.ops_per_s or 0.0 for r in rows if r.bench == BENCH_SQLITE}
+    for (case, path), ours in sqlite.items():
+        theirs = sqlite.get((case, BATCH_OFF))
+        if path == PRISM and theirs:
+            ratio = ours / theirs
+            print(f"| SQLite {case} | {BATCH_OFF} | {ratio:.2f}x | >= 1.0x "
+                  f"{'met' if ratio >= 1.0 else 'MISSED'} |")
+
+
+async def main(argv: list[str] | None = None) -> list[Row]:
+    p = parser(__doc__.splitlines()[0])  # type: ignore[union-attr]
+    p.add_argument("--rounds", type=int, default=None,
+                   help="interleaved rounds per figure (default 3, 1 with --quick)")
+    p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite lines")
+    args = p.parse_args(argv)
+    rounds = args.rounds or (1 if args.quick else 3)
+
+    from bench.harness import setup_django
+
+    setup_django()
+    from prism_storage import ORMStorageBackend
+
+    with_batch_off = "batch" in inspect.signature(ORMStorageBackend).parameters
+    rows: list[Row] = []
+    sqlite_file = os.path.join(tempfile.gettempdir(), f"prism-bench-orm-{os.getpid()}.sqlite3")
+    async with scratch_databases("prism_bench_orm", sqlite_file) as (pg_alias, sqlite_alias):
+        paths = await pg_paths(pg_alias, with_batch_off=with_batch_off)
+        try:
+            found = await _measure(BENCH_PG, paths, quick=args.quick, rounds=rounds,
+                                   baseline=RAW, pg_alias=pg_alias)
+        finally:
+            for path in paths:
+                await path.close()
+        print_table(found, f"orm backend on PostgreSQL, median of {rounds} round(s)")
+        rows += found
+        if not args.no_sqlite:
+            paths = sqlite_paths(sqlite_alias, with_batch_off=with_batch_off)
+            try:
+                found = await _measure(BENCH_SQLITE, paths, quick=args.quick, rounds=rounds,
+                                       baseline=BATCH_OFF if with_batch_off else DJANGO_ORM,
+                                       pg_alias=None)
+            finally:
+                for path in paths:
+                    await path.close()
+            print_table(found, f"orm backend on SQLite, median of {rounds} round(s)")
+            rows += found
+    print("\n## orm backend goals\n")
+    print_goals(rows)
+    if args.json:
+        save_json(rows, args.json)
+    return rows
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -1,0 +1,226 @@
+"""The PostgreSQL fast path of the ``orm`` backend.
+
+Batches run on the backend's own psycopg 3 async connections (at most two per event loop,
+so asyncio never waits on Django's one ORM thread), built from the ``DATABASES`` entry of the
+alias exactly as Django builds its own, and against the ``Record`` model's real table and
+columns (read from ``_meta``): the same table, migrations and rows the ORM path uses.
+
+Each request is one statement: reads are ``key = ANY(%b)``, writes one ``INSERT ... SELECT
+FROM unnest(...) ON CONFLICT DO UPDATE`` (``created_at`` kept, ``updated_at`` and
+``expires_at`` set), deletes ``key = ANY(%b)``. Statements run in autocommit, so each
+committed when it returns; a write split into several statements (very large batches)
+runs in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from ..codec import decode_value
+from .orm_batch import Outcome, Request, Row, perform_async
+
+__all__ = ["PostgresExecutor", "is_available_for"]
+
+#: Split a write into statements of at most this many rows or bytes of JSON.
+WRITE_CHUNK_ROWS = 5000
+WRITE_CHUNK_BYTES = 16 * 1024 * 1024
+READ_CHUNK_KEYS = 10_000
+
+
+def is_available_for(alias: str) -> bool:
+    """Whether ``alias`` is a PostgreSQL database reachable through psycopg 3."""
+    from django.db import connections
+
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return False
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:  # Django on psycopg2: the ORM path serves it
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return bool(is_psycopg3)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class _Statements:
+    """The SQL of the four requests, against the model's table and column names."""
+
+    def __init__(self, model: Any) -> None:
+        meta = model._meta
+        table = _quote(meta.db_table)
+        ns, key, value, created, updated, expires = (
+            _quote(meta.get_field(name).column)
+            for name in ("namespace", "key", "value", "created_at", "updated_at", "expires_at")
+        )
+        alive = f"({expires} IS NULL OR {expires} > %b)"
+        self.read = (
+            f"SELECT {key}, {value}::text FROM {table} "
+            f"WHERE {ns} = %b AND {key} = ANY(%b::text[]) AND {alive}"
+        )
+        self.exists = (
+            f"SELECT {key} FROM {table} WHERE {ns} = %b AND {key} = ANY(%b::text[]) AND {alive}"
+        )
+        self.write = (
+            f"INSERT INTO {table} ({ns}, {key}, {value}, {created}, {updated}, {expires}) "
+            f"SELECT %b, batch.k, batch.v::jsonb, %b, %b, batch.e "
+            f"FROM unnest(%b::text[], %b::text[], %b::timestamptz[]) AS batch(k, v, e) "
+            f"ON CONFLICT ({ns}, {key}) DO UPDATE SET {value} = EXCLUDED.{value}, "
+            f"{updated} = EXCLUDED.{updated}, {expires} = EXCLUDED.{expires}"
+        )
+        self.delete = f"DELETE FROM {table} WHERE {ns} = %b AND {key} = ANY(%b::text[])"
+
+
+def _moment(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def connection_settings(alias: str) -> tuple[dict[str, Any], str | None]:
+    """psycopg ``connect()`` keyword arguments for ``alias``, and the role to assume.
+
+    Starts from Django's own ``get_connection_params()`` (NAME, USER, PASSWORD, HOST, PORT,
+    OPTIONS such as ``sslmode``, ``connect_timeout`` or ``service``), minus what only
+    Django's sync connection uses (its cursor class and adapters).
+    """
+    from django.db import connections
+
+    wrapper = connections[alias]
+    options = wrapper.settings_dict.get("OPTIONS") or {}
+    params = dict(wrapper.get_connection_params())
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params.setdefault("application_name", "prism-storage")
+    params["autocommit"] = True
+    if "prepare_threshold" not in options:
+        # Django leaves statements unprepared for the sake of transaction-mode poolers;
+        # the fast path's four statements are prepared unless OPTIONS says otherwise.
+        params["prepare_threshold"] = 0
+    return params, options.get("assume_role")
+
+
+class PostgresExecutor:
+    """Runs batch requests on up to ``capacity`` psycopg ``AsyncConnection`` (lazily)."""
+
+    capacity = 2
+
+    def __init__(self, alias: str, namespace: str, model: Any, timeout: float) -> None:
+        self._params, self._role = connection_settings(alias)
+        self._sql = _Statements(model)
+        self._namespace = namespace
+        self._timeout = timeout
+        self._idle: list[Any] = []
+        self._open: set[Any] = set()
+
+    # ----------------------------------------------------------------- Executor
+
+    async def run(self, requests: list[Request]) -> list[Outcome]:
+        connection: Any = None
+        try:
+            async with asyncio.timeout(self._timeout):
+                connection = self._idle.pop() if self._idle else await self._connect()
+                outcomes = await perform_async(
+                    requests, lambda request: self._execute(connection, request), self)
+        except BaseException as exc:
+            # Cancelled or timed out mid-statement: the connection's state is unknown.
+            self._discard(connection)
+            if isinstance(exc, Exception) and self.unavailable(exc):
+                return [exc] * len(requests)
+            raise
+        if any(isinstance(o, Exception) and self.unavailable(o) for o in outcomes):
+            self._discard(connection)
+        else:
+            self._idle.append(connection)
+        return outcomes
+
+    def unavailable(self, exc: BaseException) -> bool:
+        import psycopg
+
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError
+                          | OSError | TimeoutError)
+
+    def take(self, payload: Any, first: bool) -> dict[str, Any]:
+        return decode_value(payload)
+
+    async def close(self) -> None:
+        connections, self._open, self._idle = self._open, set(), []
+        for connection in connections:
+            await connection.close()
+
+    def abandon(self) -> None:
+        connections, self._open, self._idle = self._open, set(), []
+        for connection in connections:
+            # PQfinish: closes the socket without needing the (possibly closed) loop.
+            connection.pgconn.finish()
+
+    # ----------------------------------------------------------------- statements
+
+    def _discard(self, connection: Any) -> None:
+        if connection is not None:
+            self._open.discard(connection)
+            connection.pgconn.finish()
+
+    async def _connect(self) -> Any:
+        import psycopg
+        from psycopg import sql
+
+        connection = await psycopg.AsyncConnection.connect(**self._params)
+        self._open.add(connection)
+        try:
+            if self._role:
+                await connection.execute(
+                    sql.SQL("SET ROLE {}").format(sql.Identifier(self._role)))
+        except BaseException:
+            self._discard(connection)
+            raise
+        return connection
+
+    async def _execute(self, connection: Any, request: Request) -> Any:
+        now = _moment(request.now)
+        if request.kind == "read":
+            found: dict[str, str] = {}
+            for start in range(0, len(request.keys), READ_CHUNK_KEYS):
+                cursor = await connection.execute(
+                    self._sql.read,
+                    (self._namespace, request.keys[start:start + READ_CHUNK_KEYS], now))
+                found.update(await cursor.fetchall())
+            return found
+        if request.kind == "exists":
+            cursor = await connection.execute(
+                self._sql.exists, (self._namespace, request.keys, now))
+            return {row[0] for row in await cursor.fetchall()}
+        if request.kind == "delete":
+            await connection.execute(self._sql.delete, (self._namespace, request.keys))
+            return None
+        chunks = _chunks(request.rows())
+        if len(chunks) == 1:
+            await self._write(connection, chunks[0], now)
+        else:
+            async with connection.transaction():
+                for chunk in chunks:
+                    await self._write(connection, chunk, now)
+        return None
+
+    async def _write(self, connection: Any, rows: list[Row], now: datetime) -> None:
+        keys = [row[0] for row in rows]
+        data = [row[2] for row in rows]
+        expiries = [None if row[3] is None else _moment(row[3]) for row in rows]
+        await connection.execute(
+            self._sql.write, (self._namespace, now, now, keys, data, expiries))
+
+
+def _chunks(rows: list[Row]) -> list[list[Row]]:
+    chunks: list[list[Row]] = [[]]
+    size = 0
+    for row in rows:
+        if chunks[-1] and (len(chunks[-1]) >= WRITE_CHUNK_ROWS or size >= WRITE_CHUNK_BYTES):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row)
+        size += len(row[2])
+    return chunks

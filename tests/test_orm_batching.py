@@ -1,0 +1,291 @@
+"""The orm backend's batching: call order, per-caller errors, cancellation, loops and
+threads, and sync callers inside ``transaction.atomic``, on a real PostgreSQL (both the
+psycopg fast path and the ORM path) and on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import IntegrityError, connections, transaction
+
+from prism_storage import ORMStorageBackend
+from prism_storage.exceptions import BackendUnavailableError
+from prism_storage.models import Record
+from prism_storage.sync import SyncStore
+from prism_storage.testing import FakeClock
+
+TABLE = Record._meta.db_table
+VARIANTS = {
+    "pg-fast-path": {"using": "pg"},
+    "pg-orm": {"using": "pg", "fast_path": False},
+    "sqlite": {"using": "default"},
+}
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+
+
+def _sql(alias: str, statement: str, params: tuple = ()) -> list[tuple]:
+    with connections[alias].cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+async def sql(alias: str, statement: str, params: tuple = ()) -> list[tuple]:
+    """Run SQL on Django's own connection (closed by ``close_db_connections``)."""
+    return await sync_to_async(_sql)(alias, statement, params)
+
+
+async def fast_path_sessions(expected: int) -> int:
+    """The fast-path connections open to the test database, once they reach ``expected``
+    (a closed connection's server process leaves a moment later) or after 3 s."""
+    name = connections["pg"].settings_dict["NAME"]
+    for _ in range(30):
+        rows = await sql("pg", "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                               "AND application_name = 'prism-storage'", (name,))
+        if rows[0][0] == expected:
+            break
+        await asyncio.sleep(0.1)
+    return int(rows[0][0])
+
+
+@pytest.fixture(params=list(VARIANTS))
+def variant(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+async def stores(variant, close_db_connections):
+    made: list[ORMStorageBackend] = []
+
+    def make(namespace: str = "batch", **options) -> ORMStorageBackend:
+        store = ORMStorageBackend(namespace, **{**VARIANTS[variant], **options})
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        await store.close()
+
+
+async def test_concurrent_calls_share_one_statement(stores, variant):
+    store = stores()
+    await asyncio.gather(*(store.set(f"k{i}", {"i": i}) for i in range(64)))
+    got = await asyncio.gather(*(store.get(f"k{i}") for i in range(64)))
+    assert got == [{"i": i} for i in range(64)]
+    if variant.startswith("pg"):
+        # Rows written by one statement share the transaction id that wrote them: one
+        # statement, or two halves on the fast path's two connections.
+        rows = await sql("pg", f'SELECT count(DISTINCT xmin::text) FROM "{TABLE}" '
+                               "WHERE namespace = 'batch'")
+        assert rows[0][0] <= (2 if variant == "pg-fast-path" else 1)
+
+
+async def test_call_order_holds_within_a_batch(stores):
+    store = stores()
+    await asyncio.gather(*(store.set("same", {"writer": i}) for i in range(64)))
+    assert await store.get("same") == {"writer": 63}
+
+    results = await asyncio.gather(
+        store.set("k", {"v": "a"}),
+        store.get("k"),
+        store.delete("k"),
+        store.exists("k"),
+        store.get("k"),
+        store.set("k", {"v": "b"}),
+        store.get_many(["k", "same"]),
+        store.set_many({"k": {"v": "c"}, "other": {"v": 1}}),
+        store.set("k", {"v": "d"}),
+    )
+    assert results == [None, {"v": "a"}, None, False, None, None,
+                       {"k": {"v": "b"}, "same": {"writer": 63}}, None, None]
+    assert await store.get_many(["k", "other"]) == {"k": {"v": "d"}, "other": {"v": 1}}
+
+
+async def test_readers_of_one_key_get_their_own_objects(stores):
+    store = stores()
+    await store.set("shared", {"messages": ["hello"]})
+    first, second, many = await asyncio.gather(
+        store.get("shared"), store.get("shared"), store.get_many(["shared"]))
+    first["messages"].append("mutated")
+    assert second == {"messages": ["hello"]}
+    assert many == {"shared": {"messages": ["hello"]}}
+
+
+@pytest.fixture
+async def poison(variant, close_db_connections):
+    """Make the database itself refuse records whose key starts with ``poison``."""
+    alias = VARIANTS[variant]["using"]
+    if alias == "pg":
+        add = [f'ALTER TABLE "{TABLE}" ADD CONSTRAINT prism_test_poison '
+               "CHECK (key NOT LIKE 'poison%%') NOT VALID"]
+        drop = [f'ALTER TABLE "{TABLE}" DROP CONSTRAINT prism_test_poison']
+    else:
+        add = [f'CREATE TRIGGER prism_test_poison_{event} BEFORE {event} ON "{TABLE}" '
+               f"WHEN NEW.key LIKE 'poison%%' BEGIN SELECT RAISE(ABORT, 'poisoned key'); END"
+               for event in ("INSERT", "UPDATE")]
+        drop = [f"DROP TRIGGER prism_test_poison_{event}" for event in ("INSERT", "UPDATE")]
+    for statement in add:
+        await sql(alias, statement)
+    yield
+    for statement in drop:
+        await sql(alias, statement)
+
+
+async def test_a_failed_write_fails_only_its_caller(stores, poison):
+    store = stores()
+    await store.set("k", {"v": "before"})
+
+    def call(i: int):  # type: ignore[no-untyped-def]
+        if i == 5:
+            return store.set("poison-1", {"bad": True})
+        if i == 9:
+            return store.set_many({"ok-in-bad-many": {"v": 1}, "poison-2": {"v": 2}})
+        if i == 12:
+            return store.set("k", {"v": "a"})
+        if i == 20:
+            return store.set("k", {"v": "b"})
+        return store.set(f"ok{i}", {"i": i})
+
+    results = await asyncio.gather(*(call(i) for i in range(21)), return_exceptions=True)
+    failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+    assert failed == [5, 9]
+    assert all(isinstance(results[i], IntegrityError) for i in failed)
+    expected = {f"ok{i}": {"i": i} for i in range(20) if i not in (5, 9, 12)}
+    assert await store.get_many([*expected, "poison-1", "poison-2"]) == expected
+    # The whole set_many of the failed caller is refused; the last writer of "k" won.
+    assert await store.get("ok-in-bad-many") is None
+    assert await store.get("k") == {"v": "b"}
+    # A batch with no bad record is back to one statement for everyone.
+    await asyncio.gather(*(store.set(f"after{i}", {"i": i}) for i in range(10)))
+    assert len(await store.get_many([f"after{i}" for i in range(10)])) == 10
+
+
+async def test_cancelled_callers_do_not_disturb_the_others(stores):
+    store = stores()
+    await store.ping()  # connected: the batch below goes out in the next tick
+    tasks = [asyncio.create_task(store.set(f"c{i}", {"i": i})) for i in range(64)]
+    await asyncio.sleep(0)  # every caller has queued its write; the batch is not sent yet
+    for task in tasks[:10]:
+        task.cancel()
+    await asyncio.sleep(0)  # the batch is formed...
+    await asyncio.sleep(0)  # ...and on its way
+    for task in tasks[10:20]:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results[:20])
+    assert results[20:] == [None] * 44
+    stored = await store.get_many([f"c{i}" for i in range(64)])
+    # Cancelled before the batch left: not written. Cancelled in flight: the batch, and so
+    # the write, went on. Everyone else: written, intact.
+    assert sorted(stored, key=lambda k: int(k[1:])) == [f"c{i}" for i in range(10, 64)]
+    assert all(stored[f"c{i}"] == {"i": i} for i in range(10, 64))
+    assert await store.get("c0") is None
+
+
+async def test_ttl_and_timestamps_per_record_within_a_batch(stores, variant):
+    clock = FakeClock(start=1_700_000_000)
+    store = stores("stamps", clock=clock)
+    await store.set("old", {"v": 0})
+    clock.advance(60)
+    await asyncio.gather(store.set("old", {"v": 1}, ttl=30), store.set("new", {"v": 2}),
+                         store.set_many({"many": {"v": 3}}, ttl=90))
+    alias = VARIANTS[variant]["using"]
+    records = {r.key: r async for r in Record.objects.using(alias).filter(namespace="stamps")}
+    assert records["old"].updated_at - records["old"].created_at == timedelta(seconds=60)
+    assert records["old"].expires_at - records["old"].updated_at == timedelta(seconds=30)
+    assert records["new"].created_at == records["new"].updated_at == records["old"].updated_at
+    assert records["new"].expires_at is None
+    assert records["many"].expires_at - records["many"].updated_at == timedelta(seconds=90)
+    clock.advance(31)
+    assert await asyncio.gather(store.get("old"), store.get("new"), store.exists("many")) == [
+        None, {"v": 2}, True]
+
+
+async def test_every_caller_of_an_unreachable_batch_gets_its_own_error(close_db_connections):
+    store = ORMStorageBackend("down", using="unreachable")
+    try:
+        results = await asyncio.gather(
+            *(store.get(f"k{i}") for i in range(8)), store.set("k", {"v": 1}),
+            return_exceptions=True)
+    finally:
+        await store.close()
+    assert all(isinstance(r, BackendUnavailableError) for r in results)
+    assert len({id(r) for r in results}) == len(results)
+    assert "could not write" in str(results[-1])
+
+
+@pytest.mark.parametrize("variant", ["pg-fast-path"])
+async def test_one_connection_per_event_loop_and_none_left_behind(stores):
+    store = stores("loops")
+    ready, release = threading.Barrier(5), threading.Barrier(5)
+    errors: list[BaseException] = []
+
+    async def work(thread: int, close: bool) -> None:
+        await asyncio.gather(*(store.set(f"t{thread}/{i}", {"i": i}) for i in range(20)))
+        got = await store.get_many([f"t{thread}/{i}" for i in range(20)])
+        assert got == {f"t{thread}/{i}": {"i": i} for i in range(20)}
+        await asyncio.to_thread(ready.wait)
+        await asyncio.to_thread(release.wait)
+        if close:
+            await store.close()
+
+    def thread_main(thread: int, close: bool) -> None:
+        try:
+            asyncio.run(work(thread, close))
+        except BaseException as exc:  # reported to the test below
+            errors.append(exc)
+            ready.abort()
+            release.abort()
+
+    async def run_threads(close: bool) -> None:
+        threads = [threading.Thread(target=thread_main, args=(t, close)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        await asyncio.to_thread(ready.wait)
+        # Four loops, each with its 20 concurrent callers: four connections.
+        assert await fast_path_sessions(4) == 4
+        await asyncio.to_thread(release.wait)
+        await asyncio.to_thread(lambda: [t.join() for t in threads])
+        assert errors == []
+        ready.reset()
+        release.reset()
+
+    await run_threads(close=True)  # each loop closes its own connection
+    assert await fast_path_sessions(0) == 0
+    await run_threads(close=False)
+    # The loops ended without close(): the next use (or close) of the store releases their
+    # connections, without their loop.
+    assert len(await store.get_many([f"t{t}/{i}" for t in range(4) for i in range(20)])) == 80
+    assert await fast_path_sessions(1) == 1
+    await store.close()
+    assert await fast_path_sessions(0) == 0
+
+
+@pytest.mark.django_db(transaction=True, databases=["pg"])
+def test_sync_caller_inside_atomic_writes_in_its_transaction():
+    store = ORMStorageBackend("atomic", using="pg")
+    facade = SyncStore(store)
+    facade.set("kept", {"v": 1})
+    with pytest.raises(RuntimeError), transaction.atomic(using="pg"):
+        facade.set("rolled-back", {"v": 2})
+        assert facade.get("rolled-back") == {"v": 2}  # its own uncommitted write
+        # An async caller (the fast path, its own connection) cannot see it yet.
+        assert asyncio.run(_get_and_close("atomic", "rolled-back")) is None
+        raise RuntimeError("roll back")
+    assert facade.get("rolled-back") is None
+    assert facade.get("kept") == {"v": 1}
+    assert _sql("pg", "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
+                      "application_name = 'prism-storage'",
+                (connections["pg"].settings_dict["NAME"],))[0][0] == 0
+    facade.close()
+
+
+async def _get_and_close(namespace: str, key: str) -> dict | None:
+    store = ORMStorageBackend(namespace, using="pg")
+    try:
+        return await store.get(key)
+    finally:
+        await store.close()
