@@ -146,6 +146,12 @@ class ORMStorageBackend(BaseStorageBackend):
         moment = datetime.fromtimestamp(timestamp, tz=UTC)
         return moment if settings.USE_TZ else moment.astimezone().replace(tzinfo=None)
 
+    def _encode(self, value: dict[str, Any]) -> str:
+        data = super()._encode(value)
+        if self._stores_decimals(self._db_alias()):
+            check_decimal_exact(value, data)  # jsonb would hand huge floats back as ints
+        return data
+
     def _stores_decimals(self, db: str) -> bool:
         """Whether the database keeps JSON numbers as decimals (PostgreSQL's jsonb)."""
         found = self._decimal_databases.get(db)
@@ -310,9 +316,6 @@ class ORMStorageBackend(BaseStorageBackend):
     async def _set_many(
         self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
     ) -> None:
-        if self._stores_decimals(self._db_alias()):
-            for _, value, data in items:  # jsonb would hand huge floats back as ints
-                check_decimal_exact(value, data)
         batcher = self._batcher()
         if batcher is not None:
             await self._submit(batcher, "write", rows=items, ttl=ttl)

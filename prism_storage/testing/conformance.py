@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from django.db import connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -654,13 +655,17 @@ class StorageConformanceTests:
         facade = SyncStore(store)
 
         def sync_caller() -> dict[str, Any] | None:
-            facade.set("sync", {"from": "thread"})
-            facade.set_many({"sync2": {"n": 2}})
-            assert facade.get_many(["sync", "sync2"]) == {
-                "sync": {"from": "thread"},
-                "sync2": {"n": 2},
-            }
-            return facade.get("sync")
+            try:
+                facade.set("sync", {"from": "thread"})
+                facade.set_many({"sync2": {"n": 2}})
+                assert facade.get_many(["sync", "sync2"]) == {
+                    "sync": {"from": "thread"},
+                    "sync2": {"n": 2},
+                }
+                return facade.get("sync")
+            finally:
+                # As at the end of a request or task: this thread's database connections.
+                connections.close_all()
 
         assert await asyncio.to_thread(sync_caller) == {"from": "thread"}
         assert await store.get("sync") == {"from": "thread"}
