@@ -1,7 +1,9 @@
 """Shared benchmark helpers: timing loops and the ratio table every bench prints.
 
-Each bench module defines ``async def main(args) -> list[Row]`` or runs standalone with
-``python -m bench.<name>``; ``python -m bench`` runs them all. Timings never feed a test.
+Each bench module is ``bench/bench_<name>.py``, defines
+``async def main(argv: list[str] | None = None) -> list[Row]`` and runs standalone with
+``python -m bench.bench_<name>``; ``python -m bench`` runs them all, each in its own process
+(the full convention is at the top of ``bench/__main__.py``). Timings never feed a test.
 """
 
 from __future__ import annotations

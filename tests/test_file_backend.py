@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
+import threading
 
 import pytest
 
 from prism_storage import FileStorageBackend
-from prism_storage.backends.file import _file_name
-from prism_storage.exceptions import ConfigurationError, CorruptRecordError
+from prism_storage.backends.file import _file_name, _read_file
+from prism_storage.exceptions import (
+    BackendUnavailableError,
+    ConfigurationError,
+    CorruptRecordError,
+)
 from prism_storage.testing import StorageConformanceTests
 from prism_storage.testing.conformance import HOSTILE_KEYS
 
@@ -102,3 +108,73 @@ async def test_long_keys_use_hashed_names_and_still_list(tmp_path):
     fresh = FileStorageBackend(data_dir=tmp_path)
     assert list(await fresh.keys()) == [long_key]
     assert await fresh.get(long_key) == {"v": 1}
+
+
+async def test_a_failed_write_leaves_the_old_state_and_no_temp_file(tmp_path):
+    store = FileStorageBackend(data_dir=tmp_path)
+    await store.set("other", {"v": 1})
+    (tmp_path / _file_name("k")).mkdir()  # os.replace onto a directory fails
+    with pytest.raises(BackendUnavailableError):
+        await store.set("k", {"v": 2})
+    assert sorted(os.listdir(tmp_path)) == sorted([_file_name("k"), _file_name("other")])
+    assert await store.get("other") == {"v": 1}
+
+
+async def test_temp_names_taken_by_a_crashed_writer_are_skipped(tmp_path):
+    store = FileStorageBackend(data_dir=tmp_path)
+    await store.set("first", {"v": 0})
+    # The next temp names this instance would use, left behind by "another" writer.
+    serial = next(store._temp_serial)
+    leftovers = [f".tmp-{os.getpid()}-{store._temp_tag}-{serial + n}" for n in range(1, 4)]
+    for name in leftovers:
+        (tmp_path / name).write_text("{")
+    await store.set("k", {"v": 1})
+    assert await store.get("k") == {"v": 1}
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith(".tmp-")) == sorted(leftovers)
+    assert all((tmp_path / name).read_text() == "{" for name in leftovers)
+
+
+async def test_readers_never_see_a_partial_record_while_writers_replace_it(tmp_path):
+    store = FileStorageBackend(data_dir=tmp_path)
+    values = [{"n": n, "blob": str(n) * (1 + n * 20_000)} for n in range(4)]
+    await store.set("hot", values[0])
+
+    async def writer(n: int) -> None:
+        for _ in range(15):
+            await store.set("hot", values[n])
+
+    async def reader() -> list[dict | None]:
+        return [await store.get("hot") for _ in range(15)]
+
+    outcome = await asyncio.gather(*(writer(n) for n in range(4)), *(reader() for _ in range(8)))
+    seen = [value for results in outcome[4:] for value in results]
+    assert len(seen) == 8 * 15
+    assert all(value in values for value in seen)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+
+
+def test_a_file_whose_size_is_unknown_up_front_is_read_to_its_end(tmp_path):
+    # A FIFO reports size 0, as /proc files do: the read must go on to the end of the data.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    payload = b"x" * 200_000
+
+    def feed() -> None:
+        with open(fifo, "wb") as fh:
+            fh.write(payload)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        assert _read_file(str(fifo)) == payload
+    finally:
+        feeder.join(5)
+
+
+def test_one_store_serves_several_event_loops(tmp_path):
+    store = FileStorageBackend(data_dir=tmp_path)
+    asyncio.run(store.set("k", {"v": 1}))
+    assert asyncio.run(store.get("k")) == {"v": 1}
+    asyncio.run(store.set_many({"a": {"v": 2}, "b": {"v": 3}}))
+    assert asyncio.run(store.get_many(["a", "b", "k"])) == {"a": {"v": 2}, "b": {"v": 3},
+                                                           "k": {"v": 1}}

@@ -5,6 +5,10 @@ and keys differing only in case never share a file on a case-insensitive filesys
 ``[a-z0-9-]`` stay as they are, every other UTF-8 byte becomes ``_xx``. Keys whose
 encoding would be too long for a file name are stored under the SHA-256 of the key.
 Each file holds ``{"key", "expires_at", "value"}`` so that any file can be verified.
+
+A write goes to a new owner-only temp file in ``data_dir`` (created with ``O_EXCL``) that
+then replaces the record with ``os.replace``: a reader sees the old record or the new one,
+never a partial file, and a failed write leaves the old record and no temp file.
 """
 
 from __future__ import annotations
@@ -15,16 +19,18 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import stat
-import tempfile
 import time
+from itertools import count
 from pathlib import Path
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Warning
 
 from ..exceptions import ConfigurationError, CorruptRecordError, InvalidOptionError
-from .base import BaseStorageBackend, Clock, KeyPage, check_ttl
+from ._batching import BatchedThreadRunner
+from .base import BaseStorageBackend, Clock, KeyPage, LoopBoundClients, check_ttl
 
 __all__ = ["FileStorageBackend"]
 
@@ -38,6 +44,9 @@ _TEMP_PREFIX = ".tmp-"
 # lets a listing skip expired records with one stat() instead of reading every file.
 _EXPIRING_MODE = 0o700
 _PLAIN_MODE = 0o600
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+_KEY_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def _file_name(key: str) -> str:
@@ -58,6 +67,31 @@ def _key_from_name(name: str) -> str | None:
     except (UnicodeError, ValueError):
         return None
     return key if _file_name(key) == name else None
+
+
+def _read_file(path: str) -> bytes:
+    """The whole content of ``path``, in one read for a file that does not grow."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)
+        if len(data) <= size:  # a short read of a regular file is its end
+            return data
+        chunks = [data]  # the file grew since fstat (not one of ours): read to the end
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """Write ``parts`` in order, with one ``writev`` where the OS has it (no joined copy)."""
+    written = os.writev(fd, parts) if hasattr(os, "writev") else 0
+    if written < sum(map(len, parts)):  # a short write (or no writev): finish byte-exactly
+        rest = memoryview(b"".join(parts))[written:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
 
 
 class FileStorageBackend(BaseStorageBackend):
@@ -97,7 +131,14 @@ class FileStorageBackend(BaseStorageBackend):
         self.durable = durable
         self.clock = clock
         self._ready = False
+        self._directory_path = os.fspath(self.data_dir)
         self._hashed_names: dict[str, str] = {}
+        # Temp names need only be unlikely to collide: O_EXCL refuses a name that exists.
+        self._temp_tag = secrets.token_hex(4)
+        self._temp_serial = count()
+        self._runners: LoopBoundClients[BatchedThreadRunner] = LoopBoundClients(
+            lambda: BatchedThreadRunner(asyncio.get_running_loop()), _nothing_to_close
+        )
 
     def describe(self) -> str:
         return f"data_dir={str(self.data_dir)!r}"
@@ -141,7 +182,7 @@ class FileStorageBackend(BaseStorageBackend):
 
     # ------------------------------------------------------------------ sync core
 
-    def _directory(self) -> Path:
+    def _directory(self) -> str:
         if not self._ready:
             if not self.data_dir.is_dir():
                 if not self.create_if_missing:
@@ -151,13 +192,12 @@ class FileStorageBackend(BaseStorageBackend):
                     )
                 self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._ready = True
-        return self.data_dir
+        return self._directory_path
 
     def _read(self, key: str, now: float) -> dict[str, Any] | None:
-        path = self._directory() / _file_name(key)
+        name = _file_name(key)
         try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
+            raw = _read_file(os.path.join(self._directory(), name))
         except FileNotFoundError:
             return None
         try:
@@ -165,33 +205,32 @@ class FileStorageBackend(BaseStorageBackend):
             stored_key, expires_at, value = record["key"], record["expires_at"], record["value"]
         except (ValueError, TypeError, KeyError) as exc:
             raise CorruptRecordError(
-                f"The file store record {path.name!r} in {str(self.data_dir)!r} is corrupted."
+                f"The file store record {name!r} in {str(self.data_dir)!r} is corrupted."
             ) from exc
         if stored_key != key or type(value) is not dict:
-            raise CorruptRecordError(
-                f"The file store record {path.name!r} does not hold key {key!r}."
-            )
+            raise CorruptRecordError(f"The file store record {name!r} does not hold key {key!r}.")
         if expires_at is not None and expires_at <= now:
             return None
-        return value  # type: ignore[no-any-return]
+        return value
 
     def _write(self, key: str, data: str, expires_at: float | None) -> None:
         directory = self._directory()
-        body = (
-            f'{{"key":{json.dumps(key, ensure_ascii=False)},'
-            f'"expires_at":{json.dumps(expires_at)},"value":{data}}}'
-        ).encode("utf-8")
-        fd, temp = tempfile.mkstemp(dir=directory, prefix=_TEMP_PREFIX)
+        head = (
+            f'{{"key":{_KEY_ENCODER.encode(key)},'
+            f'"expires_at":{"null" if expires_at is None else repr(expires_at)},"value":'
+        )
+        temp, fd = self._create_temp(directory)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(body)
+            try:
+                _write_all(fd, [head.encode("utf-8"), data.encode("utf-8"), b"}"])
                 if self.durable:
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             if expires_at is not None:
                 os.chmod(temp, _EXPIRING_MODE)
                 os.utime(temp, (expires_at, expires_at))
-            os.replace(temp, directory / _file_name(key))
+            os.replace(temp, os.path.join(directory, _file_name(key)))
             temp = ""
         finally:
             if temp:
@@ -204,9 +243,19 @@ class FileStorageBackend(BaseStorageBackend):
             finally:
                 os.close(dir_fd)
 
+    def _create_temp(self, directory: str) -> tuple[str, int]:
+        """Create and open a new owner-only temp file in ``directory``."""
+        while True:
+            name = f"{_TEMP_PREFIX}{os.getpid()}-{self._temp_tag}-{next(self._temp_serial)}"
+            temp = os.path.join(directory, name)
+            try:
+                return temp, os.open(temp, _TEMP_FLAGS, _PLAIN_MODE)
+            except FileExistsError:  # left behind by a crashed writer: take the next name
+                continue
+
     def _remove(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._directory() / _file_name(key))
+            os.unlink(os.path.join(self._directory(), _file_name(key)))
 
     def _expires_at(self, ttl: float | None) -> float | None:
         return None if ttl is None else self.clock() + ttl
@@ -289,13 +338,13 @@ class FileStorageBackend(BaseStorageBackend):
 
     async def _run(self, action: str, function: Any, *args: Any) -> Any:
         try:
-            return await asyncio.to_thread(function, *args)
+            return await self._runners.get().run(function, *args)
         except OSError as exc:
             error = self._unavailable(exc, action)
             raise error from error.__cause__
 
     async def _get(self, key: str) -> dict[str, Any] | None:
-        return await self._run("read", self._read, key, self.clock())  # type: ignore[no-any-return]
+        return await self._run("read", self._read, key, self.clock())
 
     async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
         await self._run("write", self._write, key, data, self._expires_at(ttl))
@@ -309,7 +358,7 @@ class FileStorageBackend(BaseStorageBackend):
             values = ((k, self._read(k, now)) for k in keys)
             return {k: v for k, v in values if v is not None}
 
-        return await self._run("read", read_all)  # type: ignore[no-any-return]
+        return await self._run("read", read_all)
 
     async def _set_many(
         self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
@@ -329,10 +378,10 @@ class FileStorageBackend(BaseStorageBackend):
         await self._run("delete", remove_all)
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
-        return await self._run("list keys", self._list, prefix, limit, cursor)  # type: ignore[no-any-return]
+        return await self._run("list keys", self._list, prefix, limit, cursor)
 
     async def sweep(self) -> int:
-        return await self._run("sweep", self._sweep)  # type: ignore[no-any-return]
+        return await self._run("sweep", self._sweep)
 
     async def ping(self) -> None:
         def probe() -> None:
@@ -341,3 +390,7 @@ class FileStorageBackend(BaseStorageBackend):
                 raise PermissionError(f"{str(directory)!r} is not writable")
 
         await self._run("open its directory", probe)
+
+
+async def _nothing_to_close(runner: BatchedThreadRunner) -> None:
+    """Runners hold no resources: their workers end when the queue is empty."""

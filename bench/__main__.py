@@ -1,0 +1,112 @@
+"""Run the benchmarks: ``python -m bench [NAME ...] [--quick] [--json DIR] [-- MODULE-ARGS]``.
+
+With no NAME every ``bench/bench_*.py`` runs; ``python -m bench file orm`` runs
+``bench_file`` and ``bench_orm``. Each module runs in its own process, one after another,
+so that each owns its setup (Django settings, servers, event loop, temp directories) and
+one failing module does not stop the others. A summary of exit codes and times closes the
+run; the exit code is non-zero when any module failed.
+
+The convention every bench module follows (see also docs/bench.md):
+
+* it is ``bench/bench_<name>.py`` and runs on its own as ``python -m bench.bench_<name>``;
+* it builds its command line with :func:`bench.harness.parser`, so it accepts ``--quick``
+  (a smoke run of seconds) and ``--json FILE`` (the rows as JSON), plus options of its own;
+* it exposes ``async def main(argv: list[str] | None = None) -> list[Row]``, which measures,
+  prints its table(s) with :func:`bench.harness.print_table` (each path's ratio against the
+  raw-client baseline of its group) and returns the rows; the module ends with
+  ``if __name__ == "__main__": asyncio.run(main())``;
+* it starts and stops what it needs itself (a private server on a free loopback port, a
+  scratch database, a temp directory) and leaves nothing running; when a service it needs
+  is missing it says so and exits non-zero;
+* its numbers never feed a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+PREFIX = "bench_"
+
+
+def available() -> list[str]:
+    """The short names (``file`` for ``bench_file.py``) of the bench modules present."""
+    return sorted(p.stem[len(PREFIX) :] for p in BENCH_DIR.glob(f"{PREFIX}*.py"))
+
+
+def _short_name(name: str) -> str:
+    name = name.removesuffix(".py")
+    return name[len(PREFIX) :] if name.startswith(PREFIX) else name
+
+
+def _arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    passthrough: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run the benchmarks (each bench/bench_*.py in its own process).",
+        epilog="Arguments after -- are passed to every module run.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help=f"modules to run (default: all of {', '.join(available()) or 'none'})")
+    p.add_argument("--quick", action="store_true", help="a smoke run of every module")
+    p.add_argument("--json", metavar="DIR", help="write each module's rows to DIR/<name>.json")
+    p.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
+                   help="stop a module that runs longer (default 3600)")
+    p.add_argument("--list", action="store_true", help="list the modules and exit")
+    return p.parse_args(argv), passthrough
+
+
+def run_module(name: str, args: argparse.Namespace, passthrough: list[str]) -> int:
+    """Run ``bench.bench_<name>`` in a child process; its output goes straight through."""
+    command = [sys.executable, "-m", f"bench.{PREFIX}{name}"]
+    if args.quick:
+        command.append("--quick")
+    if args.json:
+        command += ["--json", os.path.join(args.json, f"{name}.json")]
+    command += passthrough
+    print(f"\n# bench {name}: {' '.join(command[1:])}\n", flush=True)
+    try:
+        return subprocess.run(command, cwd=BENCH_DIR.parent, timeout=args.timeout).returncode
+    except subprocess.TimeoutExpired:
+        print(f"\n# bench {name}: stopped after {args.timeout:.0f} s", flush=True)
+        return 124
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, passthrough = _arguments(sys.argv[1:] if argv is None else argv)
+    names = available()
+    if args.list:
+        print("\n".join(names))
+        return 0
+    chosen = [_short_name(n) for n in args.names] or names
+    unknown = [n for n in chosen if n not in names]
+    if unknown:
+        print(f"Unknown bench module(s): {', '.join(unknown)}. "
+              f"Available: {', '.join(names)}.", file=sys.stderr)
+        return 2
+    results: list[tuple[str, int, float]] = []
+    for name in chosen:
+        started = time.perf_counter()
+        code = run_module(name, args, passthrough)
+        results.append((name, code, time.perf_counter() - started))
+    print("\n## bench run summary\n")
+    print("| module | result | seconds |")
+    print("|---|---|---:|")
+    for name, code, seconds in results:
+        print(f"| {name} | {'ok' if code == 0 else f'FAILED (exit {code})'} | {seconds:.0f} |")
+    return 0 if all(code == 0 for _, code, _ in results) else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
