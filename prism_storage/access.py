@@ -11,18 +11,36 @@ Two layers, both must allow an operation:
    included. A store the policy refuses to ``"view"`` is hidden: it is left out of
    listings and answered as unknown (404); refusing another operation is a 403.
 
-The functions here are synchronous (permissions and policies may query the database);
-async callers run them through ``sync_to_async``.
+CSRF protection of session-authenticated writes is checked here too (:func:`csrf_refusal`),
+exactly as Django's ``CsrfViewMiddleware`` would, except that the token is taken from the
+``X-CSRFToken`` header only and the body is never parsed as a form.
+
+The functions here are synchronous (permissions, policies and sessions may query the
+database); async callers run them through ``sync_to_async``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.middleware.csrf import CsrfViewMiddleware
+from django.utils.datastructures import MultiValueDict
+from django.utils.module_loading import import_string
 
 from .conf import access_policy
 from .handler import storages
 
-__all__ = ["OPERATIONS", "Operation", "has_model_permission", "policy_allows", "visible_aliases"]
+__all__ = [
+    "OPERATIONS",
+    "Operation",
+    "csrf_refusal",
+    "has_model_permission",
+    "policy_allows",
+    "visible_aliases",
+]
 
 Operation = Literal["view", "change", "delete"]
 OPERATIONS: tuple[Operation, ...] = ("view", "change", "delete")
@@ -74,3 +92,36 @@ def check_store_access(user: Any, alias: str, operation: Operation) -> str | Non
     if operation != "view" and not policy_allows(user, alias, operation):
         return "permission_denied"
     return None
+
+
+@functools.cache
+def _csrf_middleware(middleware: tuple[str, ...]) -> type[CsrfViewMiddleware] | None:
+    for path in middleware:
+        candidate = import_string(path)
+        if isinstance(candidate, type) and issubclass(candidate, CsrfViewMiddleware):
+            return candidate
+    return None
+
+
+def _not_called(request: HttpRequest) -> HttpResponse:
+    raise AssertionError("only CsrfViewMiddleware.process_view runs")
+
+
+def csrf_refusal(request: HttpRequest) -> HttpResponse | None:
+    """The CSRF failure response for ``request``, or ``None`` if it passes (or the project
+    does not install ``CsrfViewMiddleware``, which then skips the API's views).
+
+    The project's own middleware class runs the check, so its settings, trusted origins
+    and ``CSRF_FAILURE_VIEW`` apply. The API's views are ``csrf_exempt`` for the middleware
+    because it would parse a POST body with a form content type: a malformed multipart
+    body would end the request with Django's HTML 400 page before the API could answer,
+    and a well-formed one would be consumed before the API reads it as JSON.
+    """
+    middleware = _csrf_middleware(tuple(settings.MIDDLEWARE))
+    if middleware is None:
+        return None
+    if request.method == "POST" and not hasattr(request, "_post"):
+        # An empty form: the middleware then reads the token from the header.
+        request._post, request._files = QueryDict(), MultiValueDict()  # type: ignore[attr-defined]
+    # _not_called stands for both get_response and the (not csrf_exempt) view.
+    return middleware(_not_called).process_view(request, _not_called, (), {})

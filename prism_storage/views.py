@@ -19,8 +19,14 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from .access import Operation, check_store_access, has_model_permission, visible_aliases
-from .backends.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, BaseStorageBackend
+from .access import (
+    Operation,
+    check_store_access,
+    csrf_refusal,
+    has_model_permission,
+    visible_aliases,
+)
+from .backends.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_TTL, BaseStorageBackend
 from .codec import encode_value, validate_key
 from .conf import api_max_body_size
 from .exceptions import (
@@ -119,6 +125,20 @@ def _check_access(request: HttpRequest, alias: str | None, operation: Operation)
     return check_store_access(user, alias, operation)
 
 
+def _authorize(
+    request: HttpRequest, alias: str | None, operation: Operation
+) -> HttpResponse | None:
+    """CSRF, then access: the refusal, or ``None`` to go on. Runs in a worker thread."""
+    refusal = csrf_refusal(request)
+    if refusal is not None:
+        return refusal
+    problem = _check_access(request, alias, operation)
+    if problem is None:
+        return None
+    return error_response(problem, _ACCESS_MESSAGES[problem].format(alias=alias,
+                                                                    operation=operation))
+
+
 _ACCESS_MESSAGES = {
     "not_authenticated": "Authentication is required.",
     "permission_denied": "You do not have permission to {operation} records of this store.",
@@ -145,10 +165,9 @@ def endpoint(**operations: Operation) -> Callable[[Handler], Any]:
                 )
                 response["Allow"] = ", ".join(operations)
                 return response
-            problem = await sync_to_async(_check_access)(request, alias, operation)
-            if problem is not None:
-                message = _ACCESS_MESSAGES[problem].format(alias=alias, operation=operation)
-                return error_response(problem, message)
+            refusal = await sync_to_async(_authorize)(request, alias, operation)
+            if refusal is not None:
+                return refusal
             try:
                 store = None if alias is None else _store(alias)
                 return await handler(request, store, **kwargs)
@@ -159,6 +178,7 @@ def endpoint(**operations: Operation) -> Callable[[Handler], Any]:
                 return error_response(error.code, error.message)
 
         view.prism_api = True  # type: ignore[attr-defined]
+        view.csrf_exempt = True  # type: ignore[attr-defined]  # checked in _authorize instead
         return view
 
     return decorate
@@ -210,10 +230,18 @@ def read_json_object(request: HttpRequest) -> dict[str, Any]:
     if len(data) > limit:
         raise too_large
     try:
-        value = json.loads(data, parse_constant=_reject_constant)
+        # UTF-8 only (RFC 8259 §8.1), a leading byte order mark tolerated; json.loads would
+        # otherwise guess UTF-16/32 from bytes and let UTF-8-encoded lone surrogates through.
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            "malformed_json", f"The body is not UTF-8: {exc.reason} at byte {exc.start}."
+        ) from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
         raise ApiError("invalid_value", "The JSON body is nested too deeply.") from None
-    except ValueError as exc:  # JSONDecodeError, bad UTF-8, NaN/Infinity, huge integers
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers of over 4300 digits
         raise ApiError("malformed_json", f"The body is not valid JSON: {exc}") from None
     if type(value) is not dict:
         raise ApiError("invalid_body", "The body must be a JSON object.")
@@ -239,8 +267,10 @@ def _ttl_parameter(raw: str | None) -> float | None:
         ttl = float(raw)
     except ValueError:
         ttl = -1.0
-    if not math.isfinite(ttl) or ttl <= 0:
-        raise ApiError("invalid_parameter", "ttl must be a positive number of seconds.")
+    if not 0 < ttl <= MAX_TTL:  # also refuses NaN
+        raise ApiError(
+            "invalid_parameter", f"ttl must be a positive number of seconds up to {MAX_TTL}."
+        )
     return ttl
 
 
@@ -368,12 +398,15 @@ async def search(request: HttpRequest, store: BaseStorageBackend) -> HttpRespons
     return JsonResponse({"results": results})
 
 
+def _finite(x: Any) -> bool:
+    try:
+        return type(x) in (int, float) and math.isfinite(x)
+    except OverflowError:  # a JSON integer too large for a float
+        return False
+
+
 def _valid_embedding(store: BaseStorageBackend, embedding: Any) -> list[float]:
-    if (
-        type(embedding) is not list
-        or not embedding
-        or not all(type(x) in (int, float) and math.isfinite(x) for x in embedding)
-    ):
+    if type(embedding) is not list or not embedding or not all(map(_finite, embedding)):
         raise ApiError("invalid_vector", "embedding must be a non-empty list of finite numbers.")
     dimensions = getattr(store, "dimensions", None)
     if type(dimensions) is int and len(embedding) != dimensions:

@@ -9,7 +9,6 @@ the specification still offers the whole API; built-in backends override them na
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -36,7 +35,12 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 10_000
 #: Seconds a network call may take before it fails with BackendUnavailableError.
 DEFAULT_TIMEOUT = 5.0
+#: Longest expiry ``set(..., ttl=...)`` takes, in seconds (about 100 years): beyond it no
+#: backend's timestamps (file times, datetimes, Redis milliseconds) are sure to hold.
+MAX_TTL = 100 * 365 * 24 * 3600
 
+#: Characters no backend's cursor holds (as in keys); a cursor with one was never handed out.
+_NOT_IN_CURSORS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _URL_PASSWORD = re.compile(r"(?<=://)([^/@\s:]*):([^/@\s]*)@")
 
 
@@ -177,7 +181,9 @@ class BaseStorageBackend:
             validate_key(prefix)
         if type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidValueError(f"limit must be an int from 1 to {MAX_PAGE_SIZE}.")
-        if cursor is not None and (type(cursor) is not str or not cursor):
+        if cursor is not None and (
+            type(cursor) is not str or not cursor or _NOT_IN_CURSORS.search(cursor)
+        ):
             raise InvalidValueError("cursor must be a cursor string returned by keys().")
         return await self._keys(prefix, limit, cursor)
 
@@ -357,14 +363,15 @@ class BaseStorageBackend:
 
 
 def check_ttl(ttl: object) -> float:
-    """Validate a TTL in seconds: a positive, finite int or float."""
+    """Validate a TTL in seconds: a positive int or float of at most :data:`MAX_TTL`."""
     if (
         not isinstance(ttl, int | float)
         or isinstance(ttl, bool)
-        or not math.isfinite(ttl)
-        or ttl <= 0
+        or not 0 < ttl <= MAX_TTL  # also refuses NaN
     ):
-        raise InvalidValueError(f"ttl must be a positive number of seconds, not {ttl!r}.")
+        raise InvalidValueError(
+            f"ttl must be a positive number of seconds up to {MAX_TTL}, not {ttl!r}."
+        )
     return float(ttl)
 
 

@@ -52,6 +52,13 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=
                             separators=(",", ":"))
 
 
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def to_score(kind: ScoreKind, native: float) -> float:
     """Convert an engine's native score to the backend's convention (higher = closer)."""
     if kind == "similarity":
@@ -239,7 +246,7 @@ class VectorStorageBackend(BaseStorageBackend):
             fast = False
         if not fast:
             for index, item in enumerate(raw):
-                if type(item) not in _NUMBER_TYPES or not math.isfinite(item):
+                if type(item) not in _NUMBER_TYPES or not _finite(item):
                     raise InvalidValueError(f"{path}[{index}]: {item!r} is not a finite number.",
                                             f"{path}[{index}]")
         vector = [float(item) for item in raw]
