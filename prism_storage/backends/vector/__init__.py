@@ -47,6 +47,9 @@ MAX_SEARCH_LIMIT = 1000
 MAX_DIMENSIONS = 20_000
 VECTOR_FIELD = "embedding"
 _NUMBER_TYPES = frozenset({int, float})
+#: Engines keep vectors as float32 and score in float32: larger components would overflow
+#: scores (to inf or NaN) long before they reach float32's own limit of 3.4e38.
+MAX_COMPONENT = 1e9
 # The codec's JSON settings (compact, no NaN, UTF-8 kept).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False,
                             separators=(",", ":"))
@@ -240,8 +243,12 @@ class VectorStorageBackend(BaseStorageBackend):
                 f"{path}: the embedding has {len(raw)} dimensions; this store takes "
                 f"{self.dimensions}.", path)
         try:
-            # The common case in one pass of C code: only ints and floats, finite sum.
-            fast = set(map(type, raw)) <= _NUMBER_TYPES and math.isfinite(math.fsum(raw))
+            # The common case in a few passes of C code: only ints and floats, all in range.
+            fast = (
+                set(map(type, raw)) <= _NUMBER_TYPES
+                and math.isfinite(math.fsum(raw))
+                and max(map(abs, raw)) <= MAX_COMPONENT
+            )
         except OverflowError:
             fast = False
         if not fast:
@@ -249,6 +256,10 @@ class VectorStorageBackend(BaseStorageBackend):
                 if type(item) not in _NUMBER_TYPES or not _finite(item):
                     raise InvalidValueError(f"{path}[{index}]: {item!r} is not a finite number.",
                                             f"{path}[{index}]")
+                if abs(item) > MAX_COMPONENT:
+                    raise InvalidValueError(
+                        f"{path}[{index}]: {item!r} is out of range: embedding components "
+                        f"must be within ±{MAX_COMPONENT:g}.", f"{path}[{index}]")
         vector = [float(item) for item in raw]
         if not any(vector):
             # No direction: cosine is undefined and Pinecone refuses it, so every provider does.
@@ -290,10 +301,11 @@ class VectorStorageBackend(BaseStorageBackend):
     async def _embed(self, text: str, path: str) -> list[float]:
         embedder = self.embedder
         assert embedder is not None
+        result: Any
         if inspect.iscoroutinefunction(embedder) or inspect.iscoroutinefunction(
             getattr(embedder, "__call__", None)  # noqa: B004 - an async __call__ counts
         ):
-            result = await embedder(text)
+            result = await embedder(text)  # type: ignore[misc]
         else:
             # A sync embedder is CPU work (a model): keep it off the event loop.
             result = await asyncio.to_thread(embedder, text)
