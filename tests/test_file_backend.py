@@ -9,6 +9,8 @@ import stat
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from prism_storage import FileStorageBackend
 from prism_storage.backends.file import _file_name, _read_file
@@ -178,3 +180,19 @@ def test_one_store_serves_several_event_loops(tmp_path):
     asyncio.run(store.set_many({"a": {"v": 2}, "b": {"v": 3}}))
     assert asyncio.run(store.get_many(["a", "b", "k"])) == {"a": {"v": 2}, "b": {"v": 3},
                                                            "k": {"v": 1}}
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=512))
+def test_any_key_maps_to_one_contained_file_name(key):
+    from prism_storage.backends.file import _key_from_name
+
+    name = _file_name(key)
+    assert "/" not in name and "\\" not in name and "\x00" not in name
+    assert name not in (".", "..") and not name.startswith(".")
+    assert len(name.encode("utf-8")) <= 255 and name == name.lower()
+    assert os.path.basename(name) == name
+    if name.startswith("k"):
+        assert _key_from_name(name) == key
+    else:
+        assert name.startswith("h") and len(name) == 1 + 64 + len(".json")
