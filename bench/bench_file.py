@@ -49,12 +49,20 @@ import random
 import shutil
 import statistics
 import tempfile
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Row, agent_record, big_record, parser, print_table, save_json, throughput
+from bench.harness import (
+    Measure,
+    Row,
+    Size,
+    agent_record,
+    big_record,
+    parser,
+    print_table,
+    save_json,
+    set_get_cases,
+)
 
 BENCH = "file"
 RAW = "raw to_thread"
@@ -66,15 +74,6 @@ PRISM_DURABLE = "prism file durable=True"
 TASKS = (1, 64)
 #: Goals for the file backend on tmpfs: at least this ratio against each path.
 GOALS = {RAW: 0.9, LANGCHAIN: 2.0}
-
-
-@dataclass(frozen=True)
-class Size:
-    label: str
-    make: Callable[[int], dict[str, Any]]
-    key_space: int
-    ops: int
-    quick_ops: int
 
 
 SIZES = (
@@ -219,31 +218,10 @@ def _durable_stores(root: Path) -> list[Store]:
             PrismStore(root / "prism-durable", durable=True)]
 
 
-Measure = Callable[[], Awaitable[float]]
-
-
 def _cases(stores: list[Store], size: Size, ops: int, keys: list[str],
            values: list[dict[str, Any]]) -> list[tuple[str, str, Measure]]:
     """(case, path, measure) for set and get at 1 and 64 tasks."""
-    count = len(keys)
-    found: list[tuple[str, str, Measure]] = []
-    for tasks in TASKS:
-        for store in stores:
-            def set_one(i: int, store: Store = store) -> Awaitable[None]:
-                return store.set(keys[i % count], values[i % count])
-
-            def get_one(i: int, store: Store = store) -> Awaitable[Any]:
-                return store.get(keys[i % count])
-
-            for verb, op in (("set", set_one), ("get", get_one)):
-                case = f"{verb} {size.label}, {tasks} task{'s' if tasks > 1 else ''}"
-
-                def measure(op: Callable[[int], Awaitable[Any]] = op,
-                            tasks: int = tasks) -> Awaitable[float]:
-                    return throughput(op, tasks=tasks, total=ops)
-
-                found.append((case, store.name, measure))
-    return found
+    return set_get_cases(stores, size, TASKS, keys, values, lambda store, tasks: ops)
 
 
 async def _fill(stores: list[Store], keys: list[str], values: list[dict[str, Any]]) -> None:

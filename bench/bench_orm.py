@@ -36,11 +36,19 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-from bench.harness import Row, agent_record, big_record, parser, print_table, save_json, throughput
+from bench.harness import (
+    Measure,
+    Row,
+    Size,
+    agent_record,
+    big_record,
+    parser,
+    print_table,
+    save_json,
+    set_get_cases,
+)
 from bench.orm_paths import (
     BATCH_OFF,
     DJANGO_CACHE,
@@ -72,15 +80,6 @@ GOALS = [
 ]
 
 
-@dataclass(frozen=True)
-class Size:
-    label: str
-    make: Callable[[int], dict[str, Any]]
-    key_space: int
-    ops: int
-    quick_ops: int
-
-
 SIZES = (
     Size("2.5 KB", agent_record, key_space=2000, ops=4000, quick_ops=640),
     Size("1 MB", big_record, key_space=64, ops=128, quick_ops=64),
@@ -88,34 +87,15 @@ SIZES = (
 #: Paths too slow for the full operation count run this share of it (ops/s stays fair).
 SLOW_PATHS = {DJANGO_ORM: 4, DJANGO_CACHE: 4, BATCH_OFF: 4}
 
-Measure = Callable[[], Awaitable[float]]
-
-
 def _cases(paths: list[Path], size: Size, ops: int, keys: list[str],
            values: list[dict[str, Any]]) -> list[tuple[str, str, Measure]]:
     """(case, path, measure) for set and get at 1 and 64 tasks."""
-    count = len(keys)
-    found: list[tuple[str, str, Measure]] = []
-    for tasks in TASKS:
-        for path in paths:
-            def set_one(i: int, path: Path = path) -> Awaitable[None]:
-                return path.set(keys[i % count], values[i % count])
 
-            def get_one(i: int, path: Path = path) -> Awaitable[Any]:
-                return path.get(keys[i % count])
+    def total(path: Any, tasks: int) -> int:
+        count = max(tasks * 4, ops // SLOW_PATHS.get(path.name, 1))
+        return max(20, count // 4) if tasks == 1 else count
 
-            total = max(tasks * 4, ops // SLOW_PATHS.get(path.name, 1))
-            if tasks == 1:
-                total = max(20, total // 4)
-            for verb, op in (("set", set_one), ("get", get_one)):
-                case = f"{verb} {size.label}, {tasks} task{'s' if tasks > 1 else ''}"
-
-                def measure(op: Callable[[int], Awaitable[Any]] = op, tasks: int = tasks,
-                            total: int = total) -> Awaitable[float]:
-                    return throughput(op, tasks=tasks, total=total)
-
-                found.append((case, path.name, measure))
-    return found
+    return set_get_cases(paths, size, TASKS, keys, values, total)
 
 
 def _batch_cases(paths: list[Path], repeats: int) -> list[tuple[str, str, Measure]]:

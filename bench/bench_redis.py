@@ -34,10 +34,18 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from bench.harness import Row, agent_record, big_record, parser, print_table, save_json, throughput
+from bench.harness import (
+    Row,
+    Size,
+    agent_record,
+    big_record,
+    parser,
+    print_table,
+    save_json,
+    throughput,
+)
 
 BENCH = "redis"
 RAW = "raw redis.asyncio"
@@ -48,15 +56,6 @@ TASKS = (1, 64)
 BATCH = 100
 #: Goals at 64 tasks: at least this ratio of prism against each path.
 GOALS = {RAW: 0.9, DJANGO: 3.0}
-
-
-@dataclass(frozen=True)
-class Size:
-    label: str
-    make: Callable[[int], dict[str, Any]]
-    key_space: int
-    ops: int
-    quick_ops: int
 
 
 SIZES = (

@@ -15,9 +15,9 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 AGENT_RECORD_KB = 2.5
 
@@ -48,6 +48,60 @@ def agent_record(i: int, size: int = 2500) -> dict[str, Any]:
 
 def big_record(i: int, size: int = 1024 * 1024) -> dict[str, Any]:
     return {"agent_id": f"agent-{i}", "blob": "x" * size, "state": {"step": i}}
+
+
+@dataclass(frozen=True)
+class Size:
+    """A record size under test: how to make records and how many operations to run."""
+
+    label: str
+    make: Callable[[int], dict[str, Any]]
+    key_space: int
+    ops: int
+    quick_ops: int
+
+
+class SetGetPath(Protocol):
+    name: str
+
+    async def set(self, key: str, value: dict[str, Any]) -> None: ...
+
+    async def get(self, key: str) -> Any: ...
+
+
+Measure = Callable[[], Awaitable[float]]
+
+
+def set_get_cases(
+    paths: Sequence[SetGetPath],
+    size: Size,
+    tasks_list: Sequence[int],
+    keys: list[str],
+    values: list[dict[str, Any]],
+    total: Callable[[SetGetPath, int], int],
+) -> list[tuple[str, str, Measure]]:
+    """``(case, path name, measure)`` for set and get of each path at each concurrency;
+    ``total(path, tasks)`` is how many operations one measurement runs."""
+    count = len(keys)
+    found: list[tuple[str, str, Measure]] = []
+    for tasks in tasks_list:
+        for path in paths:
+            def set_one(i: int, path: SetGetPath = path) -> Awaitable[None]:
+                return path.set(keys[i % count], values[i % count])
+
+            def get_one(i: int, path: SetGetPath = path) -> Awaitable[Any]:
+                return path.get(keys[i % count])
+
+            ops = total(path, tasks)
+            for verb, op in (("set", set_one), ("get", get_one)):
+                case = f"{verb} {size.label}, {tasks} task{'s' if tasks > 1 else ''}"
+
+                def measure(op: Callable[[int], Awaitable[Any]] = op, tasks: int = tasks,
+                            ops: int = ops) -> Awaitable[float]:
+                    return throughput(op, tasks=tasks, total=ops)
+
+                found.append((case, path.name, measure))
+    return found
 
 
 @dataclass
