@@ -57,12 +57,12 @@ async def test_open_close_cycles_do_not_leak(kind, store_config, close_db_connec
         await cycle(i)
     tracemalloc.start()
     await settle()
-    fds, threads = open_fds(), threading.active_count()
-    # Two equal windows: a leak grows memory in both, while a one-off lazy allocation (an
-    # import, a cache filled once) lands in at most one of them.
+    # Two equal windows: a leak grows in both, while a one-off lazy allocation (an import, a
+    # cache filled once, an executor pool reaching its size) lands in at most one of them.
     for i in range(CYCLES):
         await cycle(i)
     middle = await settle()
+    fds, threads = open_fds(), threading.active_count()
     for i in range(CYCLES):
         await cycle(i)
     diffs = (await settle()).compare_to(middle, "filename")
@@ -70,6 +70,7 @@ async def test_open_close_cycles_do_not_leak(kind, store_config, close_db_connec
     grown = sum(s.size_diff for s in diffs)
     top = "; ".join(str(d) for d in diffs[:5])
     assert open_fds() <= fds + 2, f"file descriptors grew from {fds} to {open_fds()}"
-    assert threading.active_count() <= threads + 1
+    # A leaked thread per cycle would add sixty; a pool may still add one or two.
+    assert threading.active_count() <= threads + 2
     # A few hundred bytes per cycle would be caches; a leaked client or loop is far more.
     assert grown < CYCLES * 2_000, f"memory grew by {grown} bytes in {CYCLES} cycles: {top}"
