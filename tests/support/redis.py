@@ -47,9 +47,14 @@ def _port_is_free(port: int) -> bool:
 
 
 def free_port(*, cluster_bus: bool = False) -> int:
-    """A loopback port nothing listens on (and, for a cluster node, its bus port + 10000)."""
+    """A loopback port nothing listens on (and, for a cluster node, its bus port + 10000).
+
+    Chosen below Linux's ephemeral range (32768+): while a test's server is down, a client
+    reconnecting from an ephemeral port equal to the server's port would connect to itself
+    and hold the port, and the server could not come back on it.
+    """
     for _ in range(1000):
-        port = random.randint(20_000, 45_000)
+        port = random.randint(12_000, 22_000)
         if _port_is_free(port) and (not cluster_bus or _port_is_free(port + 10_000)):
             return port
     raise RuntimeError("no free loopback port found")
