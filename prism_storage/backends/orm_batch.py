@@ -113,6 +113,13 @@ class Executor(Protocol):
     #: How many batches it can run at once (its connections).
     capacity: int
 
+    #: At most this many read operations per batch (``None``: no limit).
+    read_limit: int | None
+
+    #: Whether a caller may run its own lone operation (see :meth:`Batcher.submit`): only
+    #: for an executor whose calls run to the end even when their caller is cancelled.
+    direct: bool
+
     async def close(self) -> None: ...
 
     def abandon(self) -> None:
@@ -187,6 +194,8 @@ class Batcher:
         #: The keys of each batch in flight (batches in flight never share a key).
         self._busy: list[set[str]] = []
         self._flushes: set[asyncio.Task[None]] = set()
+        #: Callers have been coming one at a time (the last operation had no company).
+        self._solo = True
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -196,14 +205,25 @@ class Batcher:
         return self._loop.create_future()
 
     async def submit(self, op: Op) -> Any:
-        """Queue ``op`` and return its result (or raise its error)."""
+        """Queue ``op`` and return its result (or raise its error).
+
+        With a ``direct`` executor, a caller that finds the store idle after operations
+        that came one at a time runs its operation itself, without a driver task: a
+        single caller pays no batching overhead. Operations that arrive meanwhile queue
+        behind it and go out as one batch when it is done.
+        """
+        if self._solo and self.executor.direct and not self._busy and not self._pending:
+            return await self._direct(op)
         self._pending.append(op)
-        if not self._dispatch_scheduled:
-            # After the callbacks already due in this tick (the other callers), and in a
-            # clean context: a batch serves every task of the loop, so it must not inherit
-            # (and outlive) the context of the task that happened to start it.
+        if not self._dispatch_scheduled and len(self._busy) < self.executor.capacity:
+            # A driver task starts after the steps already due in this tick (the other
+            # callers'), so it sends them all. Its context is a clean one: it serves every
+            # task of the loop, so it must not inherit (and outlive) the context of the
+            # task that happened to start it. With every connection busy nothing is
+            # scheduled: the driver that finishes first takes the pending operations.
             self._dispatch_scheduled = True
-            self._loop.call_soon(self._dispatch, context=contextvars.Context())
+            task = self._loop.create_task(self._drive(None), context=contextvars.Context())
+            self._flushes.add(task)
         return await op.future
 
     async def close(self) -> None:
@@ -212,25 +232,31 @@ class Batcher:
             if self._flushes:
                 await asyncio.wait(set(self._flushes))  # callers see the outcome, not close()
             else:
-                await asyncio.sleep(0)  # a dispatch is due in this tick
+                await asyncio.sleep(0)  # a driver is due in this tick
         await self.executor.close()
 
-    def _dispatch(self) -> None:
-        """Send pending operations, in call order, while the executor has room.
+    def _take(self) -> list[tuple[list[Op], set[str]]]:
+        """Take batches of pending operations, in call order, while the executor has room.
 
         A batch may go out while others are in flight only if it touches none of their
         keys, so the operations on any one key always reach the database in call order.
+        Each batch taken is marked busy; the caller runs it.
         """
-        self._dispatch_scheduled = False
+        parts: list[tuple[list[Op], set[str]]] = []
+        read_limit = self.executor.read_limit
         while self._pending and len(self._busy) < self.executor.capacity:
             busy = set().union(*self._busy)
             batch: list[Op] = []
             keys: set[str] = set()
-            taken = 0
+            taken = reads = 0
             for op in self._pending:
                 if not op.future.done():  # a cancelled caller is left out
                     if busy and not busy.isdisjoint(op.keys):
                         break
+                    if op.kind == "read" and read_limit is not None:
+                        if reads >= read_limit:
+                            break
+                        reads += 1
                     batch.append(op)
                     keys.update(op.keys)
                 taken += 1
@@ -238,26 +264,67 @@ class Batcher:
             if not batch:
                 if taken:
                     continue
-                return  # the next operation waits for a batch in flight on its keys
+                break  # the next operation waits for a batch in flight on its keys
             room = self.executor.capacity - len(self._busy)
-            for part, part_keys in _split(batch, keys, room):
-                self._busy.append(part_keys)
-                task = self._loop.create_task(self._run(part, part_keys))
-                self._flushes.add(task)
+            for part in _split(batch, keys, room):
+                self._busy.append(part[1])
+                parts.append(part)
+        return parts
 
-    async def _run(self, ops: list[Op], keys: set[str]) -> None:
+    def _start(self, parts: list[tuple[list[Op], set[str]]]) -> tuple[list[Op], set[str]] | None:
+        """Give every batch but the first its own driver; return the first."""
+        for part in parts[1:]:
+            task = self._loop.create_task(self._drive(part), context=contextvars.Context())
+            self._flushes.add(task)
+        return parts[0] if parts else None
+
+    async def _direct(self, op: Op) -> Any:
+        keys = set(op.keys)
+        self._busy.append(keys)
         try:
-            await self._flush(ops)
-        except BaseException:
-            for op in (*ops, *self._pending):
-                op.future.cancel()
-            self._pending.clear()
-            raise
+            try:
+                request = self._request([op], self._clock())
+                outcome = (await self.executor.run([request]))[0]
+            except Exception as exc:
+                outcome = exc
         finally:
             self._busy.remove(keys)
-            self._flushes.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
+            self._solo = not self._pending
             if self._pending:
-                self._dispatch()
+                self._dispatch_scheduled = True
+                task = self._loop.create_task(self._drive(None), context=contextvars.Context())
+                self._flushes.add(task)
+        if isinstance(outcome, BaseException):
+            raise self._map_error(outcome, op.kind)
+        if op.kind == "read":
+            return self._values(op, outcome, set())
+        if op.kind == "exists":
+            return op.keys[0] in outcome
+        return None
+
+    async def _drive(self, part: tuple[list[Op], set[str]] | None) -> None:
+        """Run ``part`` (or, for a new driver, what is pending), then, while operations
+        are pending and there is room, the next batches: one task sends batch after batch
+        without a hop through the event loop in between."""
+        try:
+            if part is None:
+                self._dispatch_scheduled = False
+                part = self._start(self._take())
+            while part is not None:
+                ops, keys = part
+                try:
+                    await self._flush(ops)
+                except BaseException:
+                    for op in (*ops, *self._pending):
+                        op.future.cancel()
+                    self._pending.clear()
+                    raise
+                finally:
+                    self._busy.remove(keys)
+                    self._solo = len(ops) == 1 and not self._pending
+                part = self._start(self._take()) if self._pending else None
+        finally:
+            self._flushes.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
 
     async def _flush(self, ops: list[Op]) -> None:
         live = [op for op in ops if not op.future.done()]

@@ -67,6 +67,12 @@ class _Statements:
         self.exists = (
             f"SELECT {key} FROM {table} WHERE {ns} = %b AND {key} = ANY(%b::text[]) AND {alive}"
         )
+        # One key: a plain equality plans and runs measurably faster than ``= ANY``.
+        self.read_one = (
+            f"SELECT {key}, {value}::text FROM {table} "
+            f"WHERE {ns} = %b AND {key} = %b AND {alive}"
+        )
+        self.exists_one = f"SELECT {key} FROM {table} WHERE {ns} = %b AND {key} = %b AND {alive}"
         self.write = (
             f"INSERT INTO {table} ({ns}, {key}, {value}, {created}, {updated}, {expires}) "
             f"SELECT %b, batch.k, batch.v::jsonb, %b, %b, batch.e "
@@ -108,6 +114,9 @@ class PostgresExecutor:
     """Runs batch requests on up to ``capacity`` psycopg ``AsyncConnection`` (lazily)."""
 
     capacity = 2
+    #: A cancelled caller would abort its statement mid-flight: batches run in drivers.
+    direct = False
+    read_limit: int | None = None
 
     def __init__(self, alias: str, namespace: str, model: Any, timeout: float) -> None:
         self._params, self._role = connection_settings(alias)
@@ -182,6 +191,12 @@ class PostgresExecutor:
 
     async def _execute(self, connection: Any, request: Request) -> Any:
         now = _moment(request.now)
+        if len(request.keys) == 1 and request.kind in ("read", "exists"):
+            statement = self._sql.read_one if request.kind == "read" else self._sql.exists_one
+            cursor = await connection.execute(
+                statement, (self._namespace, request.keys[0], now))
+            rows = await cursor.fetchall()
+            return dict(rows) if request.kind == "read" else {row[0] for row in rows}
         if request.kind == "read":
             found: dict[str, str] = {}
             for start in range(0, len(request.keys), READ_CHUNK_KEYS):

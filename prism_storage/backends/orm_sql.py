@@ -46,10 +46,14 @@ class Reader:
         self._column = column
 
     def read(self, connection: Any, namespace: str, keys: Sequence[str],
-             now: datetime) -> dict[str, Any]:
+             now: datetime, sizes: list[int] | None = None) -> dict[str, Any]:
+        """``{key: value}`` of the live records among ``keys``; the length of each stored
+        value as read (characters or bytes) is appended to ``sizes``."""
         found: dict[str, Any] = {}
         for rows in self._chunks(connection, self._read, namespace, keys, now):
             for key, raw in rows:
+                if sizes is not None and isinstance(raw, str | bytes):
+                    sizes.append(len(raw))
                 for convert in self._converters:
                     raw = convert(raw, self._column, connection)
                 found[key] = raw
@@ -68,4 +72,7 @@ class Reader:
                 chunk = list(keys[start:start + CHUNK])
                 cursor.execute(statement.format(", ".join(["%s"] * len(chunk))),
                                [namespace, *chunk, moment])
-                yield cursor.fetchall()
+                # Row by row: a row is decoded before the next is fetched, so one raw
+                # value at a time is in memory rather than the whole chunk's (measurably
+                # faster with large values).
+                yield iter(cursor.fetchone, None)
