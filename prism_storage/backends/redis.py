@@ -27,6 +27,7 @@ from ..exceptions import (
     PrismStorageError,
 )
 from .base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage, LoopBoundClients, check_ttl, require
+from .redis_pipeline import Pipeliner
 from .redis_url import URL_FORMS, parse_redis_url
 
 __all__ = ["SEPARATOR", "RedisStorageBackend"]
@@ -43,6 +44,9 @@ _MAX_SCAN_COUNT = 10_000
 _MAX_SCANS_PER_PAGE = 64
 _CURSOR_VERSION = 1
 _SCAN_DONE = -1  # cursor position once every node is scanned (only queued keys remain)
+#: A SET of a value larger than this (JSON characters) is not pipelined, nor GETs while the
+#: records recent reads returned are larger on average.
+_PIPELINE_VALUE_BYTES = 64 * 1024
 
 
 def glob_escape(text: str) -> str:
@@ -113,7 +117,8 @@ class RedisStorageBackend(BaseStorageBackend):
         self._url = parse_redis_url(url, cluster=cluster)
         self.cluster = self._url.cluster
         self._key_prefix = prefix + SEPARATOR
-        self._clients: LoopBoundClients[Any] = LoopBoundClients(self._create_client, _close)
+        self._read_size = -1.0  # of the records recent reads returned, in bytes
+        self._clients: LoopBoundClients[_Bound] = LoopBoundClients(self._bind_client, _close)
 
     # ------------------------------------------------------------- configuration
 
@@ -181,7 +186,26 @@ class RedisStorageBackend(BaseStorageBackend):
                 f"{_scrub(str(exc), self._url.secrets)}"
             ) from None
 
+    def _bind_client(self) -> _Bound:
+        client = self._create_client()
+        # Single-key commands are pipelined on a standalone server; a cluster client routes
+        # each command to its node itself.
+        return _Bound(client, None if self.cluster else Pipeliner(client, self.timeout))
+
     # ------------------------------------------------------------------ helpers
+
+    async def _command(self, action: str, *command: Any, alone: bool = False) -> Any:
+        """Send one single-key command (pipelined with those of concurrent callers)."""
+        pipeliner = self._clients.get().pipeliner
+        if pipeliner is None:
+            return await self._run(action, lambda client: client.execute_command(*command))
+        try:
+            return await pipeliner.call(*command, alone=alone)
+        except Exception as exc:
+            error = self._failure(exc, action)
+            if error is None:
+                raise
+        raise error from error.__cause__
 
     async def _run(self, action: str, operation: Callable[[Any], Awaitable[T]]) -> T:
         """Run ``operation(client)`` on this loop's client within ``timeout``.
@@ -192,7 +216,7 @@ class RedisStorageBackend(BaseStorageBackend):
         The typed error is raised outside the ``except`` block so the driver's exception
         (which may quote the URL) is not kept as its ``__context__``.
         """
-        client = self._clients.get()
+        client = self._clients.get().client
         try:
             async with asyncio.timeout(self.timeout):
                 if self.cluster:
@@ -240,23 +264,27 @@ class RedisStorageBackend(BaseStorageBackend):
     # ------------------------------------------------------------------ hooks
 
     async def _get(self, key: str) -> dict[str, Any] | None:
-        name = self._key_prefix + key
-        data = await self._run("read", lambda client: client.execute_command("GET", name))
-        return None if data is None else self._load(key, data)
+        # Replies of recent reads large: this read goes on its own connection, so that its
+        # caller decodes it while the server still sends the others' (as separate calls do).
+        alone = self._read_size > _PIPELINE_VALUE_BYTES
+        data = await self._command("read", "GET", self._key_prefix + key, alone=alone)
+        if data is None:
+            return None
+        size = self._read_size  # a moving average, from the first read's size
+        self._read_size = size + (len(data) - size) / 8 if size >= 0 else float(len(data))
+        return self._load(key, data)
 
     async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
         command: tuple[Any, ...] = ("SET", self._key_prefix + key, data)
         if ttl is not None:
             command += ("PX", _milliseconds(ttl))
-        await self._run("write", lambda client: client.execute_command(*command))
+        await self._command("write", *command, alone=len(data) > _PIPELINE_VALUE_BYTES)
 
     async def _delete(self, key: str) -> None:
-        name = self._key_prefix + key
-        await self._run("delete", lambda client: client.execute_command("DEL", name))
+        await self._command("delete", "DEL", self._key_prefix + key)
 
     async def _exists(self, key: str) -> bool:
-        name = self._key_prefix + key
-        return bool(await self._run("read", lambda client: client.execute_command("EXISTS", name)))
+        return bool(await self._command("read", "EXISTS", self._key_prefix + key))
 
     async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         names = [self._key_prefix + k for k in keys]
@@ -385,8 +413,21 @@ def _redis_errors() -> tuple[
     return _ERRORS
 
 
-async def _close(client: Any) -> None:
-    await client.aclose()
+class _Bound:
+    """One event loop's client, and its pipeliner (standalone servers)."""
+
+    __slots__ = ("client", "pipeliner")
+
+    def __init__(self, client: Any, pipeliner: Pipeliner | None) -> None:
+        self.client = client
+        self.pipeliner = pipeliner
+
+
+async def _close(bound: _Bound) -> None:
+    if bound.pipeliner is not None:
+        await bound.pipeliner.close()
+    else:
+        await bound.client.aclose()
 
 
 def _milliseconds(ttl: float) -> int:
