@@ -2,8 +2,9 @@
 
 For each provider (Qdrant embedded in memory, Milvus through milvus-lite, Pinecone through
 the SDK against the loopback stand-in server) it measures upsert throughput (vectors/s,
-batches of 500) and search latency (top 10) for ``VectorStorageBackend`` and for the raw
-client doing the same calls with the same payloads, plus recall@10 against numpy.
+batches of 500, the median of ``--rounds`` interleaved passes) and search latency (top 10)
+for ``VectorStorageBackend`` and for the raw client doing the same calls with the same
+payloads, plus recall@10 against numpy.
 
     python -m bench.bench_vector            # 10k x 384
     python -m bench.bench_vector --quick    # 2k x 384, a smoke run
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import tempfile
 import time
 import uuid
@@ -69,8 +71,8 @@ class RawQdrant:
     async def upsert(self, items: list[tuple[int, dict[str, Any]]]) -> None:
         points = [self.models.PointStruct(
             id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"k{i}")), vector=v["embedding"],
-            payload={"kind": v["kind"], "i": float(i), "key": f"k{i}", "ns": "",
-                     "value": json.dumps(v)}) for i, v in items]
+            payload={"kind": v["kind"], "i": float(i), "text": v["text"], "key": f"k{i}",
+                     "ns": "", "value": json.dumps(v)}) for i, v in items]
         await self.client.upsert(self.name, points=points, wait=True)
 
     async def search(self, vector: list[float]) -> list[int]:
@@ -108,7 +110,8 @@ class RawMilvus:
     async def upsert(self, items: list[tuple[int, dict[str, Any]]]) -> None:
         rows = [{"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"k{i}")), "vector": v["embedding"],
                  "ns": "", "key": f"k{i}", "value": json.dumps(v),
-                 "meta": {"kind": v["kind"], "i": float(i)}} for i, v in items]
+                 "meta": {"kind": v["kind"], "i": float(i), "text": v["text"]}}
+                for i, v in items]
         for start in range(0, len(rows), 128):
             await self.client.upsert(self.name, rows[start:start + 128])
 
@@ -139,8 +142,9 @@ class RawPinecone:
 
     async def upsert(self, items: list[tuple[int, dict[str, Any]]]) -> None:
         vectors = [{"id": f"k{i}", "values": v["embedding"],
-                    "metadata": {"kind": v["kind"], "i": float(i), "_prism_key": f"k{i}",
-                                 "_prism_value": json.dumps(v)}} for i, v in items]
+                    "metadata": {"kind": v["kind"], "i": float(i), "text": v["text"],
+                                 "_prism_key": f"k{i}", "_prism_value": json.dumps(v)}}
+                   for i, v in items]
         for start in range(0, len(vectors), 100):
             await self.index.upsert(vectors=vectors[start:start + 100], show_progress=False)
 
@@ -155,33 +159,34 @@ class RawPinecone:
 
 # ---------------------------------------------------------------- measuring
 
-async def measure(
-    provider: str, n: int, label: str, setup: Callable[[], Awaitable[None]],
-    upsert: Callable[[list[tuple[int, dict[str, Any]]]], Awaitable[None]],
-    search: Callable[[list[float]], Awaitable[list[int]]],
-    vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, raw: bool,
-) -> list[Row]:
-    await setup()
-    items = [(i, record(i, v)) for i, v in enumerate(vectors.tolist())]
+async def upsert_rate(n: int, items: list[tuple[int, dict[str, Any]]],
+                      upsert: Callable[[list[tuple[int, dict[str, Any]]]], Awaitable[None]]
+                      ) -> float:
+    """Vectors/s of one pass upserting every item, in batches of ``BATCH``."""
     started = time.perf_counter()
     for start in range(0, n, BATCH):
         await upsert(items[start:start + BATCH])
-    upserts = n / (time.perf_counter() - started)
+    return n / (time.perf_counter() - started)
+
+
+async def search_rows(
+    provider: str, n: int, label: str,
+    search: Callable[[list[float]], Awaitable[list[int]]],
+    queries: np.ndarray, truth: np.ndarray, raw: bool,
+) -> tuple[Row, dict[str, Any]]:
     query_list = queries.tolist()
     found = [await search(q) for q in query_list]
     p50, p99 = await latencies(lambda i: search(query_list[i % len(query_list)]),
                                count=len(query_list))
     extra = {"recall@10": recall(found, truth)}
-    return [
-        Row("vector", f"{provider} upsert {n // 1000}k", label, ops_per_s=upserts,
-            baseline=raw, extra=extra),
-        Row("vector", f"{provider} search {n // 1000}k", label, p50_ms=p50, p99_ms=p99,
-            baseline=raw, extra=extra),
-    ]
+    return Row("vector", f"{provider} search {n // 1000}k", label, p50_ms=p50, p99_ms=p99,
+               baseline=raw, extra=extra), extra
 
 
 async def run_provider(provider: str, n: int, vectors: np.ndarray, queries: np.ndarray,
-                       truth: np.ndarray, workdir: str, server: Any) -> list[Row]:
+                       truth: np.ndarray, workdir: str, server: Any, rounds: int) -> list[Row]:
+    """Upserts: ``rounds`` passes over the data, raw and prism interleaved (a pass after
+    the first overwrites every record), the median of each. Then searches."""
     from prism_storage import VectorStorageBackend
 
     if provider == "qdrant":
@@ -202,10 +207,20 @@ async def run_provider(provider: str, n: int, vectors: np.ndarray, queries: np.n
     async def store_search(vector: list[float]) -> list[int]:
         return [hit["value"]["i"] for hit in await store.search(vector, limit=10)]
 
-    rows = await measure(provider, n, "raw client", raw.setup, raw.upsert, raw.search,
-                         vectors, queries, truth, raw=True)
-    rows += await measure(provider, n, "prism_storage", store.ping, store_upsert, store_search,
-                          vectors, queries, truth, raw=False)
+    await raw.setup()
+    await store.ping()
+    items = [(i, record(i, v)) for i, v in enumerate(vectors.tolist())]
+    rates: dict[str, list[float]] = {"raw client": [], "prism_storage": []}
+    for _ in range(rounds):
+        rates["raw client"].append(await upsert_rate(n, items, raw.upsert))
+        rates["prism_storage"].append(await upsert_rate(n, items, store_upsert))
+    rows: list[Row] = []
+    for label, search in (("raw client", raw.search), ("prism_storage", store_search)):
+        row, extra = await search_rows(provider, n, label, search, queries, truth,
+                                       raw=label == "raw client")
+        rows += [Row("vector", f"{provider} upsert {n // 1000}k", label,
+                     ops_per_s=statistics.median(rates[label]), baseline=label == "raw client",
+                     extra={**extra, "samples": rates[label]}), row]
     await raw.close()
     await store.close()
     return rows
@@ -239,7 +254,7 @@ async def main(args: Any) -> list[Row]:
             for provider in ("qdrant", "milvus", "pinecone"):
                 with tempfile.TemporaryDirectory() as workdir:
                     rows += await run_provider(provider, n, vectors, queries, truth, workdir,
-                                               server)
+                                               server, args.rounds)
                 for index in ("bench", "raw"):
                     if server.get_index(index) is not None:
                         server.drop_index(index)
@@ -249,6 +264,8 @@ async def main(args: Any) -> list[Row]:
 if __name__ == "__main__":
     cli = parser(__doc__ or "")
     cli.add_argument("--large", action="store_true", help="also run 100k vectors")
+    cli.add_argument("--rounds", type=int, default=3,
+                     help="upsert passes per path, interleaved; the median is shown")
     arguments = cli.parse_args()
     result = asyncio.run(main(arguments))
     print_table(result, "vector backend vs raw clients (ratio: prism / raw)")

@@ -19,11 +19,12 @@ import asyncio
 import inspect
 import json
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from django.utils.module_loading import import_string
 
+from ...codec import validate_key
 from ...exceptions import InvalidOptionError, InvalidValueError, MissingDependencyError
 from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage, LoopBoundClients, redact
 from .adapter import IndexSpec, Record, ScoreKind, VectorAdapter
@@ -47,6 +48,7 @@ MAX_SEARCH_LIMIT = 1000
 MAX_DIMENSIONS = 20_000
 VECTOR_FIELD = "embedding"
 _NUMBER_TYPES = frozenset({int, float})
+_FLOAT = {float}
 #: Engines keep vectors as float32 and score in float32: larger components would overflow
 #: scores (to inf or NaN) long before they reach float32's own limit of 3.4e38.
 MAX_COMPONENT = 1e9
@@ -242,13 +244,11 @@ class VectorStorageBackend(BaseStorageBackend):
             raise InvalidValueError(
                 f"{path}: the embedding has {len(raw)} dimensions; this store takes "
                 f"{self.dimensions}.", path)
+        kinds = set(map(type, raw))
         try:
-            # The common case in a few passes of C code: only ints and floats, all in range.
-            fast = (
-                set(map(type, raw)) <= _NUMBER_TYPES
-                and math.isfinite(math.fsum(raw))
-                and max(map(abs, raw)) <= MAX_COMPONENT
-            )
+            # The common case in two passes of C code: only ints and floats, and the sum of
+            # their magnitudes within range (so each one is, and none is NaN or infinite).
+            fast = kinds <= _NUMBER_TYPES and math.fsum(map(abs, raw)) <= MAX_COMPONENT
         except OverflowError:
             fast = False
         if not fast:
@@ -260,18 +260,21 @@ class VectorStorageBackend(BaseStorageBackend):
                     raise InvalidValueError(
                         f"{path}[{index}]: {item!r} is out of range: embedding components "
                         f"must be within ±{MAX_COMPONENT:g}.", f"{path}[{index}]")
-        vector = [float(item) for item in raw]
+        vector = raw if kinds == _FLOAT and type(raw) is list else [float(item) for item in raw]
         if not any(vector):
             # No direction: cosine is undefined and Pinecone refuses it, so every provider does.
             raise InvalidValueError(f"{path}: an embedding must not be all zeros.", path)
         return vector
 
     def _encode(self, value: dict[str, Any]) -> str:
-        """Validate and encode a value; the embedding (often hundreds of floats) is checked
-        by the fast vector check instead of the generic walk."""
+        return self._checked(value)[0]
+
+    def _checked(self, value: dict[str, Any]) -> tuple[str, list[float] | None]:
+        """Validate and encode a value; return its JSON text and its vector (``None``: the
+        embedder computes it). The embedding (often hundreds of floats) is checked by the
+        fast vector check instead of the generic walk."""
         if type(value) is dict and type(value.get(VECTOR_FIELD)) is list:
-            path = f"$[{VECTOR_FIELD!r}]"
-            self._vector(value[VECTOR_FIELD], path)
+            vector = self._vector(value[VECTOR_FIELD], f"$[{VECTOR_FIELD!r}]")
             rest = {k: v for k, v in value.items() if k != VECTOR_FIELD}
             super()._encode(rest)  # validates everything else, enforces the size limit
             data = _ENCODER.encode(value)
@@ -280,8 +283,18 @@ class VectorStorageBackend(BaseStorageBackend):
                 raise InvalidValueError(
                     f"The value is {len(data.encode())} bytes as JSON; the {self.provider!r} "
                     f"store accepts at most {limit}.", "$")
-            return data
-        return super()._encode(value)
+            return data, vector
+        return super()._encode(value), self._vector_of(value)
+
+    def _vector_of(self, value: dict[str, Any]) -> list[float] | None:
+        """The value's checked vector (``None``: it has none, the embedder computes it)."""
+        raw = value.get(VECTOR_FIELD)
+        if raw is not None:
+            return self._vector(raw, f"$[{VECTOR_FIELD!r}]")
+        if self.embedder is None:
+            raise InvalidValueError(
+                f"$: the value has no {VECTOR_FIELD!r} and the store has no embedder.", "$")
+        return None
 
     def text_of(self, value: dict[str, Any], data: str) -> str:
         """The text an embedder turns into a value's vector: ``value[text_field]`` if it is
@@ -313,16 +326,8 @@ class VectorStorageBackend(BaseStorageBackend):
                 result = await result
         return self._vector(result, path)
 
-    async def _record(self, key: str, value: dict[str, Any], data: str) -> Record:
-        raw = value.get(VECTOR_FIELD)
-        if raw is not None:
-            vector = self._vector(raw, f"$[{VECTOR_FIELD!r}]")
-        elif self.embedder is not None:
-            vector = await self._embed(self.text_of(value, data), f"embedder({key!r})")
-        else:
-            raise InvalidValueError(
-                f"$: the value has no {VECTOR_FIELD!r} and the store has no embedder.", "$")
-        return Record(key, vector, data, filterable_fields(value))
+    async def _embedded(self, key: str, value: dict[str, Any], data: str) -> list[float]:
+        return await self._embed(self.text_of(value, data), f"embedder({key!r})")
 
     # ------------------------------------------------------------------ hooks
 
@@ -334,6 +339,29 @@ class VectorStorageBackend(BaseStorageBackend):
     async def _get(self, key: str) -> dict[str, Any] | None:
         found = await self._get_many([key])
         return found.get(key)
+
+    async def set(self, key: str, value: dict[str, Any], *, ttl: float | None = None) -> None:
+        validate_key(key)
+        data, vector = self._checked(value)
+        self._resolve_ttl(ttl)
+        await self._write([(key, value, data)], [vector])
+
+    async def set_many(
+        self, mapping: Mapping[str, dict[str, Any]], *, ttl: float | None = None
+    ) -> None:
+        # The base class's, keeping the vectors that validation produced.
+        if not isinstance(mapping, Mapping):
+            raise InvalidValueError("set_many() takes a mapping of key -> value.")
+        items: list[tuple[str, dict[str, Any], str]] = []
+        vectors: list[list[float] | None] = []
+        for key, value in mapping.items():
+            validate_key(key)
+            data, vector = self._checked(value)
+            items.append((key, value, data))
+            vectors.append(vector)
+        self._resolve_ttl(ttl)
+        if items:
+            await self._write(items, vectors)
 
     async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
         await self._set_many([(key, value, data)], ttl)
@@ -349,9 +377,21 @@ class VectorStorageBackend(BaseStorageBackend):
     async def _set_many(
         self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
     ) -> None:
-        records = await asyncio.gather(*(self._record(k, v, data) for k, v, data in items))
+        await self._write(items, [self._vector_of(value) for _key, value, _data in items])
+
+    async def _write(self, items: list[tuple[str, dict[str, Any], str]],
+                     vectors: list[list[float] | None]) -> None:
+        """Upsert ``items``, each with its vector (``None``: computed by the embedder)."""
+        missing = [index for index, vector in enumerate(vectors) if vector is None]
+        if missing:  # computed concurrently (an embedder may be a remote service)
+            computed = await asyncio.gather(*(self._embedded(*items[i]) for i in missing))
+            for index, vector in zip(missing, computed, strict=True):
+                vectors[index] = vector
+        records = [Record(key, vector, data, filterable_fields(value))
+                   for (key, value, data), vector in zip(items, vectors, strict=True)
+                   if vector is not None]
         adapter = await self._adapter()
-        await self._guard("write", adapter.upsert(list(records)), adapter.errors)
+        await self._guard("write", adapter.upsert(records), adapter.errors)
 
     async def _delete_many(self, keys: list[str]) -> None:
         adapter = await self._adapter()

@@ -37,7 +37,7 @@ MAX_ID_LENGTH = 512
 HASHED = "%%"
 DEFAULT_ENVIRONMENT = "aws/us-east-1"
 _INDEX_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?")
-_UPSERT_BYTES = 1_500_000  # Pinecone takes at most 2 MB and 1000 vectors per upsert
+_UPSERT_BYTES = 1_800_000  # Pinecone takes at most 2 MB and 1000 vectors per upsert
 _UPSERT_COUNT = 1000
 _FETCH_CHARS = 6000  # ids go in the query string of a fetch: keep the URL short
 _LIST_LIMIT = 100
@@ -50,6 +50,21 @@ def _pinecone() -> Any:
 
 def _errors() -> Any:
     return require("pinecone.errors", backend="vector/pinecone", extra="pinecone")
+
+
+def metadata_size(metadata: dict[str, Any]) -> int:
+    """The bytes of ``metadata`` as compact UTF-8 JSON, as Pinecone counts them.
+
+    The record's JSON text (``VALUE``, often kilobytes) is not encoded again: it holds no
+    control characters (JSON escapes them), so as a JSON string it grows by its quotes and
+    one backslash per ``"`` or ``\\`` in it.
+    """
+    text = metadata[VALUE]
+    rest = {name: item for name, item in metadata.items() if name != VALUE}
+    head = len(json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode())
+    value = len(text.encode()) + text.count('"') + text.count("\\") + 2
+    label = len(json.dumps(VALUE)) + 1  # "_prism_value":
+    return head + value + label + (1 if rest else 0)  # the comma before it
 
 
 def encode_id(key: str) -> str:
@@ -159,15 +174,16 @@ class PineconeAdapter(VectorAdapter):
 
     def _vector(self, record: Record) -> tuple[dict[str, Any], int]:
         metadata = {**record.fields, KEY: record.key, VALUE: record.data}
-        size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode())
+        size = metadata_size(metadata)
         if size > MAX_METADATA_BYTES:
             raise InvalidValueError(
                 f"The value of {record.key!r} with its filterable fields takes {size} bytes "
                 f"of Pinecone metadata; Pinecone accepts at most {MAX_METADATA_BYTES}.", "$")
         vector = {"id": encode_id(record.key), "values": record.vector, "metadata": metadata}
-        # An upper bound of the request size: a float takes at most 25 characters, and
-        # the SDK may escape non-ASCII metadata (at most 3 bytes per UTF-8 byte).
-        return vector, 3 * size + 25 * len(record.vector) + 3 * len(vector["id"]) + 64
+        # An upper bound of its share of the request body: a float takes at most 25
+        # characters, metadata that is not ASCII may be escaped (at most 3 bytes per byte).
+        escaped = size if record.data.isascii() and record.key.isascii() else 3 * size
+        return vector, escaped + 25 * len(record.vector) + 3 * len(vector["id"]) + 64
 
     async def upsert(self, records: list[Record]) -> None:
         sized = [self._vector(r) for r in records]
