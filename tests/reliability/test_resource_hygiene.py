@@ -70,7 +70,9 @@ async def test_open_close_cycles_do_not_leak(kind, store_config, close_db_connec
     grown = sum(s.size_diff for s in diffs)
     top = "; ".join(str(d) for d in diffs[:5])
     assert open_fds() <= fds + 2, f"file descriptors grew from {fds} to {open_fds()}"
-    # A leaked thread per cycle would add sixty; a pool may still add one or two.
-    assert threading.active_count() <= threads + 2
+    # A leaked thread per cycle would add sixty; thread pools grow lazily up to their size
+    # (asyncio's default executor to min(32, CPUs + 4)), so a few more may still appear.
+    assert threading.active_count() <= threads + 8, (
+        f"threads grew from {threads} to {threading.active_count()}")
     # A few hundred bytes per cycle would be caches; a leaked client or loop is far more.
     assert grown < CYCLES * 2_000, f"memory grew by {grown} bytes in {CYCLES} cycles: {top}"
