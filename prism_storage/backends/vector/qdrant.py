@@ -61,6 +61,12 @@ _on_disk: dict[str, _Local] = {}  # resolved path -> client
 _in_memory: dict[int, _Local] = {}  # id(backend) -> client (lives as long as the backend)
 
 
+def _sqlite_serialized() -> bool:
+    import sqlite3
+
+    return sqlite3.threadsafety == 3
+
+
 def _acquire_local(options: Connection) -> _Local:
     import os
 
@@ -77,8 +83,15 @@ def _acquire_local(options: Connection) -> _Local:
             where = os.path.realpath(options.path)
             local = _on_disk.get(where)
             if local is None:
+                # Where SQLite is serialized (threadsafety 3, exact since Python 3.11), say so
+                # up front: qdrant-client otherwise probes it with a connection it never
+                # closes (a ResourceWarning on Python 3.13). Its own probe reaches the same
+                # answer, so the check it keeps elsewhere is unchanged.
                 local = _on_disk[where] = _Local(
-                    _qdrant().AsyncQdrantClient(path=where), where)
+                    _qdrant().AsyncQdrantClient(
+                        path=where,
+                        force_disable_check_same_thread=_sqlite_serialized()),
+                    where)
         local.users += 1
         return local
 
