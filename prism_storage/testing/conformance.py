@@ -137,6 +137,7 @@ INVALID_VALUES: list[tuple[str, Any, str]] = [
     ("object", {"o": _Opaque()}, "$['o']"),
     ("int dict key", {"counts": {1: "one"}}, "$['counts']"),
     ("NUL in string", {"text": "a\x00b"}, "$['text']"),
+    ("NUL among escaped characters", {"text": 'line\n"quoted"\\ \x00'}, "$['text']"),
     ("lone surrogate", {"text": "a\udc80b"}, "$['text']"),
     ("lone surrogate in a dict key", {"meta": {"\ud800": 1}}, "$['meta']"),
 ]
@@ -171,6 +172,7 @@ ROUND_TRIP_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("bools and null", {"t": True, "f": False, "n": None, "list": [True, None, 0, ""]}),
     ("key-like strings", {"../x": 1, "": "empty key", "a.b": {"c/d": 2}, "%_*": 3}),
     ("deep nesting", {"root": _deep(100)}),
+    ("escape spelled out, no NUL", {"path": "C:\\u0000\\dir"}),
 ]
 
 
