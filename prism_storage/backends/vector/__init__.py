@@ -247,8 +247,9 @@ class VectorStorageBackend(BaseStorageBackend):
         kinds = set(map(type, raw))
         try:
             # The common case in two passes of C code: only ints and floats, and the sum of
-            # their magnitudes within range (so each one is, and none is NaN or infinite).
-            fast = kinds <= _NUMBER_TYPES and math.fsum(map(abs, raw)) <= MAX_COMPONENT
+            # their magnitudes within range (so each one is, and none is NaN or infinite: a
+            # rounded sum of non-negative floats is never below its largest term).
+            fast = kinds <= _NUMBER_TYPES and sum(map(abs, raw)) <= MAX_COMPONENT
         except OverflowError:
             fast = False
         if not fast:
