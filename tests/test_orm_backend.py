@@ -39,6 +39,22 @@ class TestORMOnPostgreSQL(ORMConformance):
     database = "pg"
 
 
+@pytest.mark.django_db(transaction=True, databases=["default", "unreachable"])
+class TestORMOnSQLiteInLargeRecordMode(ORMConformance):
+    """The ORM path's large-record mode (capped write batches, two in the thread's queue,
+    reads one by one) from the first write and read: every record counts as large."""
+
+    database = "default"
+
+    @pytest.fixture(autouse=True)
+    def large_records(self, monkeypatch):
+        import prism_storage.backends.orm as orm_module
+
+        monkeypatch.setattr(orm_module, "LARGE_WRITE", 1)
+        monkeypatch.setattr(orm_module, "LARGE_READ", 1)
+        monkeypatch.setattr(orm_module, "WRITE_BATCH_BYTES", 40)
+
+
 @pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 @pytest.mark.parametrize("database", ["default", "pg"])
 async def test_timestamps_are_kept_right_on_overwrite(database, close_db_connections):
@@ -79,4 +95,40 @@ async def test_unreachable_database_fails_fast(close_db_connections):
     with pytest.raises(BackendUnavailableError, match="could not read"):
         await store.get("k")
     assert time.monotonic() - started < 5
+    await store.close()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.parametrize("database", ["default", "pg"])
+async def test_the_orm_path_writes_the_json_text_the_codec_made(database,
+                                                               close_db_connections):
+    import asyncio
+
+    from django.db import connections
+
+    from prism_storage.codec import encode_value
+    from prism_storage.sync import SyncStore
+
+    store = ORMStorageBackend("text", using=database, fast_path=False)
+    value = {"name": "Zoë 🙂", "nested": {"list": [1, 2.5, None, True, -0.0]},
+             "escapes": "quote \" backslash \\ tab \t"}
+    # Batched (several callers), alone (one caller), and from sync code.
+    await asyncio.gather(store.set("a", value), store.set("b", value))
+    await store.set("c", value)
+    await sync_to_async(SyncStore(ORMStorageBackend("text", using=database)).set)("d", value)
+    for key in "abcd":
+        record = await Record.objects.using(database).aget(namespace="text", key=key)
+        assert record.value == value
+        assert await store.get(key) == value
+
+    def stored_text() -> list[str]:
+        with connections[database].cursor() as cursor:
+            cursor.execute(f'SELECT value FROM "{Record._meta.db_table}" '
+                           "WHERE namespace = 'text' ORDER BY key")
+            return [row[0] for row in cursor.fetchall()]
+
+    if database == "default":
+        # SQLite keeps the text as written: the codec's, not a second json.dumps of the
+        # dict (which would have escaped the non-ASCII characters).
+        assert await sync_to_async(stored_text)() == [encode_value(value)] * 4
     await store.close()

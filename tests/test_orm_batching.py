@@ -1,6 +1,10 @@
 """The orm backend's batching: call order, per-caller errors, cancellation, loops and
 threads, and sync callers inside ``transaction.atomic``, on a real PostgreSQL (both the
-psycopg fast path and the ORM path) and on SQLite."""
+psycopg fast path and the ORM path) and on SQLite.
+
+The ``-large`` variants run the same tests with the ORM path in its large-record mode from
+the first write and read (capped write batches, two in the thread's queue, reads one by
+one): the thresholds are lowered so that every record counts as large."""
 
 from __future__ import annotations
 
@@ -23,7 +27,10 @@ VARIANTS = {
     "pg-fast-path": {"using": "pg"},
     "pg-orm": {"using": "pg", "fast_path": False},
     "sqlite": {"using": "default"},
+    "pg-orm-large": {"using": "pg", "fast_path": False},
+    "sqlite-large": {"using": "default"},
 }
+LARGE = {"pg-orm-large", "sqlite-large"}
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 
 
@@ -51,8 +58,19 @@ async def fast_path_sessions(expected: int) -> int:
     return int(rows[0][0])
 
 
+def large_record_mode(monkeypatch) -> None:
+    """Every record counts as large; a write batch holds one or two small records."""
+    import prism_storage.backends.orm as orm_module
+
+    monkeypatch.setattr(orm_module, "LARGE_WRITE", 1)
+    monkeypatch.setattr(orm_module, "LARGE_READ", 1)
+    monkeypatch.setattr(orm_module, "WRITE_BATCH_BYTES", 40)
+
+
 @pytest.fixture(params=list(VARIANTS))
-def variant(request) -> str:
+def variant(request, monkeypatch) -> str:
+    if request.param in LARGE:
+        large_record_mode(monkeypatch)
     return request.param
 
 
@@ -75,7 +93,7 @@ async def test_concurrent_calls_share_one_statement(stores, variant):
     await asyncio.gather(*(store.set(f"k{i}", {"i": i}) for i in range(64)))
     got = await asyncio.gather(*(store.get(f"k{i}") for i in range(64)))
     assert got == [{"i": i} for i in range(64)]
-    if variant.startswith("pg"):
+    if variant in ("pg-fast-path", "pg-orm"):
         # Rows written by one statement share the transaction id that wrote them: two
         # halves on the fast path's two connections; on the ORM path the first caller,
         # finding the store idle, goes alone and the 63 that queued behind it go together.
@@ -164,7 +182,7 @@ async def test_a_failed_write_fails_only_its_caller(stores, poison):
     assert len(await store.get_many([f"after{i}" for i in range(10)])) == 10
 
 
-async def test_cancelled_callers_do_not_disturb_the_others(stores):
+async def test_cancelled_callers_do_not_disturb_the_others(stores, variant):
     store = stores()
     # Connected, and callers have overlapped (so the first caller below does not go
     # straight out alone, as one finding an idle store after lone callers would): the
@@ -184,8 +202,16 @@ async def test_cancelled_callers_do_not_disturb_the_others(stores):
     stored = await store.get_many([f"c{i}" for i in range(64)])
     # Cancelled before the batch left: not written. Cancelled in flight: the batch, and so
     # the write, went on. Everyone else: written, intact.
-    assert sorted(stored, key=lambda k: int(k[1:])) == [f"c{i}" for i in range(10, 64)]
-    assert all(stored[f"c{i}"] == {"i": i} for i in range(10, 64))
+    if variant in LARGE:
+        # Batches of one or two records: the later cancellations found some writes in
+        # flight and some still queued.
+        assert all(stored.get(f"c{i}") in (None, {"i": i}) for i in range(10, 20))
+        assert {f"c{i}": stored[f"c{i}"] for i in range(20, 64)} == {
+            f"c{i}": {"i": i} for i in range(20, 64)}
+        assert not any(f"c{i}" in stored for i in range(10))
+    else:
+        assert sorted(stored, key=lambda k: int(k[1:])) == [f"c{i}" for i in range(10, 64)]
+        assert all(stored[f"c{i}"] == {"i": i} for i in range(10, 64))
     assert await store.get("c0") is None
 
 
@@ -367,3 +393,101 @@ async def _get_and_close(namespace: str, key: str) -> dict | None:
         return await store.get(key)
     finally:
         await store.close()
+
+
+class Watch:
+    """Records what the executor of ``store`` is asked to run, and how many of its calls
+    are in flight at once (the executor itself does the work)."""
+
+    def __init__(self, store: ORMStorageBackend) -> None:
+        self.executor = next(iter(store._batchers.values())).executor
+        self.requests: list[list] = []
+        self.in_flight = self.most_in_flight = 0
+        run = self.executor.run
+
+        async def watched(requests):  # type: ignore[no-untyped-def]
+            self.requests.append(requests)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                return await run(requests)
+            finally:
+                self.in_flight -= 1
+
+        self.executor.run = watched
+
+    def batches(self, kind: str) -> list[int]:
+        """How many operations each call of ``kind`` held."""
+        return [len(r.groups) if kind == "write" else len(r.keys)
+                for requests in self.requests for r in requests if r.kind == kind]
+
+
+@pytest.mark.parametrize("variant", ["pg-orm", "sqlite"])
+async def test_writes_of_large_records_go_in_capped_batches_two_at_a_time(
+        stores, variant, monkeypatch):
+    import prism_storage.backends.orm as orm_module
+
+    monkeypatch.setattr(orm_module, "LARGE_WRITE", 500)
+    monkeypatch.setattr(orm_module, "WRITE_BATCH_BYTES", 2500)
+    store = stores()
+    await store.set("small", {"v": 1})
+    executor = next(iter(store._batchers.values())).executor
+    assert (executor.capacity, executor.write_limit) == (1, None)
+    records = {f"w{i}": {"text": "x" * 1000, "i": i} for i in range(16)}
+    # The store learns how large its records are (an average over the records written).
+    await store.set_many({f"w-first{i}": records["w0"] for i in range(16)})
+    assert (executor.capacity, executor.write_limit) == (2, 2500)
+    watch = Watch(store)
+    assert await asyncio.gather(*(store.set(k, v) for k, v in records.items())) == [None] * 16
+    # About 1 KB each: two per 2,500 characters; the second batch waited in the thread's
+    # queue while the first ran.
+    assert sum(watch.batches("write")) == 16 and max(watch.batches("write")) == 2
+    assert watch.most_in_flight == 2
+    assert await store.get_many(list(records)) == records
+    # Call order on one key still holds, and reads never overtake the writes before them.
+    results = await asyncio.gather(
+        store.set("k", {"v": "a", "pad": "x" * 1000}), store.get("k"),
+        store.set("k", {"v": "b", "pad": "x" * 1000}), store.get("k"),
+        *(store.set(f"more{i}", {"pad": "y" * 1000}) for i in range(6)),
+        store.delete("k"), store.exists("k"))
+    assert [None if r is None else r.get("v") for r in results[:4]] == [None, "a", None, "b"]
+    assert results[-2:] == [None, False]
+    # One operation is never split, however large: a set_many over the cap goes whole.
+    huge = {f"h{i}": {"text": "z" * 1000} for i in range(8)}
+    await store.set_many(huge)
+    assert [len(group) for group in watch.requests[-1][0].groups] == [8]
+    assert await store.get_many(list(huge)) == huge
+
+
+@pytest.mark.parametrize("variant", ["pg-orm", "sqlite"])
+async def test_reads_of_very_large_records_run_one_by_one(stores, variant, monkeypatch):
+    import prism_storage.backends.orm as orm_module
+
+    monkeypatch.setattr(orm_module, "LARGE_READ", 500)
+    store = stores()
+    records = {f"r{i}": {"text": "x" * 1000, "i": i} for i in range(12)}
+    await store.set_many(records)
+    executor = next(iter(store._batchers.values())).executor
+    assert not executor.direct_reads
+    await store.get("r0")  # the store learns how large its records are
+    assert executor.direct_reads
+    watch = Watch(store)
+    assert await asyncio.gather(*(store.get(k) for k in records)) == list(records.values())
+    # Each read is its own call; they all wait in the thread's queue at once.
+    assert watch.batches("read") == [1] * 12
+    assert watch.most_in_flight == 12
+    # Call order on one key: a write waits for the reads before it, and the reads after it
+    # wait for the write.
+    results = await asyncio.gather(
+        store.get("r1"), store.set("r1", {"v": "new"}), store.get("r1"), store.get("r2"))
+    assert results == [records["r1"], None, {"v": "new"}, records["r2"]]
+    # A reader cancelled in flight leaves the others, and the key, as they were.
+    tasks = [asyncio.create_task(store.get(k)) for k in ("r3", "r4", "r5")]
+    await asyncio.sleep(0)
+    tasks[1].cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert done[0] == records["r3"] and done[2] == records["r5"]
+    assert isinstance(done[1], asyncio.CancelledError)
+    await store.set("r4", {"v": "after"})
+    assert await store.get("r4") == {"v": "after"}
+    assert not store._batchers[next(iter(store._batchers))]._reading

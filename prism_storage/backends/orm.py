@@ -54,6 +54,12 @@ _CHUNK = 500
 _CHUNK_BYTES = 4 * 1024 * 1024
 #: On the ORM path, reads of large records are batched up to about this much data.
 READ_BATCH_BYTES = 4 * 1024 * 1024
+#: On the ORM path, writes of large records are batched up to about this much JSON.
+WRITE_BATCH_BYTES = 4 * 1024 * 1024
+#: Records written are "large" (see ``_ORMExecutor``) from about this size of JSON on.
+LARGE_WRITE = 64 * 1024
+#: Records read are "large" (see ``_ORMExecutor``) from about this size on.
+LARGE_READ = 768 * 1024
 _DJANGO_ERRORS = ("DataError", "IntegrityError", "InternalError", "ProgrammingError",
                   "NotSupportedError", "OperationalError", "InterfaceError", "DatabaseError")
 
@@ -221,16 +227,21 @@ class ORMStorageBackend(BaseStorageBackend):
     def _write_sync(self, db: str, rows: Sequence[Row], now_ts: float) -> None:
         model = self._model()
         now = self._datetime(now_ts)
-        if connections[db].features.supports_update_conflicts_with_target:
+        connection = connections[db]
+        if connection.features.supports_update_conflicts_with_target:
+            from .orm_sql import JSONText, takes_json_text
+
+            as_text = takes_json_text(connection)
             chunks = _write_chunks(rows)
             with transaction.atomic(using=db) if len(chunks) > 1 else nullcontext():
                 for chunk in chunks:
                     model.objects.using(db).bulk_create(
                         [
-                            model(namespace=self.namespace, key=key, value=value,
+                            model(namespace=self.namespace, key=key,
+                                  value=JSONText(data) if as_text else value,
                                   created_at=now, updated_at=now,
                                   expires_at=None if expiry is None else self._datetime(expiry))
-                            for key, value, _, expiry in chunk
+                            for key, value, data, expiry in chunk
                         ],
                         update_conflicts=True,
                         unique_fields=["namespace", "key"],
@@ -417,11 +428,30 @@ def _abandon_all(batchers: dict[Any, Batcher]) -> None:
 
 
 class _ORMExecutor:
-    """Runs each batch through the Django ORM in one ``sync_to_async`` call."""
+    """Runs each batch through the Django ORM in one ``sync_to_async`` call.
 
-    capacity = 1  # one thread, one connection: batches run one after another
+    Batches run one after another in the thread that holds the connection. How they are
+    cut depends on the size of the records, which the executor follows as it goes:
+
+    * Records written of ``LARGE_WRITE`` or more: the work is mostly each caller's JSON
+      encoding, which holds the GIL. Write batches are capped at about
+      ``WRITE_BATCH_BYTES`` and a second one may wait in the thread's queue behind the one
+      running. The thread goes from one batch to the next at once, and the callers of a
+      finished batch encode their next records while the database stores the following
+      batch. One large batch would keep the two apart: all callers encode, then the thread
+      writes.
+    * Records read of ``READ_BATCH_BYTES / 500`` or more: read batches hold about
+      ``READ_BATCH_BYTES`` (decoding a few megabytes at a time is measurably faster).
+    * Records read of ``LARGE_READ`` or more: each read is its own call in the thread's
+      queue (``direct_reads``), as without batching. Reading and decoding such a record
+      costs far more than the round trip a batch saves, and batches of them made glibc's
+      allocator return and fault in memory on every batch (0.7x the unbatched reads).
+    """
+
     #: sync_to_async finishes its call even when the caller is cancelled.
     direct = True
+    #: Only writes are queued behind a batch in flight (see the class doc).
+    concurrent_kinds: frozenset[str] | None = frozenset({"write"})
 
     def __init__(self, backend: ORMStorageBackend, db: str) -> None:
         self._backend = backend
@@ -432,6 +462,21 @@ class _ORMExecutor:
         #: are large: a batch then holds a few megabytes rather than every caller's record
         #: at once, which decodes measurably faster (the memory stays warm).
         self.read_limit: int | None = None
+        #: Set once the records read are large (``LARGE_READ``): see the class doc.
+        self.direct_reads = False
+        self._written_size = 0.0  # moving average of the records written, as JSON
+        #: Set, with ``capacity`` 2, once the records written are large (see the class doc).
+        self.write_limit: int | None = None
+        self.capacity = 1
+
+    def _note_written(self, rows: Sequence[Row]) -> None:
+        average = self._written_size or float(len(rows[0][2]))
+        for row in rows:
+            average += (len(row[2]) - average) / 8
+        self._written_size = average
+        large = average >= LARGE_WRITE
+        self.write_limit = WRITE_BATCH_BYTES if large else None
+        self.capacity = 2 if large else 1
 
     def _note_sizes(self, sizes: list[int]) -> None:
         average = self._record_size or float(sizes[0])
@@ -440,6 +485,7 @@ class _ORMExecutor:
         self._record_size = average
         self.read_limit = (max(1, int(READ_BATCH_BYTES // average))
                            if average * _CHUNK > READ_BATCH_BYTES else None)
+        self.direct_reads = average >= LARGE_READ
 
     async def run(self, requests: list[Request]) -> list[Outcome]:
         return await self._perform(requests, self._execute, self)
@@ -456,7 +502,10 @@ class _ORMExecutor:
             return backend._exists_sync(db, request.keys, request.now)
         if request.kind == "delete":
             return backend._delete_sync(db, request.keys)
-        return backend._write_sync(db, request.rows(), request.now)
+        rows = request.rows()
+        if rows:
+            self._note_written(rows)
+        return backend._write_sync(db, rows, request.now)
 
     def unavailable(self, exc: BaseException) -> bool:
         return isinstance(exc, OperationalError | InterfaceError)

@@ -7,7 +7,8 @@ grouped, consecutive operations of the same kind into one :class:`Request` (a ru
 becomes one ``key IN (...)`` select, a run of writes one multi-row upsert), and handed, in
 call order, to an :class:`Executor` that talks to the database. Operations submitted while
 batches are in flight form the next batch; an executor with room for several batches at
-once (``capacity``) gets a new one only if it shares no key with those in flight.
+once (``capacity``) gets a new one only if it shares no key with those in flight (and, if
+the executor says so, only of the kinds it lets overlap).
 
 Guarantees:
 
@@ -116,9 +117,22 @@ class Executor(Protocol):
     #: At most this many read operations per batch (``None``: no limit).
     read_limit: int | None
 
+    #: At most about this many characters of JSON per batch of writes (``None``: no
+    #: limit); a write operation larger than that goes in a batch of its own.
+    write_limit: int | None
+
+    #: The kinds of operation a batch may hold while another batch is in flight (``None``:
+    #: any). Batches of other kinds wait for the executor to be idle.
+    concurrent_kinds: frozenset[str] | None
+
     #: Whether a caller may run its own lone operation (see :meth:`Batcher.submit`): only
     #: for an executor whose calls run to the end even when their caller is cancelled.
     direct: bool
+
+    #: With ``direct``: whether a read may also run on its own while batches are in flight
+    #: (when nothing waits and no batch in flight holds its keys). For records so large
+    #: that a read is mostly moving and decoding data, which batching does not save.
+    direct_reads: bool
 
     async def close(self) -> None: ...
 
@@ -196,6 +210,9 @@ class Batcher:
         self._flushes: set[asyncio.Task[None]] = set()
         #: Callers have been coming one at a time (the last operation had no company).
         self._solo = True
+        #: The keys of the reads that callers run on their own (``direct_reads``), with
+        #: how many such reads hold each.
+        self._reading: dict[str, int] = {}
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -210,10 +227,17 @@ class Batcher:
         With a ``direct`` executor, a caller that finds the store idle after operations
         that came one at a time runs its operation itself, without a driver task: a
         single caller pays no batching overhead. Operations that arrive meanwhile queue
-        behind it and go out as one batch when it is done.
+        behind it and go out as one batch when it is done. With ``direct_reads`` too, a
+        read runs itself whenever nothing waits and no batch in flight holds its keys;
+        operations on those keys then wait for it.
         """
-        if self._solo and self.executor.direct and not self._busy and not self._pending:
-            return await self._direct(op)
+        executor = self.executor
+        if executor.direct and not self._pending:
+            if self._solo and not self._busy and not self._reading:
+                return await self._direct(op)
+            if op.kind == "read" and executor.direct_reads and not any(
+                    not keys.isdisjoint(op.keys) for keys in self._busy):
+                return await self._read_alone(op)
         self._pending.append(op)
         if not self._dispatch_scheduled and len(self._busy) < self.executor.capacity:
             # A driver task starts after the steps already due in this tick (the other
@@ -243,20 +267,29 @@ class Batcher:
         Each batch taken is marked busy; the caller runs it.
         """
         parts: list[tuple[list[Op], set[str]]] = []
-        read_limit = self.executor.read_limit
-        while self._pending and len(self._busy) < self.executor.capacity:
-            busy = set().union(*self._busy)
+        executor = self.executor
+        read_limit, write_limit = executor.read_limit, executor.write_limit
+        while self._pending and len(self._busy) < executor.capacity:
+            busy = set().union(*self._busy, self._reading)
+            kinds = executor.concurrent_kinds if self._busy else None
             batch: list[Op] = []
             keys: set[str] = set()
-            taken = reads = 0
+            taken = reads = written = 0
             for op in self._pending:
                 if not op.future.done():  # a cancelled caller is left out
                     if busy and not busy.isdisjoint(op.keys):
+                        break
+                    if kinds is not None and op.kind not in kinds:
                         break
                     if op.kind == "read" and read_limit is not None:
                         if reads >= read_limit:
                             break
                         reads += 1
+                    elif op.kind == "write" and write_limit is not None:
+                        size = sum(len(row[2]) for row in op.rows)
+                        if written and written + size > write_limit:
+                            break
+                        written += size
                     batch.append(op)
                     keys.update(op.keys)
                 taken += 1
@@ -265,7 +298,9 @@ class Batcher:
                 if taken:
                     continue
                 break  # the next operation waits for a batch in flight on its keys
-            room = self.executor.capacity - len(self._busy)
+            room = executor.capacity - len(self._busy)
+            if executor.concurrent_kinds is not None:
+                room = 1  # halves of one batch would be in flight together
             for part in _split(batch, keys, room):
                 self._busy.append(part[1])
                 parts.append(part)
@@ -282,11 +317,7 @@ class Batcher:
         keys = set(op.keys)
         self._busy.append(keys)
         try:
-            try:
-                request = self._request([op], self._clock())
-                outcome = (await self.executor.run([request]))[0]
-            except Exception as exc:
-                outcome = exc
+            outcome = await self._run_one(op)
         finally:
             self._busy.remove(keys)
             self._solo = not self._pending
@@ -294,6 +325,39 @@ class Batcher:
                 self._dispatch_scheduled = True
                 task = self._loop.create_task(self._drive(None), context=contextvars.Context())
                 self._flushes.add(task)
+        return self._result(op, outcome)
+
+    async def _run_one(self, op: Op) -> Outcome:
+        """Run ``op`` alone; its outcome (an exception is returned, not raised)."""
+        try:
+            request = self._request([op], self._clock())
+            return (await self.executor.run([request]))[0]
+        except Exception as exc:
+            return exc
+
+    async def _read_alone(self, op: Op) -> Any:
+        reading = self._reading
+        for key in op.keys:
+            reading[key] = reading.get(key, 0) + 1
+        try:
+            outcome = await self._run_one(op)
+        finally:
+            for key in op.keys:
+                left = reading[key] - 1
+                if left:
+                    reading[key] = left
+                else:
+                    del reading[key]
+            if (self._pending and not self._dispatch_scheduled
+                    and len(self._busy) < self.executor.capacity):
+                # An operation on this read's keys waited for it.
+                self._dispatch_scheduled = True
+                task = self._loop.create_task(self._drive(None), context=contextvars.Context())
+                self._flushes.add(task)
+        return self._result(op, outcome)
+
+    def _result(self, op: Op, outcome: Outcome) -> Any:
+        """What the caller of ``op`` that ran on its own gets (or raises)."""
         if isinstance(outcome, BaseException):
             raise self._map_error(outcome, op.kind)
         if op.kind == "read":

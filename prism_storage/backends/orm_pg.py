@@ -116,7 +116,10 @@ class PostgresExecutor:
     capacity = 2
     #: A cancelled caller would abort its statement mid-flight: batches run in drivers.
     direct = False
+    direct_reads = False
     read_limit: int | None = None
+    write_limit: int | None = None
+    concurrent_kinds: frozenset[str] | None = None
 
     def __init__(self, alias: str, namespace: str, model: Any, timeout: float) -> None:
         self._params, self._role = connection_settings(alias)
