@@ -94,8 +94,9 @@ def _cases(paths: list[Path], size: Size, ops: int, keys: list[str],
     def total(path: Any, tasks: int) -> int:
         if tasks == 1:
             # Every path the same count: a shorter run would read fewer distinct records,
-            # which SQLite's page cache then favours.
-            return max(20, ops // 4)
+            # which SQLite's page cache then favours. At least 64 operations: fewer (1 MB
+            # records) measured for well under a second and swung by 10% between runs.
+            return max(64, ops // 4)
         return max(tasks * 4, ops // SLOW_PATHS.get(path.name, 1))
 
     return set_get_cases(paths, size, TASKS, keys, values, total)
