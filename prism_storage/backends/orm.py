@@ -45,6 +45,7 @@ from ..codec import check_decimal_exact
 from ..exceptions import InvalidOptionError
 from .base import BaseStorageBackend, Clock, KeyPage, check_ttl
 from .orm_batch import ACTIONS, Batcher, Kind, Op, Outcome, Request, Row, perform_sync
+from .orm_sql import JSONText, takes_json_text
 
 __all__ = ["ORMStorageBackend"]
 
@@ -229,8 +230,6 @@ class ORMStorageBackend(BaseStorageBackend):
         now = self._datetime(now_ts)
         connection = connections[db]
         if connection.features.supports_update_conflicts_with_target:
-            from .orm_sql import JSONText, takes_json_text
-
             as_text = takes_json_text(connection)
             chunks = _write_chunks(rows)
             with transaction.atomic(using=db) if len(chunks) > 1 else nullcontext():
@@ -421,6 +420,14 @@ def _write_chunks(rows: Sequence[Row]) -> list[Sequence[Row]]:
     return chunks
 
 
+def _moving_average(average: float, sizes: list[int]) -> float:
+    """``average`` (0: none yet) moved towards each of ``sizes`` by an eighth."""
+    average = average or float(sizes[0])
+    for size in sizes:
+        average += (size - average) / 8
+    return average
+
+
 def _abandon_all(batchers: dict[Any, Batcher]) -> None:
     for batcher in list(batchers.values()):
         batcher.executor.abandon()
@@ -470,19 +477,14 @@ class _ORMExecutor:
         self.capacity = 1
 
     def _note_written(self, rows: Sequence[Row]) -> None:
-        average = self._written_size or float(len(rows[0][2]))
-        for row in rows:
-            average += (len(row[2]) - average) / 8
-        self._written_size = average
+        average = self._written_size = _moving_average(
+            self._written_size, [len(row[2]) for row in rows])
         large = average >= LARGE_WRITE
         self.write_limit = WRITE_BATCH_BYTES if large else None
         self.capacity = 2 if large else 1
 
     def _note_sizes(self, sizes: list[int]) -> None:
-        average = self._record_size or float(sizes[0])
-        for size in sizes:
-            average += (size - average) / 8
-        self._record_size = average
+        average = self._record_size = _moving_average(self._record_size, sizes)
         self.read_limit = (max(1, int(READ_BATCH_BYTES // average))
                            if average * _CHUNK > READ_BATCH_BYTES else None)
         self.direct_reads = average >= LARGE_READ
