@@ -11,7 +11,7 @@ from django.utils.connection import BaseConnectionHandler
 from .backends.base import BaseStorageBackend
 from .conf import ALIAS_KEYS, storage_setting
 from .exceptions import ConfigurationError, InvalidStoreAliasError
-from .registry import Registry
+from .registry import Registry, accepted_options
 
 __all__ = ["StorageHandler", "storages"]
 
@@ -62,8 +62,16 @@ class StorageHandler(BaseConnectionHandler):
 
     def create_connection(self, alias: str) -> BaseStorageBackend:
         backend, options = alias_config(self.settings, alias)
+        if "alias" in options:
+            raise ConfigurationError(
+                f"PRISM_STORAGE[{alias!r}]['OPTIONS'] may not set 'alias': it is the key "
+                "the store is configured under."
+            )
+        accepted = accepted_options(Registry.get_provider(backend))
+        if accepted is None or "alias" in accepted:
+            return Registry.create(backend, alias=alias, **options)  # type: ignore[return-value]
         store = Registry.create(backend, **options)
-        if isinstance(store, BaseStorageBackend):
+        if isinstance(store, BaseStorageBackend):  # a subclass whose __init__ takes no alias
             store.alias = alias
         return store  # type: ignore[return-value]
 

@@ -114,8 +114,12 @@ class BaseStorageBackend:
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     timeout: float = DEFAULT_TIMEOUT
-    #: The PRISM_STORAGE alias this instance was created for (``None`` when built by hand).
-    alias: str | None = None
+
+    def __init__(self, *, alias: str | None = None) -> None:
+        #: The PRISM_STORAGE alias this instance was created for (``None`` when built by
+        #: hand). The handler passes it at construction, so a backend may derive defaults
+        #: from it (the orm store's namespace).
+        self.alias = alias
 
     # ------------------------------------------------------------------ public API
 

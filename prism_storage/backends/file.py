@@ -120,7 +120,9 @@ class FileStorageBackend(BaseStorageBackend):
         ttl: float | None = None,
         durable: bool = False,
         clock: Clock = time.time,
+        alias: str | None = None,
     ) -> None:
+        super().__init__(alias=alias)
         if not isinstance(data_dir, str | os.PathLike) or not os.fspath(data_dir):
             raise InvalidOptionError("data_dir must be a non-empty path.")
         if not isinstance(create_if_missing, bool) or not isinstance(durable, bool):

@@ -118,7 +118,9 @@ class ORMStorageBackend(BaseStorageBackend):
         clock: Clock = time.time,
         batch: bool = True,
         fast_path: bool = True,
+        alias: str | None = None,
     ) -> None:
+        super().__init__(alias=alias)
         if namespace is not None and (not isinstance(namespace, str) or not namespace
                                       or len(namespace) > 255):
             raise InvalidOptionError("namespace must be a non-empty str of at most 255 chars.")

@@ -90,7 +90,9 @@ class RedisStorageBackend(BaseStorageBackend):
         timeout: float = DEFAULT_TIMEOUT,
         cluster: bool = False,
         max_connections: int | None = None,
+        alias: str | None = None,
     ) -> None:
+        super().__init__(alias=alias)
         if not isinstance(url, str) or not url:
             raise InvalidOptionError("url must be a Redis URL string, e.g. redis://localhost:6379/0.")
         if not isinstance(prefix, str):

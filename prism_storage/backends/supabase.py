@@ -204,7 +204,9 @@ class SupabaseStorageBackend(BaseStorageBackend):
         ttl: float | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         clock: Clock = time.time,
+        alias: str | None = None,
     ) -> None:
+        super().__init__(alias=alias)
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") \
                 or not urlsplit(url).hostname:
             raise InvalidOptionError(

@@ -125,7 +125,9 @@ class VectorStorageBackend(BaseStorageBackend):
         embedder: Embedder | str | None = None,
         text_field: str = "text",
         timeout: float = DEFAULT_TIMEOUT,
+        alias: str | None = None,
     ) -> None:
+        super().__init__(alias=alias)
         if provider not in PROVIDERS:
             raise InvalidOptionError(
                 f"provider must be one of {', '.join(map(repr, PROVIDERS))}, not {provider!r}."
