@@ -23,6 +23,11 @@ from prism_storage.testing import StorageConformanceTests
 from prism_storage.testing.conformance import HOSTILE_KEYS
 
 
+def _record_names(directory):
+    """The directory's entries less the key index's files (``.prism-*``, see file_index)."""
+    return [n for n in os.listdir(directory) if not n.startswith(".prism-")]
+
+
 class TestFileConformance(StorageConformanceTests):
     @pytest.fixture
     def make_store(self, tmp_path):
@@ -45,7 +50,7 @@ async def test_no_key_escapes_the_directory(tmp_path):
         await store.set(key, {"k": key})
     outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(root) and p != root}
     assert outside == set()
-    names = os.listdir(root)
+    names = _record_names(root)
     assert len(names) == len(HOSTILE_KEYS)
     for name in names:
         assert "/" not in name and "\\" not in name and not name.startswith(".")
@@ -118,7 +123,7 @@ async def test_a_failed_write_leaves_the_old_state_and_no_temp_file(tmp_path):
     (tmp_path / _file_name("k")).mkdir()  # os.replace onto a directory fails
     with pytest.raises(BackendUnavailableError):
         await store.set("k", {"v": 2})
-    assert sorted(os.listdir(tmp_path)) == sorted([_file_name("k"), _file_name("other")])
+    assert sorted(_record_names(tmp_path)) == sorted([_file_name("k"), _file_name("other")])
     assert await store.get("other") == {"v": 1}
 
 

@@ -31,6 +31,7 @@ from django.core.checks import CheckMessage, Error, Warning
 from ..exceptions import ConfigurationError, CorruptRecordError, InvalidOptionError
 from ._batching import BatchedThreadRunner
 from .base import BaseStorageBackend, Clock, KeyPage, LoopBoundClients, check_ttl
+from .file_index import FileIndex
 
 __all__ = ["FileStorageBackend"]
 
@@ -141,6 +142,11 @@ class FileStorageBackend(BaseStorageBackend):
         self._runners: LoopBoundClients[BatchedThreadRunner] = LoopBoundClients(
             lambda: BatchedThreadRunner(asyncio.get_running_loop()), _nothing_to_close
         )
+        # index hook: the sorted key index that listing reads (see file_index.py)
+        self._index = FileIndex(
+            self._directory_path, durable=durable, file_name=_file_name,
+            entry_key=self._entry_key,
+        )
 
     def describe(self) -> str:
         return f"data_dir={str(self.data_dir)!r}"
@@ -216,6 +222,11 @@ class FileStorageBackend(BaseStorageBackend):
         return value
 
     def _write(self, key: str, data: str, expires_at: float | None) -> None:
+        self._directory()
+        with self._index.adding((key,)):  # index hook: the row exists before the file
+            self._write_file(key, data, expires_at)
+
+    def _write_file(self, key: str, data: str, expires_at: float | None) -> None:
         directory = self._directory()
         head = (
             f'{{"key":{_KEY_ENCODER.encode(key)},'
@@ -256,6 +267,11 @@ class FileStorageBackend(BaseStorageBackend):
                 continue
 
     def _remove(self, key: str) -> None:
+        self._directory()
+        with self._index.removing((key,)):  # index hook: the row goes after the file
+            self._unlink(key)
+
+    def _unlink(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self._directory(), _file_name(key)))
 
@@ -263,26 +279,8 @@ class FileStorageBackend(BaseStorageBackend):
         return None if ttl is None else self.clock() + ttl
 
     def _list(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
-        now = self.clock()
-        found: list[str] = []
-        with os.scandir(self._directory()) as entries:
-            for entry in entries:
-                key = self._entry_key(entry)
-                if key is None or not key.startswith(prefix):
-                    continue
-                if cursor is not None and key <= cursor:
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if st.st_mode & stat.S_IXUSR and st.st_mtime <= now:
-                    continue
-                found.append(key)
-        found.sort()
-        page = found[:limit]
-        more = len(found) > limit
-        return KeyPage(page, page[-1] if more else None)
+        self._directory()
+        return KeyPage(*self._index.page(prefix, limit, cursor, self.clock()))  # index hook
 
     def _entry_key(self, entry: os.DirEntry[str]) -> str | None:
         name = entry.name
@@ -305,6 +303,7 @@ class FileStorageBackend(BaseStorageBackend):
     def _sweep(self) -> int:
         now = self.clock()
         removed = 0
+        present: dict[str, str] = {}  # index hook: the records the scan found
         with os.scandir(self._directory()) as entries:
             for entry in entries:
                 if entry.name.startswith(_TEMP_PREFIX):
@@ -316,14 +315,20 @@ class FileStorageBackend(BaseStorageBackend):
                 try:
                     st = entry.stat(follow_symlinks=False)
                     if not (st.st_mode & stat.S_IXUSR and st.st_mtime <= now):
+                        present[key] = entry.name
                         continue
-                    # Re-check the file still is the expired one: a writer may have
-                    # replaced it since the scan (os.replace gives it a new inode).
-                    if os.stat(entry.path).st_ino == st.st_ino:
-                        os.unlink(entry.path)
-                        removed += 1
+                    # Under the index's exclusive lock no write is under way, so the
+                    # check that the file still is the expired one (os.replace gives a
+                    # new inode) and the unlink cannot be split by a writer.
+                    with self._index.removing((key,)):  # index hook
+                        if os.stat(entry.path).st_ino == st.st_ino:
+                            os.unlink(entry.path)
+                            removed += 1
+                        else:
+                            present[key] = entry.name
                 except FileNotFoundError:
                     continue
+        self._index.reconcile(present)  # index hook: drop stale rows, add missing ones
         return removed
 
     @staticmethod
@@ -367,15 +372,19 @@ class FileStorageBackend(BaseStorageBackend):
     ) -> None:
         def write_all() -> None:
             expires_at = self._expires_at(ttl)
-            for key, _value, data in items:
-                self._write(key, data, expires_at)
+            self._directory()
+            with self._index.adding([key for key, _, _ in items]):  # index hook
+                for key, _value, data in items:
+                    self._write_file(key, data, expires_at)
 
         await self._run("write", write_all)
 
     async def _delete_many(self, keys: list[str]) -> None:
         def remove_all() -> None:
-            for key in keys:
-                self._remove(key)
+            self._directory()
+            with self._index.removing(keys):  # index hook
+                for key in keys:
+                    self._unlink(key)
 
         await self._run("delete", remove_all)
 
@@ -384,6 +393,10 @@ class FileStorageBackend(BaseStorageBackend):
 
     async def sweep(self) -> int:
         return await self._run("sweep", self._sweep)
+
+    async def close(self) -> None:
+        await super().close()
+        self._index.close()  # index hook: each thread's connection and lock descriptor
 
     async def ping(self) -> None:
         def probe() -> None:
