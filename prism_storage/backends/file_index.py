@@ -18,6 +18,12 @@ thread, so the threads of one process exclude each other as processes do):
 A write and a delete of one key are therefore never interleaved, and a crash anywhere
 leaves at worst a stale row. All names start with ``.``, which no record file name does.
 
+So that an overwrite does not pay for an SQLite lookup, each store remembers the keys it
+has seen indexed. Rows are only ever removed under the exclusive lock, and whoever removes
+them first adds one to a counter kept in the lock file's first eight bytes; a write reads
+the counter under its shared lock (so it cannot change meanwhile) and forgets what it
+remembered when the counter moved.
+
 The first use of a directory without a complete index (data from a version without one)
 scans it once under the exclusive lock and records the rows and a ``complete`` mark in one
 transaction: a crash during the build leaves no mark, and the next use builds it again.
@@ -33,7 +39,7 @@ import stat
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 __all__ = ["INDEX_NAME", "LOCK_NAME", "FileIndex"]
 
@@ -43,6 +49,8 @@ LOCK_NAME = ".prism-lock"
 BUSY_TIMEOUT = 60.0
 #: Keys bound per statement when a batch is looked up (well under SQLite's limit).
 _CHUNK = 500
+#: Keys a store remembers as indexed before it starts over (about 100 bytes each).
+_KNOWN_LIMIT = 200_000
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS keys (key TEXT PRIMARY KEY, name TEXT NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
@@ -75,6 +83,22 @@ class _ThreadState:
 
     def __del__(self) -> None:  # the thread (or the index) went away without close()
         self.close()
+
+
+class _Unlock:
+    """What :meth:`FileIndex.adding` returns: releases the lock at the end of ``with``."""
+
+    __slots__ = ("_fd", "_index")
+
+    def __init__(self, index: FileIndex, fd: int) -> None:
+        self._index = index
+        self._fd = fd
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._index._release(self._fd)
 
 
 def _upper_bound(prefix: str) -> str | None:
@@ -133,6 +157,9 @@ class FileIndex:
         self._generation = 0
         self._built = False
         self._thread_lock = threading.Lock()  # the stand-in for flock where there is none
+        self._known: set[str] = set()  # keys seen indexed while the counter read this
+        self._known_counter = b""
+        self._local_counter = 0  # the removal counter where there is no flock
 
     # ------------------------------------------------------------------ connections
 
@@ -193,17 +220,38 @@ class FileIndex:
         for state in states:
             state.close()
 
+    def _acquire(self, fd: int, *, exclusive: bool) -> None:
+        if _NO_FLOCK:  # one process only: writes and deletes take turns
+            self._thread_lock.acquire()
+        else:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+
+    def _release(self, fd: int) -> None:
+        if _NO_FLOCK:
+            self._thread_lock.release()
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
     @contextlib.contextmanager
     def _locked(self, fd: int, *, exclusive: bool) -> Iterator[None]:
-        if _NO_FLOCK:
-            with self._thread_lock:  # one process only: writes and deletes take turns
-                yield
-            return
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        self._acquire(fd, exclusive=exclusive)
         try:
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            self._release(fd)
+
+    def _removal_counter(self, fd: int) -> bytes:
+        if _NO_FLOCK:
+            return self._local_counter.to_bytes(8, "little")
+        return os.pread(fd, 8, 0)
+
+    def _count_removal(self, fd: int) -> None:
+        """Called under the exclusive lock before any row is removed (see the module doc)."""
+        if _NO_FLOCK:
+            self._local_counter += 1
+            return
+        count = int.from_bytes(os.pread(fd, 8, 0), "little") + 1
+        os.pwrite(fd, (count % 2**64).to_bytes(8, "little"), 0)
 
     def _build(self, state: _ThreadState) -> None:
         """Index a directory whose index is not complete (created by an older version)."""
@@ -236,16 +284,30 @@ class FileIndex:
 
     # ------------------------------------------------------------------ writes
 
-    @contextlib.contextmanager
-    def adding(self, keys: Iterable[str]) -> Iterator[None]:
-        """Hold the shared lock with a row for each of ``keys`` while the body writes files."""
+    def adding(self, keys: Sequence[str]) -> _Unlock:
+        """Take the shared lock and make sure each of ``keys`` has a row; use as
+        ``with index.adding(keys): <write the files>``, which releases the lock."""
         state = self._state()
-        conn = state.conn
-        assert conn is not None
-        with self._locked(state.lock_fd, exclusive=False):
-            with _as_os_errors(self.path):
-                self._insert_missing(conn, list(keys))
-            yield
+        fd = state.lock_fd
+        self._acquire(fd, exclusive=False)
+        try:
+            counter = self._removal_counter(fd)
+            if counter != self._known_counter:
+                self._known.clear()
+                self._known_counter = counter
+            known = self._known
+            missing = [k for k in keys if k not in known]
+            if missing:
+                assert state.conn is not None
+                with _as_os_errors(self.path):
+                    self._insert_missing(state.conn, missing)
+                if len(known) > _KNOWN_LIMIT:
+                    known.clear()
+                known.update(missing)
+        except BaseException:
+            self._release(fd)
+            raise
+        return _Unlock(self, fd)
 
     def _insert_missing(self, conn: sqlite3.Connection, keys: list[str]) -> None:
         if len(keys) == 1:  # the common case: an overwrite reads, it does not write
@@ -284,7 +346,7 @@ class FileIndex:
             finally:
                 gone = [k for k in keys if not self._exists(self._file_name(k))]
                 with _as_os_errors(self.path):
-                    self._delete_rows(conn, gone)
+                    self._delete_rows(state.lock_fd, conn, gone)
 
     def _exists(self, name: str) -> bool:
         try:
@@ -293,10 +355,11 @@ class FileIndex:
             return False
         return True
 
-    @staticmethod
-    def _delete_rows(conn: sqlite3.Connection, keys: list[str]) -> None:
+    def _delete_rows(self, fd: int, conn: sqlite3.Connection, keys: list[str]) -> None:
+        """Remove the rows of ``keys``; only under the exclusive lock."""
         if not keys:
             return
+        self._count_removal(fd)
         if len(keys) == 1:
             conn.execute("DELETE FROM keys WHERE key = ?", keys)
             return
@@ -364,7 +427,7 @@ class FileIndex:
             gone = [k for k in keys if not self._exists(self._file_name(k))]
             assert state.conn is not None
             with _as_os_errors(self.path):
-                self._delete_rows(state.conn, gone)
+                self._delete_rows(state.lock_fd, state.conn, gone)
         finally:
             fcntl.flock(state.lock_fd, fcntl.LOCK_UN)
 
@@ -383,7 +446,7 @@ class FileIndex:
             if extra:
                 with self._locked(state.lock_fd, exclusive=True):
                     gone = [k for k in extra if not self._exists(indexed[k])]
-                    self._delete_rows(conn, gone)
+                    self._delete_rows(state.lock_fd, conn, gone)
             missing = [(k, n) for k, n in present.items() if k not in indexed]
             if missing:
                 conn.execute("BEGIN")
