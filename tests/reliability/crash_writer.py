@@ -2,7 +2,10 @@
 
 Run as ``python -m tests.reliability.crash_writer`` with PRISM_WORKER_CONFIG set (see
 worker_settings). After each acknowledged write it prints ``ack <key> <version>``, so the
-parent knows which versions the store has confirmed.
+parent knows which versions the store has confirmed. With PRISM_WORKER_DELETES=1 it also
+sets and deletes (one by one and in batches) keys under ``gone/``, which it does not
+acknowledge: they exercise the delete paths for the checks that the listing agrees with
+the records.
 """
 
 from __future__ import annotations
@@ -22,6 +25,21 @@ from prism_storage import storages  # noqa: E402
 from tests.reliability.workload import make_record  # noqa: E402
 
 KEYS = int(os.environ.get("PRISM_WORKER_KEYS", "12"))
+DELETES = os.environ.get("PRISM_WORKER_DELETES") == "1"
+
+
+async def churn(store, rng: random.Random, version: int) -> None:  # type: ignore[no-untyped-def]
+    """Set or delete a few ``gone/`` keys (unacknowledged: only their consistency counts)."""
+    keys = [f"gone/{k}" for k in rng.sample(range(KEYS), 3)]
+    roll = rng.random()
+    if roll < 0.3:
+        await store.set_many({key: make_record(key, version) for key in keys})
+    elif roll < 0.6:
+        await store.set(keys[0], make_record(keys[0], version))
+    elif roll < 0.8:
+        await store.delete(keys[0])
+    else:
+        await store.delete_many(keys)
 
 
 async def main() -> None:
@@ -30,7 +48,9 @@ async def main() -> None:
     version = int(os.environ.get("PRISM_WORKER_START", "1"))
     out = sys.stdout
     while True:
-        if rng.random() < 0.2:
+        if DELETES and rng.random() < 0.4:
+            await churn(store, rng, version)
+        elif rng.random() < 0.2:
             keys = rng.sample(range(KEYS), 3)
             batch = {f"rec/{k}": make_record(f"rec/{k}", version) for k in keys}
             await store.set_many(batch)

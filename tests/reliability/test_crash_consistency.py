@@ -2,7 +2,9 @@
 
 Afterwards every record must be some version written for its key, whole (never torn or
 mixed), no acknowledged write may be missing (the stored version is at least the last
-acknowledged one), and the store must open and list normally.
+acknowledged one), and the store must open and list normally. For the file store the
+writer also deletes, and the listing must equal the set of record files that read back:
+its key index (``file_index.py``) never misses a record and never lists a removed one.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLS = int(os.environ.get("PRISM_CRASH_KILLS", "6"))
 
 
-def _worker_env(store: dict, databases: dict | None) -> dict[str, str]:
+def _worker_env(store: dict, databases: dict | None, deletes: bool = False) -> dict[str, str]:
     env = dict(os.environ)
+    env["PRISM_WORKER_DELETES"] = "1" if deletes else "0"
     env["PRISM_WORKER_CONFIG"] = json.dumps({"store": store, "databases": databases},
                                             default=str)
     env["DJANGO_SETTINGS_MODULE"] = "tests.reliability.worker_settings"
@@ -96,9 +99,10 @@ def _verify_elsewhere(env: dict[str, str], acked: dict[str, int]) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def _crash_loop(store_config: dict, databases: dict | None, verify) -> None:  # type: ignore[no-untyped-def]
+def _crash_loop(store_config: dict, databases: dict | None, verify,  # type: ignore[no-untyped-def]
+                deletes: bool = False) -> None:
     rng = random.Random(1234)
-    env = _worker_env(store_config, databases)
+    env = _worker_env(store_config, databases, deletes)
     acked: dict[str, int] = {}
     start = 1
     for _ in range(KILLS):
@@ -110,9 +114,35 @@ def _crash_loop(store_config: dict, databases: dict | None, verify) -> None:  # 
         verify(acked)
 
 
+async def _verify_file_listing(store_config: dict) -> None:
+    """The listing equals the keys of the record files on disk that read back."""
+    store = Registry.create(store_config["BACKEND"], **store_config.get("OPTIONS", {}))
+    try:
+        listed = [key async for key in store.iter_keys(page_size=4)]
+        on_disk = set()
+        directory = Path(store_config["OPTIONS"]["data_dir"])
+        for name in os.listdir(directory):
+            if name.startswith("."):  # temp files and the index's own files
+                continue
+            key = json.loads((directory / name).read_bytes())["key"]
+            if await store.get(key) is not None:
+                on_disk.add(key)
+        assert sorted(on_disk) == listed, (
+            f"unlisted records: {sorted(on_disk - set(listed))}; "
+            f"listed without a record: {sorted(set(listed) - on_disk)}"
+        )
+    finally:
+        await store.close()
+
+
 def test_file_store_survives_sigkill(tmp_path):
     config = {"BACKEND": "file", "OPTIONS": {"data_dir": str(tmp_path / "store")}}
-    _crash_loop(config, None, lambda acked: asyncio.run(_verify(config, acked)))
+
+    def verify(acked: dict[str, int]) -> None:
+        asyncio.run(_verify(config, acked))
+        asyncio.run(_verify_file_listing(config))
+
+    _crash_loop(config, None, verify, deletes=True)
     leftovers = [n for n in os.listdir(tmp_path / "store") if n.startswith(".tmp-")]
     # A killed writer may leave a temp file: it is never listed or read (checked above).
     assert all(n.startswith(".tmp-") for n in leftovers)
