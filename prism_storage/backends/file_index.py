@@ -1,32 +1,21 @@
-"""A sorted index of the file store's keys, so that a page of keys costs O(page + log n).
+"""A sorted index of the file store's keys: a page of keys costs O(page + log n).
 
-The index is an SQLite database in the store's directory (``.prism-index.sqlite3``, with
-its ``-wal`` and ``-shm`` files) holding one row ``(key, file name)`` per record file. The
-invariant is one-sided: **every record file has a row**; a row may be stale (its file was
-deleted, or a crash struck between the row and the file). A listing walks the rows in key
-order from the cursor and checks each with one ``lstat`` of its file, so stale rows and
-expired records are skipped and never returned.
+An SQLite database in the store's directory (``.prism-index.sqlite3`` and its ``-wal`` and
+``-shm``) holds a row ``(key, file name)`` for **every** record file; a row may be stale
+(its file gone). A listing walks the rows in key order from the cursor and ``lstat``s each
+file, skipping stale rows and expired records. Writes and deletes agree through ``flock``
+on ``.prism-lock`` (one descriptor per handle): a write holds it SHARED while it makes
+sure of the row and then writes the file; every removal of rows (delete, sweep, pruning)
+holds it EXCLUSIVE and removes a row only once its file is gone. So a crash leaves at
+worst a stale row, and a write and a delete of one key never interleave.
 
-Writers and deleters agree through ``flock`` on ``.prism-lock`` (one descriptor per
-thread, so the threads of one process exclude each other as processes do):
+An overwrite skips the SQLite lookup for keys this store has seen indexed; whoever removes
+rows first bumps a counter in the lock file's first 8 bytes, and a write (under its shared
+lock, so the counter cannot move meanwhile) forgets those keys when the counter moved.
 
-* a write takes the lock SHARED, makes sure the key's row exists, writes the file, and
-  releases: many writes run at once;
-* a delete takes it EXCLUSIVE, unlinks the file, deletes the row if the file is gone, and
-  releases; so does every other removal of rows (sweep, pruning, the first build).
-
-A write and a delete of one key are therefore never interleaved, and a crash anywhere
-leaves at worst a stale row. All names start with ``.``, which no record file name does.
-
-So that an overwrite does not pay for an SQLite lookup, each store remembers the keys it
-has seen indexed. Rows are only ever removed under the exclusive lock, and whoever removes
-them first adds one to a counter kept in the lock file's first eight bytes; a write reads
-the counter under its shared lock (so it cannot change meanwhile) and forgets what it
-remembered when the counter moved.
-
-The first use of a directory without a complete index (data from a version without one)
-scans it once under the exclusive lock and records the rows and a ``complete`` mark in one
-transaction: a crash during the build leaves no mark, and the next use builds it again.
+A directory without a complete index (written by a version without one) is scanned once
+under the exclusive lock; rows and the ``complete`` mark commit in one transaction, so a
+crash during the build means a new build. docs/file.md gives the reasoning.
 """
 
 from __future__ import annotations
@@ -38,7 +27,6 @@ import sqlite3
 import stat
 import sys
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 __all__ = ["INDEX_NAME", "LOCK_NAME", "FileIndex"]
@@ -51,6 +39,8 @@ BUSY_TIMEOUT = 60.0
 _CHUNK = 500
 #: Keys a store remembers as indexed before it starts over (about 100 bytes each).
 _KNOWN_LIMIT = 200_000
+#: Idle handles (connection + lock descriptor) a store keeps for its next calls.
+_IDLE_LIMIT = 8
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS keys (key TEXT PRIMARY KEY, name TEXT NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
@@ -60,45 +50,56 @@ if not _NO_FLOCK:
     import fcntl
 
 EntryKey = Callable[[os.DirEntry[str]], "str | None"]
+#: Connections a forked child inherited: kept, never closed nor freed, since SQLite must
+#: not touch a connection across fork (closing it could upset the parent's locks).
+_INHERITED: list[sqlite3.Connection] = []
 
 
-class _ThreadState:
-    """One thread's SQLite connection and lock descriptor, closed when the thread ends."""
+class _Handle:
+    """An SQLite connection and a descriptor of the lock file, used by one thread at a
+    time: ``flock`` locks belong to an open file description, so each handle opens the
+    lock file itself and the threads of one process exclude each other as processes do."""
 
-    __slots__ = ("__weakref__", "conn", "generation", "lock_fd", "pid")
+    __slots__ = ("closed", "conn", "generation", "lock_fd", "pid")
 
     def __init__(self, conn: sqlite3.Connection, lock_fd: int, generation: int) -> None:
-        self.conn: sqlite3.Connection | None = conn
+        self.conn = conn
         self.lock_fd = lock_fd
         self.generation = generation
         self.pid = os.getpid()
+        self.closed = False
 
     def close(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is None:
+        if self.closed:
             return
-        if self.pid == os.getpid():  # a forked child leaves its parent's handles alone
-            conn.close()
+        self.closed = True
+        if self.pid == os.getpid():
+            self.conn.close()
             os.close(self.lock_fd)
+        else:  # a forked child leaves its parent's handles alone
+            _INHERITED.append(self.conn)
 
-    def __del__(self) -> None:  # the thread (or the index) went away without close()
+    def __del__(self) -> None:  # the index was collected without close()
         self.close()
 
 
 class _Unlock:
-    """What :meth:`FileIndex.adding` returns: releases the lock at the end of ``with``."""
+    """What :meth:`FileIndex.adding` returns: at the end of ``with`` it releases the lock
+    and hands the handle back."""
 
-    __slots__ = ("_fd", "_index")
+    __slots__ = ("_handle", "_index")
 
-    def __init__(self, index: FileIndex, fd: int) -> None:
-        self._index = index
-        self._fd = fd
+    def __init__(self, index: FileIndex, handle: _Handle) -> None:
+        self._index, self._handle = index, handle
 
     def __enter__(self) -> None:
-        return None
+        pass
 
     def __exit__(self, *exc_info: object) -> None:
-        self._index._release(self._fd)
+        try:
+            self._index._release(self._handle.lock_fd)
+        finally:
+            self._index._give(self._handle)
 
 
 def _upper_bound(prefix: str) -> str | None:
@@ -113,19 +114,38 @@ def _upper_bound(prefix: str) -> str | None:
     return None
 
 
+def _in_one_transaction(
+    conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[str, ...]]
+) -> None:
+    if not rows:
+        return
+    conn.execute("BEGIN")
+    try:
+        conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _fsync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def _as_os_errors(path: str) -> Iterator[None]:
     """Report SQLite failures as OSError, as the store reports every other I/O failure."""
     try:
         yield
-    except sqlite3.OperationalError as exc:
-        raise OSError(errno.EIO, f"{exc} (file store index {path!r})") from exc
     except sqlite3.DatabaseError as exc:
-        raise OSError(
-            errno.EIO,
-            f"{exc} (file store index {path!r}; it is rebuilt from the records if it is "
-            f"deleted, with its -wal and -shm files, while no process uses the store)",
-        ) from exc
+        hint = "" if isinstance(exc, sqlite3.OperationalError) else (
+            "; it is rebuilt from the records if it is deleted, with its -wal and -shm "
+            "files, while no process uses the store")
+        raise OSError(errno.EIO, f"{exc} (file store index {path!r}{hint})") from exc
 
 
 class FileIndex:
@@ -151,9 +171,8 @@ class FileIndex:
         self._durable = durable
         self._file_name = file_name
         self._entry_key = entry_key
-        self._local = threading.local()
-        self._states: weakref.WeakSet[_ThreadState] = weakref.WeakSet()
-        self._states_lock = threading.Lock()
+        # list.pop() and .append() are atomic: threads share the pool without a lock.
+        self._idle: list[_Handle] = []
         self._generation = 0
         self._built = False
         self._thread_lock = threading.Lock()  # the stand-in for flock where there is none
@@ -163,29 +182,41 @@ class FileIndex:
 
     # ------------------------------------------------------------------ connections
 
-    def _state(self) -> _ThreadState:
-        state: _ThreadState | None = getattr(self._local, "state", None)
-        if state is not None and self._built and self._usable(state):
-            return state
-        if state is None or not self._usable(state):
-            if state is not None and state.pid == os.getpid():
-                state.close()
-            state = self._open()
-            self._local.state = state
-            with self._states_lock:
-                self._states.add(state)
+    def _take(self) -> _Handle:
+        """An idle handle, or a new one; the index is built first if it is not complete."""
+        while True:
+            try:
+                handle = self._idle.pop()
+            except IndexError:
+                handle = self._open()
+                break
+            if handle.generation == self._generation and handle.pid == os.getpid():
+                break
+            handle.close()  # opened before close() or in the parent of a fork
         if not self._built:
-            self._build(state)
-        return state
+            try:
+                self._build(handle)
+            except BaseException:
+                self._give(handle)
+                raise
+        return handle
 
-    def _usable(self, state: _ThreadState) -> bool:
-        return (
-            state.conn is not None
-            and state.generation == self._generation
-            and state.pid == os.getpid()
-        )
+    def _give(self, handle: _Handle) -> None:
+        if (handle.generation == self._generation and handle.pid == os.getpid()
+                and len(self._idle) < _IDLE_LIMIT):
+            self._idle.append(handle)
+        else:
+            handle.close()
 
-    def _open(self) -> _ThreadState:
+    @contextlib.contextmanager
+    def _handle(self) -> Iterator[_Handle]:
+        handle = self._take()
+        try:
+            yield handle
+        finally:
+            self._give(handle)
+
+    def _open(self) -> _Handle:
         lock_fd = os.open(os.path.join(self.directory, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             # Created owner-only before SQLite opens it; its -wal and -shm take its mode.
@@ -209,16 +240,17 @@ class FileIndex:
         except BaseException:
             os.close(lock_fd)
             raise
-        return _ThreadState(conn, lock_fd, self._generation)
+        return _Handle(conn, lock_fd, self._generation)
 
     def close(self) -> None:
-        """Close every thread's connection; the next call opens new ones."""
-        with self._states_lock:
-            self._generation += 1
-            states = list(self._states)
-            self._states.clear()
-        for state in states:
-            state.close()
+        """Close the idle handles (those in use close when handed back); the next call
+        opens new ones."""
+        self._generation += 1
+        while True:
+            try:
+                self._idle.pop().close()
+            except IndexError:
+                return
 
     def _acquire(self, fd: int, *, exclusive: bool) -> None:
         if _NO_FLOCK:  # one process only: writes and deletes take turns
@@ -253,13 +285,12 @@ class FileIndex:
         count = int.from_bytes(os.pread(fd, 8, 0), "little") + 1
         os.pwrite(fd, (count % 2**64).to_bytes(8, "little"), 0)
 
-    def _build(self, state: _ThreadState) -> None:
+    def _build(self, handle: _Handle) -> None:
         """Index a directory whose index is not complete (created by an older version)."""
-        conn = state.conn
-        assert conn is not None
+        conn = handle.conn
         with _as_os_errors(self.path):
             if not self._is_complete(conn):
-                with self._locked(state.lock_fd, exclusive=True):
+                with self._locked(handle.lock_fd, exclusive=True):
                     if not self._is_complete(conn):
                         self._scan_into(conn)
         self._built = True
@@ -287,9 +318,13 @@ class FileIndex:
     def adding(self, keys: Sequence[str]) -> _Unlock:
         """Take the shared lock and make sure each of ``keys`` has a row; use as
         ``with index.adding(keys): <write the files>``, which releases the lock."""
-        state = self._state()
-        fd = state.lock_fd
-        self._acquire(fd, exclusive=False)
+        handle = self._take()
+        fd = handle.lock_fd
+        try:
+            self._acquire(fd, exclusive=False)
+        except BaseException:
+            self._give(handle)
+            raise
         try:
             counter = self._removal_counter(fd)
             if counter != self._known_counter:
@@ -298,23 +333,17 @@ class FileIndex:
             known = self._known
             missing = [k for k in keys if k not in known]
             if missing:
-                assert state.conn is not None
                 with _as_os_errors(self.path):
-                    self._insert_missing(state.conn, missing)
+                    self._insert_missing(handle.conn, missing)
                 if len(known) > _KNOWN_LIMIT:
                     known.clear()
                 known.update(missing)
         except BaseException:
-            self._release(fd)
+            _Unlock(self, handle).__exit__()
             raise
-        return _Unlock(self, fd)
+        return _Unlock(self, handle)
 
     def _insert_missing(self, conn: sqlite3.Connection, keys: list[str]) -> None:
-        if len(keys) == 1:  # the common case: an overwrite reads, it does not write
-            if conn.execute("SELECT 1 FROM keys WHERE key = ?", keys).fetchone() is None:
-                conn.execute("INSERT OR IGNORE INTO keys VALUES (?, ?)",
-                             (keys[0], self._file_name(keys[0])))
-            return
         missing: list[str] = []
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start:start + _CHUNK]
@@ -322,31 +351,25 @@ class FileIndex:
             found = {k for (k,) in conn.execute(
                 f"SELECT key FROM keys WHERE key IN ({marks})", chunk)}
             missing.extend(k for k in chunk if k not in found)
-        if missing:
-            conn.execute("BEGIN")
-            try:
-                conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?)",
-                                 [(k, self._file_name(k)) for k in missing])
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        _in_one_transaction(conn, "INSERT OR IGNORE INTO keys VALUES (?, ?)",
+                            [(k, self._file_name(k)) for k in missing])
 
     @contextlib.contextmanager
     def removing(self, keys: Iterable[str]) -> Iterator[None]:
         """Hold the exclusive lock while the body unlinks files; then drop the rows of
         those of ``keys`` whose file is gone (also when the body failed part way)."""
         keys = list(keys)
-        state = self._state()
-        conn = state.conn
-        assert conn is not None
-        with self._locked(state.lock_fd, exclusive=True):
+        with self._handle() as handle, self._locked(handle.lock_fd, exclusive=True):
             try:
                 yield
             finally:
                 gone = [k for k in keys if not self._exists(self._file_name(k))]
+                if gone and self._durable:
+                    # The unlinks must be on disk before the rows go: else a power loss
+                    # could bring a file back without its row.
+                    _fsync_directory(self.directory)
                 with _as_os_errors(self.path):
-                    self._delete_rows(state.lock_fd, conn, gone)
+                    self._delete_rows(handle, gone)
 
     def _exists(self, name: str) -> bool:
         try:
@@ -355,21 +378,15 @@ class FileIndex:
             return False
         return True
 
-    def _delete_rows(self, fd: int, conn: sqlite3.Connection, keys: list[str]) -> None:
+    def _delete_rows(self, handle: _Handle, keys: list[str]) -> None:
         """Remove the rows of ``keys``; only under the exclusive lock."""
-        if not keys:
-            return
-        self._count_removal(fd)
+        conn = handle.conn
+        if keys:
+            self._count_removal(handle.lock_fd)
         if len(keys) == 1:
             conn.execute("DELETE FROM keys WHERE key = ?", keys)
-            return
-        conn.execute("BEGIN")
-        try:
-            conn.executemany("DELETE FROM keys WHERE key = ?", [(k,) for k in keys])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        else:
+            _in_one_transaction(conn, "DELETE FROM keys WHERE key = ?", [(k,) for k in keys])
 
     # ------------------------------------------------------------------ reads
 
@@ -378,9 +395,6 @@ class FileIndex:
     ) -> tuple[list[str], str | None]:
         """Up to ``limit`` live keys starting with ``prefix`` after ``cursor``, in order,
         and the cursor of the next page (``None`` after the last)."""
-        state = self._state()
-        conn = state.conn
-        assert conn is not None
         upper = _upper_bound(prefix)
         bound = "" if upper is None else " AND key < ?"
         after = f"SELECT key, name FROM keys WHERE key > ?{bound} ORDER BY key LIMIT ?"
@@ -392,7 +406,8 @@ class FileIndex:
         stale: list[str] = []
         join, lstat = os.path.join, os.lstat
         directory, want = self.directory, limit + 1
-        with _as_os_errors(self.path):
+        with self._handle() as handle, _as_os_errors(self.path):
+            conn = handle.conn
             while len(found) < want:
                 fetch = want - len(found)
                 args = (low, fetch) if upper is None else (low, upper, fetch)
@@ -410,26 +425,23 @@ class FileIndex:
                 if len(rows) < fetch:
                     break
                 low, sql = rows[-1][0], after
-        if stale:
-            self._prune(state, stale)
+            if stale:
+                self._prune(handle, stale)
         keys = found[:limit]
         return keys, (keys[-1] if len(found) > limit else None)
 
-    def _prune(self, state: _ThreadState, keys: list[str]) -> None:
+    def _prune(self, handle: _Handle, keys: list[str]) -> None:
         """Drop stale rows if the exclusive lock is free right now (else leave them)."""
         if _NO_FLOCK:
             return
         try:
-            fcntl.flock(state.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return
         try:
-            gone = [k for k in keys if not self._exists(self._file_name(k))]
-            assert state.conn is not None
-            with _as_os_errors(self.path):
-                self._delete_rows(state.lock_fd, state.conn, gone)
+            self._delete_rows(handle, [k for k in keys if not self._exists(self._file_name(k))])
         finally:
-            fcntl.flock(state.lock_fd, fcntl.LOCK_UN)
+            fcntl.flock(handle.lock_fd, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ repair
 
@@ -437,22 +449,12 @@ class FileIndex:
         """Make the rows match ``present`` (key -> file name of each record file a full
         scan found): add missing rows (files written by a version without the index) and
         drop rows whose file is gone. Only keys re-checked under the lock are dropped."""
-        state = self._state()
-        conn = state.conn
-        assert conn is not None
-        with _as_os_errors(self.path):
+        with self._handle() as handle, _as_os_errors(self.path):
+            conn = handle.conn
             indexed = dict(conn.execute("SELECT key, name FROM keys").fetchall())
             extra = [k for k in indexed if k not in present]
             if extra:
-                with self._locked(state.lock_fd, exclusive=True):
-                    gone = [k for k in extra if not self._exists(indexed[k])]
-                    self._delete_rows(state.lock_fd, conn, gone)
+                with self._locked(handle.lock_fd, exclusive=True):
+                    self._delete_rows(handle, [k for k in extra if not self._exists(indexed[k])])
             missing = [(k, n) for k, n in present.items() if k not in indexed]
-            if missing:
-                conn.execute("BEGIN")
-                try:
-                    conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?)", missing)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+            _in_one_transaction(conn, "INSERT OR IGNORE INTO keys VALUES (?, ?)", missing)
