@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import tempfile
@@ -16,7 +15,6 @@ from ...backends.base import BaseStorageBackend
 from ...exceptions import PrismStorageError
 from ..base import (
     INTERRUPTED,
-    Progress,
     add_batch_size_argument,
     add_prefix_argument,
     error_text,
@@ -107,47 +105,19 @@ class Command(BaseCommand):
         verbosity = options["verbosity"] if show_progress else 0
         bar = progress_bar(self, verbosity, f"export {options['alias']}")
         async with using_stores([store]):
-            # One batch is read while the one before it is encoded and written (and the
-            # next page of keys listed), so the store's I/O and this loop's work overlap;
-            # at most two batches are held at once.
-            pending: asyncio.Task[tuple[list[str], dict[str, Any]]] | None = None
             try:
                 batches = key_batches(store, options["prefix"], options["batch_size"])
                 async for keys in batches:
-                    reading = asyncio.ensure_future(_read_batch(store, keys))
-                    if pending is not None:
-                        self._write_batch(await pending, write, bar)
-                    pending = reading
-                if pending is not None:
-                    done, pending = pending, None
-                    self._write_batch(await done, write, bar)
+                    values = await store.get_many(keys)
+                    # Keys deleted or expired since the listing are simply not exported.
+                    chunk = "".join(dump_record(k, values[k]) for k in keys if k in values)
+                    if chunk:
+                        write(chunk)
+                    self.exported += len(values)
+                    bar.update(len(values))
             except PrismStorageError as exc:
                 raise CommandError(
                     f"The export stopped after {self.exported} record(s): {error_text(exc)}"
                 ) from exc
             finally:
-                if pending is not None:
-                    pending.cancel()
-                    with contextlib.suppress(BaseException):
-                        await pending
                 bar.close()
-
-    def _write_batch(
-        self,
-        batch: tuple[list[str], dict[str, Any]],
-        write: Callable[[str], Any],
-        bar: Progress,
-    ) -> None:
-        keys, values = batch
-        # Keys deleted or expired since the listing are simply not exported.
-        chunk = "".join(dump_record(k, values[k]) for k in keys if k in values)
-        if chunk:
-            write(chunk)
-        self.exported += len(values)
-        bar.update(len(values))
-
-
-async def _read_batch(
-    store: BaseStorageBackend, keys: list[str]
-) -> tuple[list[str], dict[str, Any]]:
-    return keys, await store.get_many(keys)
