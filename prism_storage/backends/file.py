@@ -396,7 +396,7 @@ class FileStorageBackend(BaseStorageBackend):
 
     async def close(self) -> None:
         await super().close()
-        self._index.close()  # index hook: each thread's connection and lock descriptor
+        self._index.close()  # index hook: its idle SQLite connections and lock descriptors
 
     async def ping(self) -> None:
         def probe() -> None:
