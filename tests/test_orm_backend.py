@@ -48,11 +48,10 @@ class TestORMOnSQLiteInLargeRecordMode(ORMConformance):
 
     @pytest.fixture(autouse=True)
     def large_records(self, monkeypatch):
-        import prism_storage.backends.orm as orm_module
+        from prism_storage.backends.orm import LargeRecords
 
-        monkeypatch.setattr(orm_module, "LARGE_WRITE", 1)
-        monkeypatch.setattr(orm_module, "LARGE_READ", 1)
-        monkeypatch.setattr(orm_module, "WRITE_BATCH_BYTES", 40)
+        monkeypatch.setattr(ORMStorageBackend, "large_records",
+                            LargeRecords(write=1, read=1, write_batch=40))
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "pg"])
