@@ -19,7 +19,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from ..codec import decode_value
+from ...codec import decode_value
 from .policy import FAST_PATH, BatchPolicy
 from .requests import Outcome, Request, Row, drive_async, perform
 
