@@ -201,12 +201,14 @@ async def test_a_call_that_hangs_is_unavailable_within_the_timeout():
     assert "could not read" in str(caught.value)
 
 
-async def test_without_a_deadline_the_guard_leaves_timing_to_the_awaitable():
-    store = ClientStore(delay=0.1, timeout=0.01)
-    assert await store._guard("read", store._call(), deadline=False) == {"ok": True}
-    store.failure = ClientDown("down")
-    with pytest.raises(BackendUnavailableError):
-        await store._guard("read", store._call(), deadline=False)
+async def test_the_decision_outside_the_guard_is_the_guards():
+    # What a backend that bounds its calls itself (redis's pipeline) uses.
+    store = ClientStore(errors=(ClientBug,))
+    assert store._error_for(CorruptRecordError("typed"), "read") is None
+    assert store._error_for(ClientBug("unmapped"), "read") is None
+    assert isinstance(store._error_for(ClientBug("listed"), "read", (ClientBug,)),
+                      BackendUnavailableError)
+    assert isinstance(store._error_for(ClientRefused("no"), "read"), BackendPermissionError)
 
 
 # ------------------------------------------------------------- redis uses the hook

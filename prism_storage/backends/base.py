@@ -364,33 +364,36 @@ class BaseStorageBackend:
             return self._unavailable(exc, action)
         return None
 
+    def _error_for(
+        self, exc: Exception, action: str, errors: tuple[type[BaseException], ...] = ()
+    ) -> Exception | None:
+        """The error to raise instead of ``exc``, or ``None`` to let ``exc`` through:
+        typed errors pass; ``errors`` (connection-level exceptions of the client) mean
+        the store is unavailable; anything else goes through :meth:`_translate_error`.
+
+        Raise the result outside the ``except`` block that caught ``exc``, as
+        ``raise error from error.__cause__``, so the client's exception (which may quote
+        a secret) is not attached as its ``__context__``.
+        """
+        if isinstance(exc, PrismStorageError):
+            return None  # already typed (BackendPermissionError is an OSError too)
+        if isinstance(exc, errors):
+            return self._unavailable(exc, action)
+        return self._translate_error(exc, action)
+
     async def _guard(
         self,
         action: str,
         awaitable: Awaitable[T],
         errors: tuple[type[BaseException], ...] = (),
-        *,
-        deadline: bool = True,
     ) -> T:
-        """Await ``awaitable`` within ``self.timeout``, mapping failures to typed errors.
-
-        Errors that are already typed pass through; ``errors`` (the client library's
-        connection-level exceptions) become :class:`BackendUnavailableError`; anything
-        else goes through :meth:`_translate_error`. ``deadline=False`` when the awaitable
-        enforces the timeout itself.
-        """
+        """Await ``awaitable`` within ``self.timeout``, mapping failures to typed errors
+        (see :meth:`_error_for`); a call that outlasts the timeout is unavailable."""
         try:
-            if not deadline:
-                return await awaitable
             async with asyncio.timeout(self.timeout):
                 return await awaitable
-        except PrismStorageError:
-            raise  # already typed (BackendPermissionError is an OSError too)
         except Exception as exc:
-            if isinstance(exc, errors):
-                error: Exception | None = self._unavailable(exc, action)
-            else:
-                error = self._translate_error(exc, action)
+            error = self._error_for(exc, action, errors)
             if error is None:
                 raise
         # Raised here, after the except block, so the client's exception (which may quote a

@@ -145,8 +145,15 @@ class RedisStorageBackend(BaseStorageBackend):
         pipeliner = self._clients.get().pipeliner
         if pipeliner is None:
             return await self._run(action, lambda client: client.execute_command(*command))
-        # The pipeliner bounds each command by ``timeout`` itself.
-        return await self._guard(action, pipeliner.call(*command, alone=alone), deadline=False)
+        # Not through _guard: the pipeliner bounds each command by ``timeout`` itself, and
+        # this is the hot path (no extra coroutine per command).
+        try:
+            return await pipeliner.call(*command, alone=alone)
+        except Exception as exc:
+            error = self._error_for(exc, action)
+            if error is None:
+                raise
+        raise error from error.__cause__
 
     async def _run(self, action: str, operation: Callable[[Any], Awaitable[T]]) -> T:
         """Run ``operation(client)`` on this loop's client within ``timeout``; failures
