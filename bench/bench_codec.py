@@ -1,0 +1,122 @@
+"""The codec: prism's encode/decode against the JSON libraries a user would call by hand.
+
+Paths, for a 2.5 KB agent record and a ~1 MB one (a long conversation):
+
+* ``json (stdlib)`` (the baseline): ``json.dumps``/``json.loads`` as a user would call them.
+* ``orjson`` and ``msgspec``: the raw libraries (``msgspec.json.Encoder``/``Decoder``).
+* ``prism codec``: :func:`prism_storage.codec.encode_value_bytes` / ``decode_value``,
+  which validate every value (types, depth, NUL, lone surrogates, finite floats) before
+  encoding; with msgspec installed (the ``fast`` extra).
+* ``prism codec, stdlib engine``: the same without msgspec (the fallback).
+
+Each round runs every path once, in an order rotated round by round; the table reports the
+median ops/s and the median of the same-round ratios to the baseline (timings on a shared
+machine swing between rounds; a ratio measured within one round does not).
+
+Run: ``python -m bench.bench_codec [--quick]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.harness import Row, agent_record, parser, print_table, save_json
+from prism_storage import codec
+
+BENCH = "codec"
+
+
+def _ops_per_s(run: Callable[[], object], count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        run()
+    return count / (time.perf_counter() - started)
+
+
+def _stdlib_engine(run: Callable[[], object]) -> Callable[[], object]:
+    def wrapped() -> object:
+        saved = codec._fast_encoder, codec._fast_decoder
+        codec._fast_encoder = codec._fast_decoder = None
+        try:
+            return run()
+        finally:
+            codec._fast_encoder, codec._fast_decoder = saved
+
+    return wrapped
+
+
+def paths_for(value: dict[str, Any]) -> dict[str, list[tuple[str, Callable[[], object]]]]:
+    import msgspec
+    import orjson
+
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    data = text.encode("utf-8")
+    encoder, decoder = msgspec.json.Encoder(), msgspec.json.Decoder()
+    return {
+        "encode": [
+            ("json (stdlib)", lambda: json.dumps(value, ensure_ascii=False,
+                                                 separators=(",", ":")).encode("utf-8")),
+            ("orjson", lambda: orjson.dumps(value)),
+            ("msgspec", lambda: encoder.encode(value)),
+            ("prism codec", lambda: codec.encode_value_bytes(value)),
+            ("prism codec, stdlib engine",
+             _stdlib_engine(lambda: codec.encode_value_bytes(value))),
+        ],
+        "decode": [
+            ("json (stdlib)", lambda: json.loads(data)),
+            ("orjson", lambda: orjson.loads(data)),
+            ("msgspec", lambda: decoder.decode(data)),
+            ("prism codec", lambda: codec.decode_value(data)),
+            ("prism codec, stdlib engine", _stdlib_engine(lambda: codec.decode_value(data))),
+        ],
+    }
+
+
+def measure(case: str, paths: list[tuple[str, Callable[[], object]]], count: int,
+            rounds: int) -> list[Row]:
+    speeds: dict[str, list[float]] = {name: [] for name, _ in paths}
+    ratios: dict[str, list[float]] = {name: [] for name, _ in paths}
+    for round_no in range(rounds):
+        shift = round_no % len(paths)
+        this_round = {name: _ops_per_s(run, count)
+                      for name, run in paths[shift:] + paths[:shift]}
+        base = this_round[paths[0][0]]
+        for name, speed in this_round.items():
+            speeds[name].append(speed)
+            ratios[name].append(speed / base)
+    return [
+        Row(BENCH, case, name, ops_per_s=statistics.median(speeds[name]),
+            baseline=name == paths[0][0],
+            extra={"median_same_round_ratio": round(statistics.median(ratios[name]), 2)})
+        for name, _ in paths
+    ]
+
+
+async def main(argv: list[str] | None = None) -> list[Row]:
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    rounds = 3 if args.quick else 11
+    rows: list[Row] = []
+    for label, size, count in (("2.5 KB", 2500, 2000), ("~1 MB", 1024 * 1024, 20)):
+        value = agent_record(0, size=size)
+        if args.quick:
+            count = max(count // 10, 2)
+        for operation, paths in paths_for(value).items():
+            rows += measure(f"{operation} {label}", paths, count, rounds)
+    print_table(rows, f"JSON codec, ops/s (median of {rounds} rotated rounds)")
+    print("\n| case | path | median same-round ratio vs json (stdlib) |\n|---|---|---:|")
+    for row in rows:
+        print(f"| {row.case} | {row.path} | {row.extra['median_same_round_ratio']:.2f}x |")
+    if args.json:
+        save_json(rows, args.json)
+    return rows
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
