@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .handler import storages
     from .sync import SyncStore, sync_storages
 
+# The one place the version is written; packaging reads this literal without importing.
 __version__ = "0.1.0"
 
 _LAZY = {
