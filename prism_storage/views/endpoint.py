@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from ..access import Operation, check_store_access, csrf_refusal, has_model_permission
 from ..backends.base import BaseStorageBackend
@@ -37,7 +37,7 @@ def _check_access(request: HttpRequest, alias: str | None, operation: Operation)
 
 def _authorize(
     request: HttpRequest, alias: str | None, operation: Operation
-) -> HttpResponse | None:
+) -> HttpResponseBase | None:
     """CSRF, then access: the refusal, or ``None`` to go on. Runs in a worker thread."""
     refusal = csrf_refusal(request)
     if refusal is not None:
@@ -67,7 +67,7 @@ def endpoint(**operations: Operation) -> Callable[[Handler], Any]:
         @functools.wraps(handler)
         async def view(
             request: HttpRequest, alias: str | None = None, **kwargs: Any
-        ) -> HttpResponse:
+        ) -> HttpResponseBase:
             operation = operations.get(request.method or "")
             if operation is None:
                 response = error_response(
