@@ -136,3 +136,19 @@ def test_threads_and_loops_at_once():
     assert errors == []
     space = store._space
     assert len(space.records) == 800 and space.ordered == sorted(space.records)
+
+
+# The fixture docs/memory.md shows, as a project would write it.
+@pytest.fixture
+def agent_store(settings):
+    settings.PRISM_STORAGE = {"default": {"BACKEND": "memory", "OPTIONS": {"name": "agents"}}}
+    store = storages["default"]
+    yield store
+    store.clear()
+
+
+async def test_the_documented_fixture(agent_store):
+    await agent_store.set("agent_1", {"messages": [{"role": "user", "content": "Hello"}]})
+    assert (await agent_store.get("agent_1"))["messages"][0]["content"] == "Hello"
+    assert storages["default"] is agent_store
+
