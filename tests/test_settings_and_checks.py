@@ -175,3 +175,14 @@ def test_a_protocol_only_backend_passes_the_checks(settings):
         "default": {"BACKEND": "tests.test_registry.ThirdPartyStore", "OPTIONS": {"bucket": "x"}}
     }
     assert prism_checks() == []
+
+
+def test_a_subclass_without_an_alias_parameter_still_learns_its_alias(settings):
+    settings.PRISM_STORAGE = {
+        "default": {"BACKEND": "orm"},
+        "old": {"BACKEND": "tests.support.minimal_backend.MinimalBackend",
+                "OPTIONS": {"name": "old-style"}},
+    }
+    store = storages["old"]
+    assert store.alias == "old" and store.name == "old-style"
+    assert prism_checks() == []
