@@ -6,7 +6,9 @@ admin and the commands all speak :class:`BaseStorageBackend`, so ``storages[alia
 such an instance in :class:`ProtocolAdapter`: the base class validates keys and values
 before any I/O as for every store, the batch operations become one call per key, and
 every capability flag is false, so listing, expiry and search raise
-:class:`~prism_storage.exceptions.UnsupportedOperationError` instead of degrading.
+:class:`~prism_storage.exceptions.UnsupportedOperationError` instead of degrading. Each
+call to the wrapped store gets the base class's timeout, and a timeout or ``OSError``
+becomes :class:`~prism_storage.exceptions.BackendUnavailableError`, as on every store.
 """
 
 from __future__ import annotations
