@@ -1,17 +1,34 @@
-"""The one place that touches private internals of asgiref and Django.
+"""The one place that reads private state of asgiref or Django.
 
-Where no public API gives what the package needs, the access is isolated here, behind a
-small function with a test (``tests/test_compat.py``) that fails loudly when the library
-changes the shape of what is used.
+Each function here stands in for a public API that does not exist. tests/test_compat.py
+checks the assumptions each makes about the installed versions and fails loudly, naming
+the function to update, when a release changes them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 
-from asgiref.sync import AsyncToSync
+from asgiref.sync import AsyncToSync, SyncToAsync
 
-__all__ = ["sync_caller_waits"]
+__all__ = ["outer_event_loop_running", "sync_caller_waits"]
+
+
+def outer_event_loop_running() -> bool:
+    """Whether ``async_to_sync`` called from this thread runs on an outer, long-lived loop.
+
+    That is the case in sync code that an event loop reached through ``sync_to_async``
+    (a sync view under an ASGI server); elsewhere ``async_to_sync`` starts a loop for the
+    call, and clients bound to that loop must be closed before it ends. asgiref decides
+    this from ``SyncToAsync.threadlocal`` and offers no public way to ask; the same
+    attributes are read here, the same way.
+    """
+    threadlocal = SyncToAsync.threadlocal
+    if getattr(threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return False
+    loop = getattr(threadlocal, "main_event_loop", None)
+    return loop is not None and loop.is_running()
 
 
 def sync_caller_waits() -> bool:

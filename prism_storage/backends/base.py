@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -115,6 +115,17 @@ class BaseStorageBackend:
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     timeout: float = DEFAULT_TIMEOUT
+    #: The PRISM_STORAGE alias (set by ``__init__``; ``None`` for a store built by hand).
+    alias: str | None = None
+    #: Length of the vectors ``search()`` takes; ``None`` when the store does not search.
+    dimensions: int | None = None
+    #: Turns a text into a vector (sync or async callable); ``None`` when there is none.
+    embedder: Callable[[str], Sequence[float] | Awaitable[Sequence[float]]] | None = None
+
+    @property
+    def supports_text_search(self) -> bool:
+        """``search()`` also takes a text, which the store embeds itself."""
+        return self.supports_search and self.embedder is not None
 
     def __init__(self, *, alias: str | None = None) -> None:
         #: The PRISM_STORAGE alias this instance was created for (``None`` when built by

@@ -71,6 +71,8 @@ class VectorStorageBackend(BaseStorageBackend):
     :param timeout: seconds a call may take before BackendUnavailableError.
     """
 
+    dimensions: int  # always set: a vector store has a dimension
+
     backend_name = "vector"
     supports_search = True
     supports_listing = True
