@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import os
 import shutil
@@ -185,15 +186,15 @@ async def main(argv: list[str] | None = None) -> list[Row]:
             for case, command, src, dst in (("copy file→orm", "prism_copy", "files", "copy_rows"),
                                             ("copy orm→file", "prism_copy", "rows", "copy_files")):
                 plans.append((case, [
-                    (NAIVE, naive, lambda s=src, d=dst: _naive_copy(s, d, naive)),
-                    (command, records, lambda s=src, d=dst, c=command: asyncio.to_thread(
-                        _command, c, s, d, *batch)),
+                    (NAIVE, naive, functools.partial(_naive_copy, src, dst, naive)),
+                    (command, records, functools.partial(
+                        asyncio.to_thread, _command, command, src, dst, *batch)),
                 ]))
             for case, src in (("export orm", "rows"), ("export file", "files")):
                 plans.append((case, [
-                    (NAIVE, naive, lambda s=src: _naive_export(s, jsonl, naive)),
-                    ("prism_export", records, lambda s=src: asyncio.to_thread(
-                        _command, "prism_export", s, "-o", jsonl, *batch)),
+                    (NAIVE, naive, functools.partial(_naive_export, src, jsonl, naive)),
+                    ("prism_export", records, functools.partial(
+                        asyncio.to_thread, _command, "prism_export", src, "-o", jsonl, *batch)),
                 ]))
             cases = [Case(BENCH, case, [(path, timed(count, work)) for path, count, work in paths])
                      for case, paths in plans]

@@ -41,6 +41,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from bench import harness
 from bench.harness import (
     Case,
     Row,
@@ -275,7 +276,7 @@ async def run(url: str, *, quick: bool, rounds: int) -> list[Row]:
             if size is SIZES[0]:
                 plans += _batch_cases(paths, ops * 5, keys, values)
         cpu: dict[tuple[str, str], list[float]] = {}
-        by_case: dict[str, list[tuple[str, Measure]]] = {}
+        by_case: dict[str, list[tuple[str, harness.Measure]]] = {}
         for case, path_name, ops, measure in plans:
             into = cpu.setdefault((case, path_name), [])
             by_case.setdefault(case, []).append((path_name, _timed_cpu(measure, ops, into)))
@@ -286,12 +287,13 @@ async def run(url: str, *, quick: bool, rounds: int) -> list[Row]:
         for path in paths:
             await path.close()
     rows: list[Row] = []
-    for case, samples in zip(cases, found, strict=True):
-        for row in case_rows(case, samples):
-            spent = cpu[case.name, row.path]
+    for measured, samples in zip(cases, found, strict=True):
+        for row in case_rows(measured, samples):
+            spent = cpu[measured.name, row.path]
             row.extra["cpu_us_per_op"] = statistics.median(spent)
             # CPU per op: lower is better, so the same-round ratio is taken as for latency.
-            row.extra["cpu_ratio"] = same_round_ratio(spent, cpu[case.name, RAW], latency=True)
+            row.extra["cpu_ratio"] = same_round_ratio(spent, cpu[measured.name, RAW],
+                                                      latency=True)
             rows.append(row)
     return rows
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+from collections.abc import Callable
 
 import pytest
 
@@ -26,7 +27,7 @@ from bench.harness import (
 )
 
 
-def recorder(log: list[str], name: str, figures: list[float]) -> object:
+def recorder(log: list[str], name: str, figures: list[float]) -> Callable[[], float]:
     """A measure that logs its call and returns the next of ``figures``."""
     feed = iter(figures)
 
@@ -144,7 +145,7 @@ def test_measure_cases_end_to_end_with_rotation_shown_in_the_figures() -> None:
     # spreads that penalty over both paths instead of always charging the baseline.
     position: list[int] = []
 
-    def path(speed: float) -> object:
+    def path(speed: float) -> Callable[[], float]:
         def measure() -> float:
             position.append(1)
             first = len(position) % 2 == 1
