@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from ..codec import decode_value, encode_value, validate_key, validate_keys
 from ..exceptions import (
@@ -23,11 +22,11 @@ from ..exceptions import (
     PrismStorageError,
     UnsupportedOperationError,
 )
+from .redaction import RedactedCause, redact
 
-__all__ = ["BaseStorageBackend", "Clock", "KeyPage", "redact"]
+__all__ = ["BaseStorageBackend", "Clock", "KeyPage", "check_ttl"]
 
 Clock = Callable[[], float]
-ClientT = TypeVar("ClientT")
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
 
@@ -42,20 +41,6 @@ MAX_TTL = 100 * 365 * 24 * 3600
 
 #: Characters no backend's cursor holds (as in keys); a cursor with one was never handed out.
 _NOT_IN_CURSORS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_URL_PASSWORD = re.compile(r"(?<=://)([^/@\s:]*):([^/@\s]*)@")
-
-
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove passwords in URLs and each given secret from ``text``."""
-    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:***@", text)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
-class _RedactedCause(Exception):
-    """Stands in for a driver exception whose message contained a secret."""
 
 
 @dataclass(frozen=True)
@@ -348,7 +333,7 @@ class BaseStorageBackend:
         stand-in that carries its redacted text (the client's exception is dropped)."""
         raw = f"{exc!r} {exc}"
         if self._redact(raw) != raw:
-            error.__cause__ = _RedactedCause(self._redact(f"{type(exc).__name__}: {exc}"))
+            error.__cause__ = RedactedCause(self._redact(f"{type(exc).__name__}: {exc}"))
             error.__suppress_context__ = True
         else:
             error.__cause__ = exc
@@ -423,58 +408,3 @@ def check_ttl(ttl: object) -> float:
             f"ttl must be a positive number of seconds up to {MAX_TTL}, not {ttl!r}."
         )
     return float(ttl)
-
-
-def require(module: str, *, backend: str, extra: str, package: str | None = None) -> Any:
-    """Import an optional client library, or raise MissingDependencyError naming the extra."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(backend, package or module.split(".")[0], extra) from exc
-
-
-class LoopBoundClients(Generic[ClientT]):
-    """Keeps one client per running event loop.
-
-    Async clients (redis, httpx, aiohttp, grpc) are bound to the loop they were created on,
-    and a Django process may drive one backend from several loops (``async_to_sync`` runs a
-    fresh loop per call in sync code). A client whose loop has been garbage-collected is
-    forgotten; ``close_all`` closes the ones that can still be closed.
-    """
-
-    def __init__(
-        self,
-        create: Callable[[], ClientT],
-        close: Callable[[ClientT], Any],
-    ) -> None:
-        self._create = create
-        self._close = close
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ClientT] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def get(self) -> ClientT:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._create()
-            self._clients[loop] = client
-        return client
-
-    def peek(self) -> ClientT | None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-        return self._clients.get(loop)
-
-    async def close_all(self) -> None:
-        current = asyncio.get_running_loop()
-        for loop, client in list(self._clients.items()):
-            del self._clients[loop]
-            if loop is current:
-                await self._close(client)
-            elif not loop.is_closed() and loop.is_running():
-                asyncio.run_coroutine_threadsafe(self._close(client), loop)

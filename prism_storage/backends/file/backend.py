@@ -17,7 +17,8 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, Warning
 
 from ...exceptions import ConfigurationError, InvalidOptionError
-from ..base import BaseStorageBackend, Clock, KeyPage, LoopBoundClients, check_ttl
+from ..base import BaseStorageBackend, Clock, KeyPage, check_ttl
+from ..clients import LoopBoundClients
 from .listing import DirectoryScan
 from .records import TempNames, read_record, remove_record, write_record
 from .threads import BatchedThreadRunner

@@ -20,7 +20,8 @@ from ...exceptions import (
     InvalidKeyError,
     InvalidOptionError,
 )
-from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage, LoopBoundClients, check_ttl
+from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage, check_ttl
+from ..clients import LoopBoundClients
 from .client import BoundClient, bind_client, client_errors, close_client
 from .connection_url import URL_FORMS, parse_redis_url
 from .listing import KeyListing

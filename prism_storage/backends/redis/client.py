@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ...exceptions import InvalidOptionError
-from ..base import redact, require
+from ..clients import require
+from ..redaction import redact
 from .connection_url import RedisURL
 from .pipeline import Pipeliner
 

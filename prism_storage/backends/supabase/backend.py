@@ -34,16 +34,9 @@ from ...exceptions import (
     PrismStorageError,
     SchemaMismatchError,
 )
-from ..base import (
-    DEFAULT_TIMEOUT,
-    BaseStorageBackend,
-    Clock,
-    KeyPage,
-    LoopBoundClients,
-    check_ttl,
-    redact,
-    require,
-)
+from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, Clock, KeyPage, check_ttl
+from ..clients import LoopBoundClients, require
+from ..redaction import redact
 from .client import Connection, HTTPStatusError, connect, disconnect
 from .queries import chunks, in_list, prefix_end, timestamp
 from .sql import check_table_name

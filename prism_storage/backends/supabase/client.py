@@ -10,7 +10,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
-from ..base import require
+from ..clients import require
 
 __all__ = ["Connection", "HTTPStatusError", "connect", "disconnect"]
 

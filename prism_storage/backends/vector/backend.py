@@ -22,7 +22,9 @@ from typing import Any, ClassVar, Literal
 
 from ...codec import validate_key
 from ...exceptions import InvalidOptionError, InvalidValueError, MissingDependencyError
-from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage, LoopBoundClients, redact
+from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage
+from ..clients import LoopBoundClients
+from ..redaction import redact
 from .adapter import IndexSpec, Record, VectorAdapter
 from .filters import filterable_fields, parse_filter
 from .vectors import Embedder, check_vector, embed, resolve_embedder, to_score
