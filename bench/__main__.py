@@ -6,15 +6,36 @@ so that each owns its setup (Django settings, servers, event loop, temp director
 one failing module does not stop the others. A summary of exit codes and times closes the
 run; the exit code is non-zero when any module failed.
 
+How every figure is measured (``bench.harness``; timings on a shared machine swing by
+20-40% from one round to the next, so no figure is a best-of and no ratio compares
+figures taken at different times):
+
+* a *case* (say "set 2.5 KB, 64 tasks") lists its *paths*, the baseline first: the raw
+  client a careful user would call by hand, encoding JSON with the standard library;
+* a *round* measures every path of every case once; within a round a case's paths run
+  back to back, in their order rotated by one each round (round r starts at path r), so
+  no path is always first, cold, or after the same neighbour, and a burst of load from
+  other processes lands on every path of that round;
+* a path's ops/s (or, for latency cases, p50 ms) is the median over the rounds;
+* its ratio is the median over rounds of (path / baseline) measured in the *same* round,
+  with the lowest and highest of those ratios after it, e.g. ``1.42x (1.10..1.65)``;
+  > 1 is better than the baseline, for latencies too (baseline ms / path ms);
+* where JSON is encoded by the raw client, a second raw path does the same with
+  ``orjson.dumps``/``orjson.loads``, and the table adds a "vs raw+orjson" column: the
+  same-round ratio against that path (the main ratio stays against the stdlib baseline);
+* ``--rounds N`` sets the rounds (default 5; 2 with ``--quick``, so the order rotates);
+  the table's heading names the rounds, and the machine is the one it ran on.
+
 The convention every bench module follows (see also docs/bench.md):
 
 * it is ``bench/bench_<name>.py`` and runs on its own as ``python -m bench.bench_<name>``;
 * it builds its command line with :func:`bench.harness.parser`, so it accepts ``--quick``
-  (a smoke run of seconds) and ``--json FILE`` (the rows as JSON), plus options of its own;
-* it exposes ``async def main(argv: list[str] | None = None) -> list[Row]``, which measures,
-  prints its table(s) with :func:`bench.harness.print_table` (each path's ratio against the
-  raw-client baseline of its group) and returns the rows; the module ends with
-  ``if __name__ == "__main__": asyncio.run(main())``;
+  (a smoke run of seconds), ``--rounds N`` and ``--json FILE`` (the rows as JSON), plus
+  options of its own;
+* it exposes ``async def main(argv: list[str] | None = None) -> list[Row]``, which measures
+  through :func:`bench.harness.measure_cases` (or :func:`bench.harness.run_rounds`),
+  prints its table(s) with :func:`bench.harness.print_table` and returns the rows; the
+  module ends with ``if __name__ == "__main__": asyncio.run(main())``;
 * it starts and stops what it needs itself (a private server on a free loopback port, a
   scratch database, a temp directory) and leaves nothing running; when a service it needs
   is missing it says so and exits non-zero;

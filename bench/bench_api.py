@@ -13,8 +13,11 @@ concurrent ``httpx.AsyncClient`` tasks with a logged-in superuser's session cook
 CSRF token, on ~2.5 KB agent records. Stores: ``file`` on tmpfs, ``orm`` on a scratch
 PostgreSQL database (``prism_bench_api_<pid>``, created and dropped here), and ``redis``
 on the local server (keys under a private prefix, deleted afterwards) when that backend
-exists. Client and server share the machine's cores. Each figure is the median of
-``--rounds`` interleaved rounds.
+exists. Client and server share the machine's cores. Each round measures both paths of
+every case once, in an order rotated round by round (``--rounds``, default 5, 2 with
+``--quick``); a figure is the median over rounds, the ratio the median of same-round
+ratios (min-max shown). The raw view's JSON is encoded by the server (Django's
+``JsonResponse``), so this bench has no orjson variant of the raw path.
 
 Run: ``python -m bench.bench_api [--quick] [--rounds N] [--sessions db|signed_cookies]``.
 """
@@ -28,7 +31,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +38,17 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.harness import Row, agent_record, parser, print_table, save_json, throughput
+from bench.harness import (
+    Case,
+    Row,
+    agent_record,
+    measure_cases,
+    parser,
+    print_table,
+    rounds_of,
+    save_json,
+    throughput,
+)
 
 TASKS = 64
 KEYS = 500
@@ -133,12 +145,11 @@ async def delete_redis_keys(prefix: str) -> None:
 
 async def main(argv: list[str] | None = None) -> list[Row]:
     p = parser(__doc__ or "")
-    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--sessions", choices=["db", "signed_cookies"], default="db",
                    help="the session engine the logged-in API client uses")
     args = p.parse_args(argv)
     total = 300 if args.quick else 3000
-    rounds = 1 if args.quick else args.rounds
+    rounds = rounds_of(args)
 
     database = f"prism_bench_api_{os.getpid()}"
     data_dir = tempfile.mkdtemp(prefix="prism-bench-api-",
@@ -186,7 +197,8 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         shutil.rmtree(data_dir, ignore_errors=True)
         if "redis" in stores:
             await delete_redis_keys(redis_prefix)
-    print_table(rows, f"JSON API vs a raw async view ({args.sessions} sessions)")
+    print_table(rows, f"JSON API vs a raw async view ({args.sessions} sessions), median of "
+                      f"{rounds} rotated round(s)")
     if args.json:
         save_json(rows, args.json)
     return rows
@@ -216,18 +228,13 @@ async def measure(client: Any, aliases: list[str], total: int, rounds: int) -> l
 
     for alias in aliases:  # every key exists before the first GET
         await throughput(op(API, alias, "PUT"), tasks=TASKS, total=KEYS)
-    samples: dict[tuple[str, str, str], list[float]] = {}
-    for _ in range(rounds):
-        for alias in aliases:
-            for method in ("GET", "PUT"):
-                for path in (RAW, API):
-                    ops = await throughput(op(path, alias, method), tasks=TASKS, total=total)
-                    samples.setdefault((alias, method, path), []).append(ops)
-    return [
-        Row(BENCH, f"{alias} {method}", path, ops_per_s=statistics.median(values),
-            baseline=path == RAW)
-        for (alias, method, path), values in samples.items()
-    ]
+    def timed(path: str, alias: str, method: str) -> Callable[[], Awaitable[float]]:
+        return lambda: throughput(op(path, alias, method), tasks=TASKS, total=total)
+
+    cases = [Case(BENCH, f"{alias} {method}",
+                  [(path, timed(path, alias, method)) for path in (RAW, API)])
+             for alias in aliases for method in ("GET", "PUT")]
+    return await measure_cases(cases, rounds)
 
 
 if __name__ == "__main__":

@@ -16,18 +16,26 @@ Paths:
 * ``prism_copy`` / ``prism_export``: the command through ``call_command``, as ``manage.py``
   runs it (key pages, ``get_many``/``set_many`` batches of ``--batch-size``, one event loop).
 
-Peak memory is measured in a second run of each path under ``tracemalloc`` (which slows
-it, hence the separate run): the peak of Python allocations above the start of the run.
-A streaming command's peak stays flat as the store grows; compare ``--quick`` with the
-full run.
+Each round measures both paths of every case once, in an order rotated round by round
+(``--rounds``, default 5, 2 with ``--quick``), each measurement into a fresh destination;
+a figure is the median over rounds, the ratio the median of same-round ratios (min-max
+shown). The naive loop moves values as they are (no JSON of its own), so there is no
+orjson variant of it.
 
-Run: ``python -m bench.bench_commands [--quick] [--records N] [--naive N] [--batch-size N]``.
+Peak memory is measured once per path after the rounds, in a run of its own under
+``tracemalloc`` (which slows it, hence the separate run): the peak of Python allocations
+above the start of the run. A streaming command's peak stays flat as the store grows;
+compare ``--quick`` with the full run.
+
+Run: ``python -m bench.bench_commands [--quick] [--rounds N] [--records N] [--naive N]
+[--batch-size N]``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import os
 import shutil
@@ -37,7 +45,16 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.harness import Row, agent_record, parser, print_table, save_json
+from bench.harness import (
+    Case,
+    Row,
+    agent_record,
+    measure_cases,
+    parser,
+    print_table,
+    rounds_of,
+    save_json,
+)
 
 BENCH = "commands"
 NAIVE = "naive loop (get/set each)"
@@ -145,20 +162,17 @@ async def main(argv: list[str] | None = None) -> list[Row]:
     rows: list[Row] = []
     run_ids = iter(range(1_000_000))
     batch = ["--batch-size", args.batch_size]
+    rounds = rounds_of(args)
 
     def storage() -> Any:
         return override_settings(PRISM_STORAGE=_storage(root, next(run_ids)))
 
-    async def measure(case: str, path: str, count: int, baseline: bool,
-                      work: Callable[[], Awaitable[Any]]) -> None:
-        with storage():
-            rate = await _timed(work, count)
-        with storage():
-            peak = await _peak_mb(work)
-        rows.append(Row(BENCH, case, path, ops_per_s=rate, baseline=baseline,
-                        extra={"records": count, "peak_mb": round(peak, 1)}))
-        print(f"  {case:16} {path:28} {rate:10,.0f} records/s  peak {peak:7.1f} MB",
-              flush=True)
+    def timed(count: int, work: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[float]]:
+        async def measure() -> float:
+            with storage():  # a fresh destination (namespace, directory) each time
+                return await _timed(work, count)
+
+        return measure
 
     try:
         async with scratch_databases("prism_bench_commands", sqlite_file):
@@ -167,29 +181,39 @@ async def main(argv: list[str] | None = None) -> list[Row]:
                 await _seed("files", records)
                 await _seed("rows", records)
             jsonl = os.path.join(root, "export.jsonl")
-            cases = [
-                ("copy file→orm", "prism_copy", "files", "copy_rows"),
-                ("copy orm→file", "prism_copy", "rows", "copy_files"),
-            ]
-            for case, command, src, dst in cases:
-                await measure(case, NAIVE, naive, True,
-                              lambda s=src, d=dst: _naive_copy(s, d, naive))
-                await measure(case, command, records, False,
-                              lambda s=src, d=dst, c=command: asyncio.to_thread(
-                                  _command, c, s, d, *batch))
+            # (case, [(path, records, work)]), the naive loop (the baseline) first.
+            plans: list[tuple[str, list[tuple[str, int, Callable[[], Awaitable[Any]]]]]] = []
+            for case, command, src, dst in (("copy file→orm", "prism_copy", "files", "copy_rows"),
+                                            ("copy orm→file", "prism_copy", "rows", "copy_files")):
+                plans.append((case, [
+                    (NAIVE, naive, functools.partial(_naive_copy, src, dst, naive)),
+                    (command, records, functools.partial(
+                        asyncio.to_thread, _command, command, src, dst, *batch)),
+                ]))
             for case, src in (("export orm", "rows"), ("export file", "files")):
-                await measure(case, NAIVE, naive, True,
-                              lambda s=src: _naive_export(s, jsonl, naive))
-                await measure(case, "prism_export", records, False,
-                              lambda s=src: asyncio.to_thread(
-                                  _command, "prism_export", s, "-o", jsonl, *batch))
+                plans.append((case, [
+                    (NAIVE, naive, functools.partial(_naive_export, src, jsonl, naive)),
+                    ("prism_export", records, functools.partial(
+                        asyncio.to_thread, _command, "prism_export", src, "-o", jsonl, *batch)),
+                ]))
+            cases = [Case(BENCH, case, [(path, timed(count, work)) for path, count, work in paths])
+                     for case, paths in plans]
+            rows = await measure_cases(cases, rounds)
+            flat = [(count, work) for _, paths in plans for _, count, work in paths]
+            for row, (count, work) in zip(rows, flat, strict=True):
+                with storage():
+                    peak = await _peak_mb(work)
+                row.extra.update({"records": count, "peak_mb": round(peak, 1)})
+                print(f"  {row.case:16} {row.path:28} {row.ops_per_s or 0:10,.0f} records/s  "
+                      f"peak {peak:7.1f} MB", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             os.remove(sqlite_file)
 
     print_table(rows, f"management commands, {records:,} records (naive loop: {naive:,}), "
-                      f"file store on {TMPFS}, orm on PostgreSQL")
+                      f"file store on {TMPFS}, orm on PostgreSQL, median of {rounds} "
+                      "rotated round(s)")
     print("\n| case | path | records | peak traced memory MB |\n|---|---|---:|---:|")
     for row in rows:
         print(f"| {row.case} | {row.path} | {row.extra['records']:,} | "

@@ -12,20 +12,33 @@ Paths, each embedding the same texts with ``prism_storage.embeddings.MiniLMEmbed
 Cases: short texts (a chat message, ~16 word pieces) and long ones (cut at the model's
 256 word-piece limit). The first call, which loads the model, is not timed. Besides texts
 per second, each path reports the CPU time it spent per text: on a busy shared machine it
-is the steadier figure.
+is the steadier figure. Each round measures every path once, in an order rotated round by
+round (``--rounds``, default 5, 2 with ``--quick``); a figure is the median over rounds, a
+ratio the median of same-round ratios (min-max shown). No JSON is involved, so there is
+no orjson variant.
 
-Run: ``python -m bench.bench_embeddings [--quick]``.
+Run: ``python -m bench.bench_embeddings [--quick] [--rounds N]``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.harness import Row, latencies, parser, print_table, save_json
+from bench.harness import (
+    Case,
+    Row,
+    latencies,
+    measure_cases,
+    parser,
+    print_table,
+    rounds_of,
+    save_json,
+)
 from prism_storage.embeddings import MiniLMEmbedder
 
 BENCH = "embeddings"
@@ -69,11 +82,20 @@ async def measure_case(case: str, texts: list[str], rounds: int) -> list[Row]:
         ("embed_many, 2 threads", two.embed_many),
         ("single x2 callers, 1 thread", two_callers),
     ]
-    rows = []
-    for path, run in paths:
-        best = max((measure(run, texts) for _ in range(rounds)), key=lambda m: m[0])
-        rows.append(Row(BENCH, case, path, ops_per_s=best[0], baseline=path == paths[0][0],
-                        extra={"cpu_ms_per_text": round(best[1], 2)}))
+    cpu: dict[str, list[float]] = {path: [] for path, _ in paths}
+
+    def timed(path: str, run: Callable[[list[str]], object]) -> Callable[[], float]:
+        def once() -> float:
+            rate, spent = measure(run, texts)
+            cpu[path].append(spent)
+            return rate
+
+        return once
+
+    rows = await measure_cases([Case(BENCH, case, [(p, timed(p, run)) for p, run in paths])],
+                               rounds)
+    for row in rows:
+        row.extra["cpu_ms_per_text"] = round(statistics.median(cpu[row.path]), 2)
 
     async def one_call(i: int) -> None:
         one(texts[i % len(texts)])
@@ -86,10 +108,10 @@ async def measure_case(case: str, texts: list[str], rounds: int) -> list[Row]:
 async def main(argv: list[str] | None = None) -> list[Row]:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     count = 64 if args.quick else 256
-    rounds = 1 if args.quick else 3
+    rounds = rounds_of(args)
     rows = await measure_case("short texts (~16 word pieces)", short_texts(count), rounds)
     rows += await measure_case("long texts (256 word pieces)", long_texts(count // 8), rounds)
-    print_table(rows, f"MiniLM embedder, texts/s (best of {rounds})")
+    print_table(rows, f"MiniLM embedder, texts/s (median of {rounds} rotated round(s))")
     # CPU time per text barely depends on what else the shared machine runs; wall time does.
     print("\n| case | path | CPU ms per text |\n|---|---|---:|")
     for row in rows:

@@ -5,6 +5,8 @@ Paths, each writing and reading JSON-able agent records by key:
 * ``raw to_thread`` (the baseline): ``json.dumps``, then in ``asyncio.to_thread`` a
   ``tempfile.mkstemp`` in the target directory, write, ``os.replace``; get is
   ``open``/``read``/``json.loads`` in ``asyncio.to_thread``. What a careful user writes by hand.
+* ``raw to_thread + orjson``: the same with ``orjson.dumps``/``orjson.loads``: the raw path
+  with the fastest encoder a user would pick. Tables show a second ratio against it.
 * ``prism file``: ``FileStorageBackend.set/get`` (validation, key-derived file names, the
   ``{"key", "expires_at", "value"}`` envelope, atomic replace).
 * ``django FileBasedCache``: ``aset/aget`` on a cache built directly on the directory with
@@ -19,10 +21,10 @@ Paths, each writing and reading JSON-able agent records by key:
 Records are ~2.5 KB agent conversations and ~1 MB blobs; keys cycle over a fixed key space
 (set overwrites, get hits), so directory sizes stay the same across rounds. Each filesystem
 (tmpfs ``/dev/shm`` and the disk under the temp dir) gets its own table: ext4 write
-throughput swings for minutes at a time, tmpfs shows the store's own cost. A round measures
-the paths of one case back to back in a shuffled order; each figure is the best of
-``--rounds`` rounds (load from other processes only ever slows a path down), and the goal
-ratios are medians of the same-round ratios.
+throughput swings for minutes at a time, tmpfs shows the store's own cost. Each round
+measures every path of every case once, a case's paths back to back in an order rotated
+round by round (``--rounds``, default 5, 2 with ``--quick``); a figure is the median over
+rounds and every ratio (the goals' too) the median of same-round ratios, min-max shown.
 
 A second pair of lines, ``durable``, compares ``durable=True`` with the raw write plus
 ``fsync`` of the file and of the directory.
@@ -45,10 +47,9 @@ import ctypes
 import ctypes.util
 import json
 import os
-import random
 import shutil
-import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +59,19 @@ from bench.harness import (
     Size,
     agent_record,
     big_record,
+    group_cases,
+    measure_cases,
+    pair_ratio,
     parser,
     print_table,
+    rounds_of,
     save_json,
     set_get_cases,
 )
 
 BENCH = "file"
 RAW = "raw to_thread"
+RAW_ORJSON = "raw to_thread + orjson"
 PRISM = "prism file"
 DJANGO = "django FileBasedCache"
 LANGCHAIN = "langchain LocalFileStore"
@@ -100,11 +106,18 @@ class Store:
 class RawStore(Store):
     name = RAW
 
-    def __init__(self, directory: Path, *, fsync: bool = False) -> None:
+    def __init__(self, directory: Path, *, fsync: bool = False, fast: bool = False) -> None:
         self.directory = str(directory)
         self.fsync = fsync
+        self.dumps: Callable[[Any], bytes] = lambda value: json.dumps(value).encode()
+        self.loads: Callable[[bytes], Any] = json.loads
         if fsync:
             self.name = RAW_DURABLE
+        if fast:
+            import orjson
+
+            self.dumps, self.loads = orjson.dumps, orjson.loads
+            self.name = RAW_ORJSON
 
     def _write(self, path: str, data: bytes) -> None:
         fd, temp = tempfile.mkstemp(dir=self.directory)
@@ -126,16 +139,15 @@ class RawStore(Store):
             finally:
                 os.close(dir_fd)
 
-    @staticmethod
-    def _read(path: str) -> Any:
+    def _read(self, path: str) -> Any:
         try:
             with open(path, "rb") as fh:
-                return json.loads(fh.read())
+                return self.loads(fh.read())
         except FileNotFoundError:
             return None
 
     async def set(self, key: str, value: dict[str, Any]) -> None:
-        data = json.dumps(value).encode()
+        data = self.dumps(value)
         await asyncio.to_thread(self._write, os.path.join(self.directory, key + ".json"), data)
 
     async def get(self, key: str) -> dict[str, Any] | None:
@@ -205,6 +217,7 @@ def _stores(root: Path) -> list[Store]:
 
     return [
         RawStore(directory("raw")),
+        RawStore(directory("raw-orjson"), fast=True),
         PrismStore(directory("prism")),
         DjangoStore(directory("django")),
         LangChainStore(directory("langchain")),
@@ -239,6 +252,7 @@ async def bench_filesystem(label: str, parent: str, *, sizes: tuple[Size, ...], 
     root = Path(tempfile.mkdtemp(prefix="prism-bench-file-", dir=parent))
     try:
         plans: list[tuple[str, str, Measure]] = []
+        durable_plans: list[tuple[str, str, Measure]] = []
         all_stores: list[Store] = []
         for size in sizes:
             stores = _stores(root / size.label.replace(" ", ""))
@@ -256,61 +270,36 @@ async def bench_filesystem(label: str, parent: str, *, sizes: tuple[Size, ...], 
             await _fill(stores, keys, values)
             for case, path, measure in _cases(stores, size, 50 if quick else 200, keys, values):
                 if case.startswith("set"):
-                    plans.append((f"durable {case}", path, measure))
+                    durable_plans.append((f"durable {case}", path, measure))
 
-        # Each round measures every case's paths back to back, in a shuffled order, so a
-        # burst of load from other processes hits one round of every path alike.
-        by_case: dict[str, list[tuple[str, Measure]]] = {}
-        for case, path, measure in plans:
-            by_case.setdefault(case, []).append((path, measure))
-        shuffle = random.Random(1).shuffle
-        samples: dict[tuple[str, str], list[float]] = {}
-        for _ in range(rounds):
-            for case, paths in by_case.items():
-                order = list(paths)
-                shuffle(order)
-                for path, measure in order:
-                    samples.setdefault((case, path), []).append(await measure())
+        bench = f"{BENCH} @ {label}"
+        cases = group_cases(bench, plans, baseline=RAW, fast=RAW_ORJSON)
+        cases += group_cases(bench, durable_plans, baseline=RAW_DURABLE)
+        rows = await measure_cases(cases, rounds)
         for store in all_stores:
             await store.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-    bench = f"{BENCH} @ {label}"
-    position = {(case, path): n for n, (case, path, _measure) in enumerate(plans)}
-    return [
-        Row(bench, case, path, ops_per_s=max(values),
-            extra={"samples": values, "filesystem": label},
-            baseline=path in (RAW, RAW_DURABLE))
-        for (case, path), values in sorted(samples.items(), key=lambda item: position[item[0]])
-    ]
-
-
-def paired_ratio(ours: Row, theirs: Row) -> float:
-    """The median over rounds of ours/theirs measured in the same round."""
-    pairs = zip(ours.extra["samples"], theirs.extra["samples"], strict=True)
-    return statistics.median(a / b for a, b in pairs)
+    for row in rows:
+        row.extra["filesystem"] = label
+    return rows
 
 
 def print_goals(rows: list[Row]) -> None:
     """Print the file backend's ratio against each goal path, per filesystem and case."""
-    by_key = {(r.bench, r.case, r.path): r for r in rows}
-    print("Ratios are medians of per-round ratios (both paths measured in the same round).\n")
+    print("Ratios are medians of same-round ratios (min-max after).\n")
     print("| filesystem | case | " + " | ".join(
         f"prism / {path} (goal >= {goal:.1f}x)" for path, goal in GOALS.items()) + " |")
     print("|---|---|" + "---:|" * len(GOALS))
-    for (bench, case, path), ours in by_key.items():
-        if path != PRISM:
+    for row in rows:
+        if row.path != PRISM:
             continue
         cells = []
         for other, goal in GOALS.items():
-            theirs = by_key.get((bench, case, other))
-            if theirs is not None:
-                ratio = paired_ratio(ours, theirs)
-                cells.append(f"{ratio:.2f}x {'met' if ratio >= goal else 'MISSED'}")
-            else:
-                cells.append("")
-        print(f"| {bench.split('@')[-1].strip()} | {case} | " + " | ".join(cells) + " |")
+            ratio = pair_ratio(rows, PRISM, other, row.case, bench=row.bench)
+            cells.append("" if ratio is None else
+                         f"{ratio} {'met' if ratio.median >= goal else 'MISSED'}")
+        print(f"| {row.bench.split('@')[-1].strip()} | {row.case} | " + " | ".join(cells) + " |")
 
 
 FILESYSTEMS = {"tmpfs": "/dev/shm", "disk": tempfile.gettempdir()}
@@ -331,15 +320,13 @@ def pin_malloc() -> bool:
 async def main(argv: list[str] | None = None) -> list[Row]:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--fs", choices=("tmpfs", "disk", "both"), default="both")
-    p.add_argument("--rounds", type=int, default=None,
-                   help="interleaved rounds per figure (default 9, 1 with --quick)")
     p.add_argument("--size", choices=[s.label.replace(" ", "") for s in SIZES],
                    help="only this record size (default: all)")
     p.add_argument("--no-durable", action="store_true", help="skip the durable=True lines")
     p.add_argument("--default-malloc", action="store_true",
                    help="leave glibc malloc's thresholds alone (noisier 1 MB figures)")
     args = p.parse_args(argv)
-    rounds = args.rounds or (1 if args.quick else 9)
+    rounds = rounds_of(args)
     sizes = tuple(s for s in SIZES if args.size in (None, s.label.replace(" ", "")))
     if not args.default_malloc and not pin_malloc():
         print("(not glibc: malloc thresholds left alone)")
@@ -357,7 +344,8 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         found = await bench_filesystem(f"{label} ({parent})", parent, sizes=sizes,
                                        quick=args.quick, rounds=rounds,
                                        durable=not args.no_durable)
-        print_table(found, f"file backend on {label} ({parent}), best of {rounds} round(s)")
+        print_table(found, f"file backend on {label} ({parent}), median of {rounds} "
+                           "rotated round(s)")
         rows += found
     print("\n## file backend goals\n")
     print_goals(rows)

@@ -12,7 +12,7 @@ about 300 bytes each on tmpfs (``/dev/shm``), written in a shuffled order. Cases
 * ``index build``: the first listing of a directory written without an index (the index
   files are deleted first), which scans the directory once.
 
-Paths: ``prism file`` (the sorted index, ``file_index.py``) and, for the page cases,
+Paths: ``prism file`` (the sorted index, ``backends/file/index.py``) and, for the page cases,
 ``directory scan``: the listing the file store used before the index, kept here as a
 function, which reads the whole directory for each page. Its full ``iter_keys`` would take
 minutes at 100,000 records, so its figure is one page's time multiplied by the number of
@@ -64,7 +64,7 @@ def _scan_page(store: Any, prefix: str, limit: int, cursor: str | None) -> list[
     found: list[str] = []
     with os.scandir(store.data_dir) as entries:
         for entry in entries:
-            key = store._entry_key(entry)
+            key = store._scan.key_of(entry)
             if key is None or not key.startswith(prefix):
                 continue
             if cursor is not None and key <= cursor:
@@ -113,7 +113,7 @@ async def main(argv: list[str] | None = None) -> list[Row]:
     from django.test.utils import override_settings
 
     from prism_storage import FileStorageBackend
-    from prism_storage.backends.file_index import INDEX_NAME
+    from prism_storage.backends.file.index import INDEX_NAME
 
     root = tempfile.mkdtemp(prefix="prism-bench-listing-", dir=TMPFS)
     data_dir = os.path.join(root, "store")

@@ -7,6 +7,8 @@ Paths on PostgreSQL (a scratch database, ``prism_bench_orm``, created and droppe
   the app's own table, get one ``SELECT value::text ... WHERE namespace AND key`` plus
   ``json.loads``. ``set_many``/``get_many`` are ``executemany`` of that upsert and one
   ``key = ANY(%s)`` select. What a careful user writes by hand.
+* ``raw psycopg pool + orjson``: the same with ``orjson.dumps``/``orjson.loads``: the raw
+  path with the fastest encoder a user would pick. Tables show a second ratio against it.
 * ``prism orm``: ``ORMStorageBackend`` (validation, expiry filter, timestamps).
 * ``prism orm batch=False``: the same backend sending each call on its own through the
   Django ORM (every call one ``sync_to_async`` hop): the backend as it was before batching.
@@ -21,8 +23,10 @@ there, the backend's per-call path) and ``django ORM naive``.
 
 Records are ~2.5 KB agent conversations and ~1 MB blobs; keys cycle over a fixed key space
 (set overwrites, get hits). The tables are loaded, then ANALYZEd (as autovacuum would do
-to a table in service) before anything is timed. Every figure is the median of
-``--rounds`` interleaved rounds.
+to a table in service) before anything is timed. Each round measures every path of every
+case once, a case's paths back to back in an order rotated round by round (``--rounds``,
+default 5, 2 with ``--quick``); a figure is the median over rounds and every ratio (the
+goals' too) the median of same-round ratios, min-max shown.
 
 Run: ``python -m bench.bench_orm [--quick] [--rounds N] [--no-sqlite]``.
 """
@@ -33,7 +37,6 @@ import asyncio
 import contextlib
 import inspect
 import os
-import statistics
 import tempfile
 import time
 from typing import Any
@@ -44,8 +47,12 @@ from bench.harness import (
     Size,
     agent_record,
     big_record,
+    group_cases,
+    measure_cases,
+    pair_ratio,
     parser,
     print_table,
+    rounds_of,
     save_json,
     set_get_cases,
 )
@@ -56,6 +63,7 @@ from bench.orm_paths import (
     LANGGRAPH,
     PRISM,
     RAW,
+    RAW_ORJSON,
     Path,
     analyze,
     pg_paths,
@@ -151,45 +159,33 @@ async def _measure(bench: str, paths: list[Path], *, quick: bool, rounds: int,
                 await path.set_many({f"batch-{i}": agent_record(i)
                                      for i in range(BATCH_RECORDS)})
         await analyze(pg_alias)
-    samples: dict[tuple[str, str], list[float]] = {}
-    for _ in range(rounds):
-        for case, path, measure in plans:
-            samples.setdefault((case, path), []).append(await measure())
-    return [
-        Row(bench, case, path, ops_per_s=statistics.median(values),
-            extra={"samples": values}, baseline=path == baseline)
-        for (case, path), values in samples.items()
-    ]
+    return await measure_cases(group_cases(bench, plans, baseline=baseline, fast=RAW_ORJSON),
+                               rounds)
 
 
 def print_goals(rows: list[Row]) -> None:
-    """Print the backend's ratio against each goal on PostgreSQL."""
-    by_key = {(r.case, r.path): r.ops_per_s or 0.0 for r in rows if r.bench == BENCH_PG}
-    print("\n| case | prism orm / | ratio | goal |")
+    """Print the backend's same-round ratio against each goal on PostgreSQL (and SQLite)."""
+    print("\n| case | prism orm / | ratio (min-max) | goal |")
     print("|---|---|---:|---|")
     for case, other, goal in GOALS:
-        ours, theirs = by_key.get((case, PRISM)), by_key.get((case, other))
-        if not ours or not theirs:
+        ratio = pair_ratio(rows, PRISM, other, case, bench=BENCH_PG)
+        if ratio is not None:
+            print(f"| {case} | {other} | {ratio} | >= {goal:.1f}x "
+                  f"{'met' if ratio.median >= goal else 'MISSED'} |")
+    for row in rows:
+        if row.bench != BENCH_SQLITE or row.path != PRISM:
             continue
-        ratio = ours / theirs
-        print(f"| {case} | {other} | {ratio:.2f}x | >= {goal:.1f}x "
-              f"{'met' if ratio >= goal else 'MISSED'} |")
-    sqlite = {(r.case, r.path): r.ops_per_s or 0.0 for r in rows if r.bench == BENCH_SQLITE}
-    for (case, path), ours in sqlite.items():
-        theirs = sqlite.get((case, BATCH_OFF))
-        if path == PRISM and theirs:
-            ratio = ours / theirs
-            print(f"| SQLite {case} | {BATCH_OFF} | {ratio:.2f}x | >= 1.0x "
-                  f"{'met' if ratio >= 1.0 else 'MISSED'} |")
+        ratio = pair_ratio(rows, PRISM, BATCH_OFF, row.case, bench=BENCH_SQLITE)
+        if ratio is not None:
+            print(f"| SQLite {row.case} | {BATCH_OFF} | {ratio} | >= 1.0x "
+                  f"{'met' if ratio.median >= 1.0 else 'MISSED'} |")
 
 
 async def main(argv: list[str] | None = None) -> list[Row]:
     p = parser(__doc__.splitlines()[0])  # type: ignore[union-attr]
-    p.add_argument("--rounds", type=int, default=None,
-                   help="interleaved rounds per figure (default 3, 1 with --quick)")
     p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite lines")
     args = p.parse_args(argv)
-    rounds = args.rounds or (1 if args.quick else 3)
+    rounds = rounds_of(args)
 
     from bench.harness import setup_django
 
@@ -207,7 +203,7 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         finally:
             for path in paths:
                 await path.close()
-        print_table(found, f"orm backend on PostgreSQL, median of {rounds} round(s)")
+        print_table(found, f"orm backend on PostgreSQL, median of {rounds} rotated round(s)")
         rows += found
         if not args.no_sqlite:
             paths = sqlite_paths(sqlite_alias, with_batch_off=with_batch_off)
@@ -218,7 +214,7 @@ async def main(argv: list[str] | None = None) -> list[Row]:
             finally:
                 for path in paths:
                     await path.close()
-            print_table(found, f"orm backend on SQLite, median of {rounds} round(s)")
+            print_table(found, f"orm backend on SQLite, median of {rounds} rotated round(s)")
             rows += found
     print("\n## orm backend goals\n")
     print_goals(rows)

@@ -5,6 +5,9 @@ Paths, each writing and reading JSON-able agent records by key on the same serve
 * ``raw redis.asyncio`` (the baseline, the limit): ``SET key json.dumps(value)`` and
   ``json.loads(GET key)`` on one ``redis.asyncio.Redis`` client (hiredis parser) with
   redis-py's defaults; batches are one ``MGET`` and one non-transactional pipeline of ``SET``.
+* ``raw redis.asyncio + orjson``: the same with ``orjson.dumps``/``orjson.loads`` in place
+  of the standard library's ``json``: the raw client with the fastest encoder a user would
+  pick. Tables show a second ratio against it.
 * ``raw redis.asyncio, socket_timeout=None``: the same without redis-py's per-command
   socket timeout (a timer per read and write), as the backend configures its client: it
   bounds each call with one deadline of its own instead. Shown for comparison.
@@ -15,9 +18,11 @@ Paths, each writing and reading JSON-able agent records by key on the same serve
   sync client through asgiref's one shared thread).
 
 Records are ~2.5 KB agent conversations and ~1 MB blobs; keys cycle over a fixed key space
-so every get hits. Each figure is the median of ``--rounds`` interleaved rounds (every path
-measured once per round). A private ``redis-server`` is started on a free loopback port
-unless ``--url`` names a server (whose keys under the bench prefixes get overwritten).
+so every get hits. Each round measures every path of every case once, in an order rotated
+round by round (``--rounds``, default 5, 2 with ``--quick``); a figure is the median over
+rounds and a ratio the median of same-round ratios (min-max shown). A private
+``redis-server`` is started on a free loopback port unless ``--url`` names a server (whose
+keys under the bench prefixes get overwritten).
 
 Run: ``python -m bench.bench_redis [--quick] [--rounds N] [--url redis://...]``.
 """
@@ -36,19 +41,28 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from bench import harness
 from bench.harness import (
+    Case,
     Row,
     Size,
     agent_record,
     big_record,
+    case_rows,
+    pair_ratio,
     parser,
     print_table,
+    rounds_of,
+    run_rounds,
+    same_round_ratio,
     save_json,
+    tasks_label,
     throughput,
 )
 
 BENCH = "redis"
 RAW = "raw redis.asyncio"
+RAW_ORJSON = "raw redis.asyncio + orjson"
 RAW_NO_TIMEOUT = "raw redis.asyncio, socket_timeout=None"
 PRISM = "prism redis"
 DJANGO = "django RedisCache"
@@ -88,9 +102,17 @@ class Path:
 class RawPath(Path):
     name = RAW
 
-    def __init__(self, url: str, *, socket_timeout: bool = True) -> None:
+    def __init__(self, url: str, *, socket_timeout: bool = True, fast: bool = False) -> None:
         from redis.asyncio import Redis
 
+        self.dumps: Callable[[Any], Any] = json.dumps
+        self.loads: Callable[[Any], Any] = json.loads
+        self.prefix = "raw:"
+        if fast:
+            import orjson
+
+            self.dumps, self.loads = orjson.dumps, orjson.loads
+            self.name, self.prefix = RAW_ORJSON, "raw-orjson:"
         if socket_timeout:
             self.client = Redis.from_url(url)  # redis-py's default: 5 s read/write timeout
         else:
@@ -98,21 +120,21 @@ class RawPath(Path):
             self.name = RAW_NO_TIMEOUT
 
     async def set(self, key: str, value: dict[str, Any]) -> None:
-        await self.client.set("raw:" + key, json.dumps(value))
+        await self.client.set(self.prefix + key, self.dumps(value))
 
     async def get(self, key: str) -> Any:
-        data = await self.client.get("raw:" + key)
-        return None if data is None else json.loads(data)
+        data = await self.client.get(self.prefix + key)
+        return None if data is None else self.loads(data)
 
     async def set_many(self, mapping: dict[str, dict[str, Any]]) -> None:
         pipe = self.client.pipeline(transaction=False)
         for key, value in mapping.items():
-            pipe.set("raw:" + key, json.dumps(value))
+            pipe.set(self.prefix + key, self.dumps(value))
         await pipe.execute()
 
     async def get_many(self, keys: list[str]) -> Any:
-        values = await self.client.mget(["raw:" + k for k in keys])
-        return {k: json.loads(v) for k, v in zip(keys, values, strict=True) if v is not None}
+        values = await self.client.mget([self.prefix + k for k in keys])
+        return {k: self.loads(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -171,10 +193,6 @@ Measure = Callable[[], Awaitable[float]]
 Plan = tuple[str, str, int, Measure]
 
 
-def _tasks_label(tasks: int) -> str:
-    return f"{tasks} task{'s' if tasks > 1 else ''}"
-
-
 def _cases(paths: list[Path], size: Size, ops: int, keys: list[str],
            values: list[dict[str, Any]]) -> list[Plan]:
     """(case, path, measure) for set and get at 1 and 64 tasks."""
@@ -193,7 +211,7 @@ def _cases(paths: list[Path], size: Size, ops: int, keys: list[str],
                             tasks: int = tasks) -> Awaitable[float]:
                     return throughput(op, tasks=tasks, total=ops)
 
-                case = f"{verb} {size.label}, {_tasks_label(tasks)}"
+                case = f"{verb} {size.label}, {tasks_label(tasks)}"
                 found.append((case, path.name, ops, measure))
     return found
 
@@ -219,7 +237,7 @@ def _batch_cases(paths: list[Path], ops: int, keys: list[str],
                                   tasks: int = tasks) -> float:
                     return BATCH * await throughput(op, tasks=tasks, total=batches)
 
-                case = f"{verb} {BATCH} x 2.5 KB, {_tasks_label(tasks)} (records/s)"
+                case = f"{verb} {BATCH} x 2.5 KB, {tasks_label(tasks)} (records/s)"
                 found.append((case, path.name, batches * BATCH, measure))
     return found
 
@@ -232,9 +250,21 @@ async def _fill(paths: list[Path], keys: list[str], values: list[dict[str, Any]]
             raise AssertionError(f"{path.name} did not round-trip a record")
 
 
+def _timed_cpu(measure: Measure, ops: int, into: list[float]) -> Measure:
+    """``measure``, also appending this process's CPU time per operation (us) to ``into``."""
+
+    async def timed() -> float:
+        started = time.process_time()
+        rate = await measure()
+        into.append((time.process_time() - started) / ops * 1e6)
+        return rate
+
+    return timed
+
+
 async def run(url: str, *, quick: bool, rounds: int) -> list[Row]:
-    paths: list[Path] = [RawPath(url), RawPath(url, socket_timeout=False), PrismPath(url),
-                         DjangoPath(url)]
+    paths: list[Path] = [RawPath(url), RawPath(url, fast=True),
+                         RawPath(url, socket_timeout=False), PrismPath(url), DjangoPath(url)]
     plans: list[Plan] = []
     try:
         for size in SIZES:
@@ -245,53 +275,53 @@ async def run(url: str, *, quick: bool, rounds: int) -> list[Row]:
             plans += _cases(paths, size, ops, keys, values)
             if size is SIZES[0]:
                 plans += _batch_cases(paths, ops * 5, keys, values)
-        samples: dict[tuple[str, str], list[float]] = {}
         cpu: dict[tuple[str, str], list[float]] = {}
-        for _ in range(rounds):
-            for case, path_name, ops, measure in plans:
-                started = time.process_time()
-                samples.setdefault((case, path_name), []).append(await measure())
-                spent = time.process_time() - started
-                cpu.setdefault((case, path_name), []).append(spent / ops * 1e6)
+        by_case: dict[str, list[tuple[str, harness.Measure]]] = {}
+        for case, path_name, ops, measure in plans:
+            into = cpu.setdefault((case, path_name), [])
+            by_case.setdefault(case, []).append((path_name, _timed_cpu(measure, ops, into)))
+        cases = [Case(BENCH, case, measures, fast=RAW_ORJSON)
+                 for case, measures in by_case.items()]
+        found = await run_rounds(cases, rounds)
     finally:
         for path in paths:
             await path.close()
-    return [
-        Row(BENCH, case, path_name, ops_per_s=statistics.median(found),
-            extra={"samples": found, "cpu_us_per_op": statistics.median(cpu[case, path_name])},
-            baseline=path_name == RAW)
-        for (case, path_name), found in samples.items()
-    ]
+    rows: list[Row] = []
+    for measured, samples in zip(cases, found, strict=True):
+        for row in case_rows(measured, samples):
+            spent = cpu[measured.name, row.path]
+            row.extra["cpu_us_per_op"] = statistics.median(spent)
+            # CPU per op: lower is better, so the same-round ratio is taken as for latency.
+            row.extra["cpu_ratio"] = same_round_ratio(spent, cpu[measured.name, RAW],
+                                                      latency=True)
+            rows.append(row)
+    return rows
 
 
 def print_cpu(rows: list[Row]) -> None:
     """Print this process's CPU time per operation (steadier than ops/s on a busy host)."""
-    base = {r.case: r.extra["cpu_us_per_op"] for r in rows if r.baseline}
-    print("\n| case | path | client CPU us/op | CPU vs baseline |")
+    print("\n| case | path | client CPU us/op | CPU vs baseline (same-round, > 1 cheaper) |")
     print("|---|---|---:|---:|")
-    cases = list(dict.fromkeys(r.case for r in rows))
-    for row in sorted(rows, key=lambda r: cases.index(r.case)):
-        spent = row.extra["cpu_us_per_op"]
-        ratio = base[row.case] / spent if spent else 0.0
-        print(f"| {row.case} | {row.path} | {spent:,.1f} | {ratio:.2f}x |")
+    for row in rows:
+        print(f"| {row.case} | {row.path} | {row.extra['cpu_us_per_op']:,.1f} | "
+              f"{row.extra['cpu_ratio']} |")
 
 
 def print_goals(rows: list[Row]) -> None:
-    """Print prism's ratio against each goal path at 64 tasks."""
-    by_key = {(r.case, r.path): r.ops_per_s or 0.0 for r in rows}
+    """Print prism's same-round ratio against each goal path at 64 tasks."""
     print("\n| case | " + " | ".join(
         f"prism / {path} (goal >= {goal:.1f}x)" for path, goal in GOALS.items()) + " |")
     print("|---|" + "---:|" * len(GOALS))
-    for (case, path), ours in by_key.items():
-        if path != PRISM:
-            continue
+    for case in dict.fromkeys(r.case for r in rows if r.path == PRISM):
         cells = []
         for other, goal in GOALS.items():
-            theirs = by_key.get((case, other))
-            ratio = ours / theirs if theirs else 0.0
+            ratio = pair_ratio(rows, PRISM, other, case)
+            if ratio is None:
+                cells.append("")
+                continue
             applies = "64 tasks" in case
-            verdict = ("met" if ratio >= goal else "MISSED") if applies else "(1 task: info)"
-            cells.append(f"{ratio:.2f}x {verdict}")
+            verdict = ("met" if ratio.median >= goal else "MISSED") if applies else "(1 task: info)"
+            cells.append(f"{ratio} {verdict}")
         print(f"| {case} | " + " | ".join(cells) + " |")
 
 
@@ -330,10 +360,8 @@ def private_server() -> Iterator[str]:
 async def main(argv: list[str] | None = None) -> list[Row]:
     p = parser(__doc__.splitlines()[0])  # type: ignore[union-attr]
     p.add_argument("--url", help="benchmark this Redis server instead of a private one")
-    p.add_argument("--rounds", type=int, default=None,
-                   help="interleaved rounds per figure (default 5, 1 with --quick)")
     args = p.parse_args(argv)
-    rounds = args.rounds or (1 if args.quick else 5)
+    rounds = rounds_of(args)
 
     from bench.harness import setup_django
 
@@ -341,7 +369,7 @@ async def main(argv: list[str] | None = None) -> list[Row]:
     with contextlib.ExitStack() as stack:
         url = args.url or stack.enter_context(private_server())
         rows = await run(url, quick=args.quick, rounds=rounds)
-    print_table(rows, f"redis backend, median of {rounds} round(s)")
+    print_table(rows, f"redis backend, median of {rounds} rotated round(s)")
     print("\n## redis backend, client CPU per operation (lower is better; ratio > 1 is "
           "cheaper than the baseline)")
     print_cpu(rows)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 RAW = "raw psycopg pool"
+RAW_ORJSON = "raw psycopg pool + orjson"
 PRISM = "prism orm"
 BATCH_OFF = "prism orm batch=False"
 LANGGRAPH = "langgraph AsyncPostgresStore"
@@ -57,9 +58,20 @@ class RawPath(Path):
     name = RAW
     batches = True
 
-    def __init__(self, alias: str) -> None:
+    def __init__(self, alias: str, *, fast: bool = False) -> None:
         from prism_storage.models import Record
 
+        self.namespace = "raw"
+        self.dumps: Callable[[Any], str] = json.dumps
+        self.loads: Callable[[str], Any] = json.loads
+        if fast:
+            import orjson
+
+            def dumps(value: Any) -> str:
+                return orjson.dumps(value).decode()  # text for the ``%s::jsonb`` parameter
+
+            self.dumps, self.loads = dumps, orjson.loads
+            self.name, self.namespace = RAW_ORJSON, "raw-orjson"
         self.conninfo = _conninfo(alias)
         table = Record._meta.db_table
         self.upsert = (
@@ -89,24 +101,24 @@ class RawPath(Path):
 
     async def set(self, key: str, value: dict[str, Any]) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute(self.upsert, ("raw", key, json.dumps(value)))
+            await conn.execute(self.upsert, (self.namespace, key, self.dumps(value)))
 
     async def get(self, key: str) -> dict[str, Any] | None:
         async with self.pool.connection() as conn:
-            cursor = await conn.execute(self.select, ("raw", key))
+            cursor = await conn.execute(self.select, (self.namespace, key))
             row = await cursor.fetchone()
-        return None if row is None else json.loads(row[0])  # type: ignore[no-any-return]
+        return None if row is None else self.loads(row[0])  # type: ignore[no-any-return]
 
     async def set_many(self, mapping: dict[str, dict[str, Any]]) -> None:
-        rows = [("raw", key, json.dumps(value)) for key, value in mapping.items()]
+        rows = [(self.namespace, key, self.dumps(value)) for key, value in mapping.items()]
         async with self.pool.connection() as conn, conn.cursor() as cursor:
             await cursor.executemany(self.upsert, rows)
 
     async def get_many(self, keys: list[str]) -> dict[str, Any]:
         async with self.pool.connection() as conn:
-            cursor = await conn.execute(self.select_many, ("raw", keys))
+            cursor = await conn.execute(self.select_many, (self.namespace, keys))
             rows = await cursor.fetchall()
-        return {key: json.loads(text) for key, text in rows}
+        return {key: self.loads(text) for key, text in rows}
 
     async def close(self) -> None:
         await self.pool.close()
@@ -222,7 +234,8 @@ class DjangoCachePath(Path):
 
 
 async def pg_paths(alias: str, *, with_batch_off: bool) -> list[Path]:
-    paths: list[Path] = [await RawPath(alias).open(), PrismPath(alias)]
+    paths: list[Path] = [await RawPath(alias).open(), await RawPath(alias, fast=True).open(),
+                         PrismPath(alias)]
     if with_batch_off:
         paths.append(PrismPath(alias, batch=False))
     paths += [await LangGraphPath(alias).open(), DjangoORMPath(alias), DjangoCachePath()]
@@ -230,10 +243,9 @@ async def pg_paths(alias: str, *, with_batch_off: bool) -> list[Path]:
 
 
 def sqlite_paths(alias: str, *, with_batch_off: bool) -> list[Path]:
-    paths: list[Path] = [PrismPath(alias)]
-    if with_batch_off:
-        paths.append(PrismPath(alias, batch=False))
-    return [*paths, DjangoORMPath(alias)]
+    # The baseline first: the backend's per-call path where it exists.
+    paths: list[Path] = [PrismPath(alias, batch=False)] if with_batch_off else []
+    return [*paths, PrismPath(alias), DjangoORMPath(alias)]
 
 
 async def analyze(alias: str) -> None:

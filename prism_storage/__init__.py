@@ -29,6 +29,7 @@ from .registry import Registry
 if TYPE_CHECKING:
     from .backends.base import BaseStorageBackend, KeyPage
     from .backends.file import FileStorageBackend
+    from .backends.memory import MemoryStorageBackend
     from .backends.orm import ORMStorageBackend
     from .backends.redis import RedisStorageBackend
     from .backends.supabase import SupabaseStorageBackend
@@ -36,12 +37,14 @@ if TYPE_CHECKING:
     from .handler import storages
     from .sync import SyncStore, sync_storages
 
+# The one place the version is written; packaging reads this literal without importing.
 __version__ = "0.1.0"
 
 _LAZY = {
     "BaseStorageBackend": "prism_storage.backends.base",
     "KeyPage": "prism_storage.backends.base",
     "FileStorageBackend": "prism_storage.backends.file",
+    "MemoryStorageBackend": "prism_storage.backends.memory",
     "ORMStorageBackend": "prism_storage.backends.orm",
     "RedisStorageBackend": "prism_storage.backends.redis",
     "SupabaseStorageBackend": "prism_storage.backends.supabase",
@@ -63,6 +66,7 @@ __all__ = [
     "InvalidValueError",
     "KeyPage",
     "MemoryProvider",
+    "MemoryStorageBackend",
     "MissingDependencyError",
     "ORMStorageBackend",
     "PrismStorageError",

@@ -22,12 +22,13 @@ database); async callers run them through ``sync_to_async``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, Literal
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.middleware.csrf import CsrfViewMiddleware
-from django.utils.datastructures import MultiValueDict
+from django.utils.decorators import decorator_from_middleware
 from django.utils.module_loading import import_string
 
 from .conf import access_policy
@@ -94,6 +95,14 @@ def check_store_access(user: Any, alias: str, operation: Operation) -> str | Non
     return None
 
 
+class _Passed(HttpResponse):
+    """What the protected stand-in view answers: the request passed the CSRF check."""
+
+
+def _passed(request: HttpRequest) -> HttpResponse:
+    return _Passed()
+
+
 @functools.cache
 def _csrf_middleware(middleware: tuple[str, ...]) -> type[CsrfViewMiddleware] | None:
     for path in middleware:
@@ -103,11 +112,11 @@ def _csrf_middleware(middleware: tuple[str, ...]) -> type[CsrfViewMiddleware] | 
     return None
 
 
-def _not_called(request: HttpRequest) -> HttpResponse:
-    raise AssertionError("only CsrfViewMiddleware.process_view runs")
+#: Methods CSRF protection leaves alone (RFC 9110's safe methods, as the middleware does).
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
-def csrf_refusal(request: HttpRequest) -> HttpResponse | None:
+def csrf_refusal(request: HttpRequest) -> HttpResponseBase | None:
     """The CSRF failure response for ``request``, or ``None`` if it passes (or the project
     does not install ``CsrfViewMiddleware``, which then skips the API's views).
 
@@ -118,10 +127,15 @@ def csrf_refusal(request: HttpRequest) -> HttpResponse | None:
     and a well-formed one would be consumed before the API reads it as JSON.
     """
     middleware = _csrf_middleware(tuple(settings.MIDDLEWARE))
-    if middleware is None:
+    if middleware is None or request.method in _SAFE_METHODS:
         return None
-    if request.method == "POST" and not hasattr(request, "_post"):
-        # An empty form: the middleware then reads the token from the header.
-        request._post, request._files = QueryDict(), MultiValueDict()  # type: ignore[attr-defined]
-    # _not_called stands for both get_response and the (not csrf_exempt) view.
-    return middleware(_not_called).process_view(request, _not_called, (), {})
+    if request.method == "POST":
+        # An empty form, so the check reads the token from the header and the body is
+        # left for the API to read as JSON.
+        request.POST = QueryDict()
+    # Protected as ``csrf_protect`` protects a view, with the project's own class. A new
+    # instance per request, as the middleware caches settings (trusted origins) on itself.
+    protect: Callable[[Callable[[HttpRequest], HttpResponse]], Callable[..., HttpResponseBase]]
+    protect = decorator_from_middleware(middleware)
+    response = protect(_passed)(request)
+    return None if isinstance(response, _Passed) else response

@@ -11,7 +11,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
@@ -20,44 +19,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from .browser import StoreBrowser
-from .codec import encode_value, validate_key
-from .exceptions import InvalidKeyError, InvalidValueError
+from .forms import PrettyJSONField, clean_record_key, pretty_json
 from .models import Record
 
+# PrettyJSONField is re-exported: it lived here before the forms module.
 __all__ = ["PrettyJSONField", "RecordAdmin", "RecordForm"]
-
-
-def pretty_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
-
-
-class PrettyJSONField(forms.JSONField):
-    """A JSON textarea shown indented, accepting only values our stores accept (a dict of
-    JSON data: no NaN, no NUL, not too deep)."""
-
-    widget = forms.Textarea(attrs={"rows": 24, "cols": 100, "class": "vLargeTextField",
-                                   "spellcheck": "false"})
-    # ``{}`` is a valid value, not a missing one.
-    empty_values = [None, ""]
-
-    def prepare_value(self, value: Any) -> Any:
-        if isinstance(value, forms.fields.InvalidJSONInput):
-            return value
-        return pretty_json(value)
-
-    def validate(self, value: Any) -> None:
-        super().validate(value)
-        try:
-            encode_value(value)
-        except InvalidValueError as exc:
-            raise ValidationError(str(exc), code="invalid_value") from None
-
-
-def clean_record_key(key: str) -> str:
-    try:
-        return validate_key(key)
-    except InvalidKeyError as exc:
-        raise ValidationError(str(exc), code="invalid_key") from None
 
 
 class RecordForm(forms.ModelForm):

@@ -14,9 +14,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
-from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -24,10 +23,11 @@ from django.utils.http import urlencode
 
 from .access import Operation, check_store_access, has_model_permission, visible_aliases
 from .backends.base import BaseStorageBackend
+from .compat import outer_event_loop_running
 from .exceptions import ConfigurationError, InvalidKeyError, InvalidValueError, PrismStorageError
+from .forms import RecordValueForm, SearchForm, pretty_json
 from .handler import storages
-from .sync import SyncStore, _outer_loop_running
-from .views import supports_text_search
+from .sync import SyncStore
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -36,7 +36,6 @@ __all__ = ["StoreBrowser"]
 
 PAGE_SIZE = 50
 PREVIEW_CHARS = 120
-MAX_SEARCH_LIMIT = 100
 TEMPLATES = "admin/prism_storage/"
 
 
@@ -47,65 +46,6 @@ def _failure(exc: BaseException) -> str:
     if isinstance(exc, InvalidKeyError | InvalidValueError):
         return str(exc)
     return f"The store failed: {type(exc).__name__}. {exc}"
-
-
-class RecordValueForm(forms.Form):
-    key = forms.CharField(max_length=512, strip=False)
-    value = forms.JSONField()  # replaced by PrettyJSONField in __init__ (import cycle)
-
-    def __init__(self, *args: Any, adding: bool, **kwargs: Any) -> None:
-        from .admin import PrettyJSONField
-
-        super().__init__(*args, **kwargs)
-        self.fields["value"] = PrettyJSONField()
-        if not adding:
-            self.fields["key"].disabled = True
-
-    def clean_key(self) -> str:
-        from .admin import clean_record_key
-
-        return clean_record_key(self.cleaned_data["key"])
-
-
-class SearchForm(forms.Form):
-    embedding = forms.JSONField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
-        help_text="A JSON list of numbers.")
-    text = forms.CharField(required=False, help_text="Text to embed (stores with an embedder).")
-    limit = forms.IntegerField(min_value=1, max_value=MAX_SEARCH_LIMIT, initial=5)
-    filter = forms.JSONField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
-        help_text="Optional JSON object.")
-
-    def __init__(self, *args: Any, text_search: bool, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if not text_search:
-            del self.fields["text"]
-
-    def clean_embedding(self) -> list[float] | None:
-        embedding = self.cleaned_data.get("embedding")
-        if embedding is None:
-            return None
-        if type(embedding) is not list or not embedding or not all(
-            type(x) in (int, float) for x in embedding
-        ):
-            raise ValidationError("Give a non-empty JSON list of numbers.")
-        return [float(x) for x in embedding]
-
-    def clean_filter(self) -> dict[str, Any] | None:
-        value = self.cleaned_data.get("filter")
-        if value is not None and type(value) is not dict:
-            raise ValidationError("The filter must be a JSON object.")
-        return value
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if bool(data.get("embedding")) == bool(data.get("text")):
-            raise ValidationError(
-                "Give an embedding or a text, not both." if data.get("text")
-                else "Give an embedding."
-            )
-        return data
 
 
 class StoreBrowser:
@@ -240,8 +180,6 @@ class StoreBrowser:
         }
 
     def record_view(self, request: HttpRequest, alias: str) -> HttpResponse:
-        from .admin import pretty_json
-
         store = self._open(request, alias, "view")
         key = self._key_param(request)
         context = self._context(request, key, **self._store_context(request, alias, store))
@@ -327,7 +265,7 @@ class StoreBrowser:
         store = self._open(request, alias, "view")
         context = self._context(request, f"Search “{alias}”",
                                 **self._store_context(request, alias, store))
-        text_search = supports_text_search(store)
+        text_search = store.supports_text_search
         form = SearchForm(request.GET or None, text_search=text_search)
         context.update(form=form, searchable=store.supports_search)
         if store.supports_search and form.is_valid():
@@ -364,5 +302,5 @@ def _ping_all(stores: dict[str, BaseStorageBackend]) -> dict[str, str | None]:
                 for store in stores.values():
                     await store.close()
 
-    outer_loop = _outer_loop_running()
+    outer_loop = outer_event_loop_running()
     return async_to_sync(ping_all)()

@@ -1,7 +1,8 @@
 """System checks for ``PRISM_STORAGE`` (``manage.py check``).
 
-Ids are stable: prism_storage.E001-E008 and W001-W002; each backend adds its own
-messages through ``BaseStorageBackend.check()``.
+Ids are stable: prism_storage.E001-E007, E010 and E011 here; each backend adds its own
+messages through ``BaseStorageBackend.check()`` (E008/W001 file, E009 orm, E101/W101
+redis, W030/W031 supabase).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from django.core.checks import CheckMessage, Error, Tags, register
 
 from .conf import access_policy, storage_setting
 from .exceptions import ConfigurationError, InvalidOptionError, MissingDependencyError
-from .handler import alias_config
+from .handler import alias_config, build_store
 from .registry import Registry, check_options
 
 SETTING_HINT = (
@@ -74,6 +75,14 @@ def _check_alias(setting: dict[str, Any], alias: Any) -> list[CheckMessage]:
                 id="prism_storage.E003",
             )
         ]
+    if "alias" in options:
+        return [
+            Error(
+                f"{where}['OPTIONS'] sets 'alias'.",
+                hint="Remove it: every store is given the alias it is configured under.",
+                id="prism_storage.E011",
+            )
+        ]
     try:
         provider_class = Registry.get_provider(backend)
     except ConfigurationError as exc:
@@ -101,7 +110,7 @@ def _check_alias(setting: dict[str, Any], alias: Any) -> list[CheckMessage]:
             )
         ]
     try:
-        store = provider_class(**options)
+        store = build_store(alias, backend, options)
     except MissingDependencyError as exc:
         return [
             Error(
@@ -118,8 +127,7 @@ def _check_alias(setting: dict[str, Any], alias: Any) -> list[CheckMessage]:
                 id="prism_storage.E007",
             )
         ]
-    backend_check = getattr(store, "check", None)
-    messages: list[CheckMessage] = list(backend_check()) if backend_check else []
+    messages: list[CheckMessage] = list(store.check())
     for message in messages:
         message.msg = f"{where}: {message.msg}"
     return messages

@@ -20,7 +20,7 @@ from .exceptions import InvalidKeyError, InvalidValueError
 try:  # Optional: several times faster than json on large records (the ``fast`` extra).
     import msgspec
 except ImportError:  # pragma: no cover - exercised by the tests that switch it off
-    msgspec = None
+    msgspec = None  # type: ignore[assignment]
 
 __all__ = [
     "MAX_DEPTH",
@@ -187,12 +187,12 @@ def encode_value(value: object) -> str:
     """
     if _fast_encoder is not None:
         return encode_value_bytes(value).decode("utf-8")
-    _check_top_level(value)
+    record = _as_record(value)
     # The common case costs one cheap walk and C-speed checks of the text; the precise
     # walk, which names the offending item, runs only when one of them objects.
-    if _plain_json(value):
+    if _plain_json(record):
         try:
-            text = _encoder.encode(value)
+            text = _encoder.encode(record)
         except ValueError:  # pragma: no cover - _plain_json refuses NaN and infinity
             text = None
         # A NUL is escaped as backslash-u0000. Looking for the backslash alone is a memchr,
@@ -210,10 +210,10 @@ def encode_value_bytes(value: object) -> bytes:
     the fast engine)."""
     if _fast_encoder is None:
         return encode_value(value).encode("utf-8")
-    _check_top_level(value)
-    if _plain_json(value):
+    record = _as_record(value)
+    if _plain_json(record):
         try:
-            data = _fast_encoder.encode(value)
+            data = _fast_encoder.encode(record)
         except UnicodeEncodeError:  # a lone surrogate: the precise walk names it
             data = None
         if data is not None and (b"\\" not in data or b"\\u0000" not in data):
@@ -222,11 +222,13 @@ def encode_value_bytes(value: object) -> bytes:
     return _fast_encoder.encode(value)
 
 
-def _check_top_level(value: object) -> None:
+def _as_record(value: object) -> dict[str, Any]:
+    """``value`` itself if it is a dict; a record's top level must be one."""
     if type(value) is not dict:
         raise InvalidValueError(
             f"$: a value must be a dict of JSON data, not {type(value).__name__}.", "$"
         )
+    return value
 
 
 def _raise_problem(value: Any) -> None:

@@ -1,19 +1,18 @@
-"""``storages``: one backend instance per configured alias, created lazily."""
+"""``storages``: one store per configured alias, created lazily and shared by every thread."""
 
 from __future__ import annotations
 
 import threading
-from types import SimpleNamespace
+from collections.abc import Iterator
 from typing import Any
 
-from django.utils.connection import BaseConnectionHandler
-
 from .backends.base import BaseStorageBackend
+from .backends.protocol_adapter import as_store
 from .conf import ALIAS_KEYS, storage_setting
 from .exceptions import ConfigurationError, InvalidStoreAliasError
 from .registry import Registry, accepted_options
 
-__all__ = ["StorageHandler", "storages"]
+__all__ = ["StorageHandler", "alias_config", "build_store", "storages"]
 
 
 def alias_config(settings: Any, alias: str) -> tuple[str, dict[str, Any]]:
@@ -36,22 +35,59 @@ def alias_config(settings: Any, alias: str) -> tuple[str, dict[str, Any]]:
     return backend, dict(options)
 
 
-class StorageHandler(BaseConnectionHandler):
-    """Reads ``PRISM_STORAGE`` and hands out one backend instance per alias.
+def alias_in_options_error(alias: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"PRISM_STORAGE[{alias!r}]['OPTIONS'] may not set 'alias': it is the key the store "
+        "is configured under."
+    )
 
-    Unlike Django's cache handler the instances are shared by every thread: backends are
-    thread-safe and keep one client per event loop themselves.
+
+def build_store(alias: str, backend: str, options: dict[str, Any]) -> BaseStorageBackend:
+    """The store ``alias`` configures: ``backend`` built with ``options``, knowing its alias.
+
+    A class that takes an ``alias`` keyword (or ``**kwargs``) gets it at construction. A
+    class that implements only the specification's protocol is wrapped in a
+    :class:`~prism_storage.backends.protocol_adapter.ProtocolAdapter`.
+    """
+    if "alias" in options:
+        raise alias_in_options_error(alias)
+    accepted = accepted_options(Registry.get_provider(backend))
+    if accepted is None or "alias" in accepted:
+        provider = Registry.create(backend, alias=alias, **options)
+    else:
+        provider = Registry.create(backend, **options)
+        if isinstance(provider, BaseStorageBackend):
+            # A subclass written before stores took their alias: its __init__ has no
+            # ``alias`` parameter, so the alias can only be given after construction.
+            provider.alias = alias
+    return as_store(provider, alias=alias)
+
+
+class StorageHandler:
+    """Reads ``PRISM_STORAGE`` and hands out one store per alias.
+
+    Unlike Django's cache handler the instances are shared by every thread: stores are
+    thread-safe and keep one client per event loop themselves. The setting is read on first
+    use and forgotten by :meth:`reset` (on ``setting_changed``).
     """
 
-    settings_name = "PRISM_STORAGE"
-    exception_class = InvalidStoreAliasError
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        self._explicit_settings = settings
+        self._settings: dict[str, Any] | None = None
+        self._stores: dict[str, BaseStorageBackend] = {}
+        self._lock = threading.Lock()
 
-    def __init__(self, settings: Any = None) -> None:
-        super().__init__(settings)
-        self._connections = SimpleNamespace()
-        self._create_lock = threading.Lock()
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The ``PRISM_STORAGE`` dict (or the one given to the constructor)."""
+        settings = self._settings
+        if settings is None:
+            settings = self._read_settings()
+            self._settings = settings
+        return settings
 
-    def configure_settings(self, settings: Any) -> Any:
+    def _read_settings(self) -> dict[str, Any]:
+        settings = self._explicit_settings
         if settings is None:
             settings = storage_setting()
         if not isinstance(settings, dict):
@@ -61,47 +97,43 @@ class StorageHandler(BaseConnectionHandler):
         return settings
 
     def create_connection(self, alias: str) -> BaseStorageBackend:
+        """Build a new store for ``alias`` (not cached: use ``storages[alias]``)."""
         backend, options = alias_config(self.settings, alias)
-        if "alias" in options:
-            raise ConfigurationError(
-                f"PRISM_STORAGE[{alias!r}]['OPTIONS'] may not set 'alias': it is the key "
-                "the store is configured under."
-            )
-        accepted = accepted_options(Registry.get_provider(backend))
-        if accepted is None or "alias" in accepted:
-            return Registry.create(backend, alias=alias, **options)  # type: ignore[return-value]
-        store = Registry.create(backend, **options)
-        if isinstance(store, BaseStorageBackend):  # a subclass whose __init__ takes no alias
-            store.alias = alias
-        return store  # type: ignore[return-value]
+        return build_store(alias, backend, options)
 
     def __getitem__(self, alias: str) -> BaseStorageBackend:
-        try:
-            store: BaseStorageBackend = getattr(self._connections, alias)
+        store = self._stores.get(alias)
+        if store is not None:
             return store
-        except AttributeError:
-            pass
         if alias not in self.settings:
-            raise self.exception_class(
+            raise InvalidStoreAliasError(
                 f"No store {alias!r} in PRISM_STORAGE; configured: "
                 f"{', '.join(sorted(self.settings)) or 'none'}."
             )
-        with self._create_lock:
-            existing: BaseStorageBackend | None = getattr(self._connections, alias, None)
-            if existing is not None:
-                return existing
-            created = self.create_connection(alias)
-            setattr(self._connections, alias, created)
-        return created
+        with self._lock:
+            store = self._stores.get(alias)
+            if store is None:
+                store = self.create_connection(alias)
+                self._stores[alias] = store
+        return store
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.settings)
+
+    def all(self, initialized_only: bool = False) -> list[BaseStorageBackend]:
+        """Every configured store (only those created so far with ``initialized_only``)."""
+        if initialized_only:
+            return self.initialized()
+        return [self[alias] for alias in self]
 
     def initialized(self) -> list[BaseStorageBackend]:
-        return list(vars(self._connections).values())
+        return list(self._stores.values())
 
     def reset(self) -> None:
         """Forget the configuration and every instance (on ``setting_changed``)."""
-        self.__dict__.pop("settings", None)
-        self._settings = None
-        self._connections = SimpleNamespace()
+        with self._lock:
+            self._settings = None
+            self._stores = {}
 
     async def aclose_all(self) -> None:
         """Close every instance created so far."""

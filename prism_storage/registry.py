@@ -16,6 +16,7 @@ __all__ = ["BUILTIN_BACKENDS", "Registry"]
 #: Built-in backends as dotted paths, so importing prism_storage imports no client library.
 BUILTIN_BACKENDS: dict[str, str] = {
     "file": "prism_storage.backends.file.FileStorageBackend",
+    "memory": "prism_storage.backends.memory.MemoryStorageBackend",
     "orm": "prism_storage.backends.orm.ORMStorageBackend",
     "redis": "prism_storage.backends.redis.RedisStorageBackend",
     "supabase": "prism_storage.backends.supabase.SupabaseStorageBackend",

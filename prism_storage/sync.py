@@ -9,25 +9,17 @@ that loop before it ends, so no connection outlives its loop.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import async_to_sync
 
 from .backends.base import BaseStorageBackend, KeyPage
+from .compat import outer_event_loop_running
 
 __all__ = ["SyncStore", "sync_storages"]
 
 T = TypeVar("T")
-
-
-def _outer_loop_running() -> bool:
-    """Whether async_to_sync will run on an outer (long-lived) event loop."""
-    if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
-        return False
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    return loop is not None and loop.is_running()
 
 
 class SyncStore:
@@ -40,7 +32,7 @@ class SyncStore:
         return f"<SyncStore {self.store!r}>"
 
     def _call(self, method: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        if _outer_loop_running():
+        if outer_event_loop_running():
             return async_to_sync(method)(*args, **kwargs)
 
         async def run_on_short_lived_loop() -> T:

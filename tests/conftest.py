@@ -24,6 +24,7 @@ from tests.support.postgres import throwaway_postgres  # noqa: E402, F401
 from tests.support.redis import redis_cluster, redis_server  # noqa: E402, F401
 from tests.support.stores import (  # noqa: E402, F401
     file_store_config,
+    memory_store_config,
     orm_store_config,
     redis_store_config,
     store_config,

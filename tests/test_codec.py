@@ -18,13 +18,13 @@ from prism_storage.codec import (
     validate_key,
 )
 from prism_storage.exceptions import InvalidKeyError, InvalidValueError
-from prism_storage.testing.conformance import _values
+from prism_storage.testing.conformance import json_like_values
 
 any_char = st.characters(exclude_categories=())
 
 
 @settings(max_examples=1500, deadline=None)
-@given(value=st.dictionaries(st.text(any_char, max_size=8), _values, max_size=6))
+@given(value=st.dictionaries(st.text(any_char, max_size=8), json_like_values, max_size=6))
 def test_fast_path_agrees_with_the_precise_walk(value):
     problem = _find_problem(value)
     if problem is None:

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prism_storage import FileStorageBackend
-from prism_storage.backends.file import _file_name, _read_file
+from prism_storage.backends.file.names import file_name
+from prism_storage.backends.file.records import read_file
 from prism_storage.exceptions import (
     BackendUnavailableError,
     ConfigurationError,
@@ -24,7 +25,7 @@ from prism_storage.testing.conformance import HOSTILE_KEYS
 
 
 def _record_names(directory):
-    """The directory's entries less the key index's files (``.prism-*``, see file_index)."""
+    """The directory's entries less the key index's files (``.prism-*``, see file/index.py)."""
     return [n for n in os.listdir(directory) if not n.startswith(".prism-")]
 
 
@@ -63,7 +64,7 @@ async def test_files_are_owner_only(tmp_path):
     store = FileStorageBackend(data_dir=root)
     await store.set("k", {"v": 1})
     assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
-    assert stat.S_IMODE(os.stat(root / _file_name("k")).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(root / file_name("k")).st_mode) == 0o600
 
 
 async def test_missing_directory_without_create_is_a_configuration_error(tmp_path):
@@ -76,12 +77,12 @@ async def test_missing_directory_without_create_is_a_configuration_error(tmp_pat
 async def test_corrupted_file_is_an_error_not_none(tmp_path):
     store = FileStorageBackend(data_dir=tmp_path)
     await store.set("k", {"v": 1})
-    (tmp_path / _file_name("k")).write_bytes(b'{"key": "k", "expires_at": null, "val')
+    (tmp_path / file_name("k")).write_bytes(b'{"key": "k", "expires_at": null, "val')
     with pytest.raises(CorruptRecordError):
         await store.get("k")
     # A file that holds another key's record is refused too.
     await store.set("other", {"v": 2})
-    os.replace(tmp_path / _file_name("other"), tmp_path / _file_name("k"))
+    os.replace(tmp_path / file_name("other"), tmp_path / file_name("k"))
     with pytest.raises(CorruptRecordError):
         await store.get("k")
 
@@ -103,7 +104,7 @@ async def test_writes_are_atomic_and_leave_no_temp_files(tmp_path):
     store = FileStorageBackend(data_dir=tmp_path, durable=True)
     await store.set_many({f"k{i}": {"i": i} for i in range(20)})
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
-    body = json.loads((tmp_path / _file_name("k3")).read_text())
+    body = json.loads((tmp_path / file_name("k3")).read_text())
     assert body == {"key": "k3", "expires_at": None, "value": {"i": 3}}
 
 
@@ -111,7 +112,7 @@ async def test_long_keys_use_hashed_names_and_still_list(tmp_path):
     store = FileStorageBackend(data_dir=tmp_path)
     long_key = "🤖" * 400
     await store.set(long_key, {"v": 1})
-    assert _file_name(long_key).startswith("h")
+    assert file_name(long_key).startswith("h")
     fresh = FileStorageBackend(data_dir=tmp_path)
     assert list(await fresh.keys()) == [long_key]
     assert await fresh.get(long_key) == {"v": 1}
@@ -120,10 +121,10 @@ async def test_long_keys_use_hashed_names_and_still_list(tmp_path):
 async def test_a_failed_write_leaves_the_old_state_and_no_temp_file(tmp_path):
     store = FileStorageBackend(data_dir=tmp_path)
     await store.set("other", {"v": 1})
-    (tmp_path / _file_name("k")).mkdir()  # os.replace onto a directory fails
+    (tmp_path / file_name("k")).mkdir()  # os.replace onto a directory fails
     with pytest.raises(BackendUnavailableError):
         await store.set("k", {"v": 2})
-    assert sorted(_record_names(tmp_path)) == sorted([_file_name("k"), _file_name("other")])
+    assert sorted(_record_names(tmp_path)) == sorted([file_name("k"), file_name("other")])
     assert await store.get("other") == {"v": 1}
 
 
@@ -131,8 +132,8 @@ async def test_temp_names_taken_by_a_crashed_writer_are_skipped(tmp_path):
     store = FileStorageBackend(data_dir=tmp_path)
     await store.set("first", {"v": 0})
     # The next temp names this instance would use, left behind by "another" writer.
-    serial = next(store._temp_serial)
-    leftovers = [f".tmp-{os.getpid()}-{store._temp_tag}-{serial + n}" for n in range(1, 4)]
+    serial = next(store._temps.serial)
+    leftovers = [f".tmp-{os.getpid()}-{store._temps.tag}-{serial + n}" for n in range(1, 4)]
     for name in leftovers:
         (tmp_path / name).write_text("{")
     await store.set("k", {"v": 1})
@@ -173,7 +174,7 @@ def test_a_file_whose_size_is_unknown_up_front_is_read_to_its_end(tmp_path):
     feeder = threading.Thread(target=feed)
     feeder.start()
     try:
-        assert _read_file(str(fifo)) == payload
+        assert read_file(str(fifo)) == payload
     finally:
         feeder.join(5)
 
@@ -190,14 +191,14 @@ def test_one_store_serves_several_event_loops(tmp_path):
 @settings(max_examples=2000, deadline=None)
 @given(st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=512))
 def test_any_key_maps_to_one_contained_file_name(key):
-    from prism_storage.backends.file import _key_from_name
+    from prism_storage.backends.file.names import key_from_name
 
-    name = _file_name(key)
+    name = file_name(key)
     assert "/" not in name and "\\" not in name and "\x00" not in name
     assert name not in (".", "..") and not name.startswith(".")
     assert len(name.encode("utf-8")) <= 255 and name == name.lower()
     assert os.path.basename(name) == name
     if name.startswith("k"):
-        assert _key_from_name(name) == key
+        assert key_from_name(name) == key
     else:
         assert name.startswith("h") and len(name) == 1 + 64 + len(".json")

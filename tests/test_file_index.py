@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prism_storage import FileStorageBackend
-from prism_storage.backends.file import _file_name
-from prism_storage.backends.file_index import INDEX_NAME, LOCK_NAME, _upper_bound
+from prism_storage.backends.file.index import INDEX_NAME, LOCK_NAME, _upper_bound
+from prism_storage.backends.file.names import file_name as _file_name
 from prism_storage.exceptions import BackendUnavailableError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,7 +173,7 @@ async def test_index_and_lock_files_are_never_records(tmp_path):
     assert own <= {INDEX_NAME, INDEX_NAME + "-wal", INDEX_NAME + "-shm", LOCK_NAME}
     for entry in os.scandir(tmp_path):
         if entry.name in own:
-            assert store._entry_key(entry) is None
+            assert store._scan.key_of(entry) is None
     assert await store.sweep() == 0
     assert own <= set(os.listdir(tmp_path))
     assert await _all_keys(store) == sorted(f"k{i}" for i in range(20))
@@ -232,6 +232,7 @@ async def test_close_releases_every_thread_connection_and_the_store_reopens(tmp_
 RACER = """
 import os, random, sys
 from prism_storage import FileStorageBackend
+from prism_storage.backends.file.records import remove_record
 store = FileStorageBackend(data_dir=sys.argv[1])
 rng = random.Random(os.getpid())
 keys = ["shared", "shared/2", "shared/3"]
@@ -244,7 +245,7 @@ for n in range(int(sys.argv[2])):
     else:
         with store._index.removing(keys):  # as delete_many does
             for k in keys:
-                store._unlink(k)
+                remove_record(sys.argv[1], k)
 store._index.close()
 """
 

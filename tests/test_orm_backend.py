@@ -48,11 +48,10 @@ class TestORMOnSQLiteInLargeRecordMode(ORMConformance):
 
     @pytest.fixture(autouse=True)
     def large_records(self, monkeypatch):
-        import prism_storage.backends.orm as orm_module
+        from prism_storage.backends.orm import LargeRecords
 
-        monkeypatch.setattr(orm_module, "LARGE_WRITE", 1)
-        monkeypatch.setattr(orm_module, "LARGE_READ", 1)
-        monkeypatch.setattr(orm_module, "WRITE_BATCH_BYTES", 40)
+        monkeypatch.setattr(ORMStorageBackend, "large_records",
+                            LargeRecords(write=1, read=1, write_batch=40))
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "pg"])
@@ -132,3 +131,71 @@ async def test_the_orm_path_writes_the_json_text_the_codec_made(database,
         # dict (which would have escaped the non-ASCII characters).
         assert await sync_to_async(stored_text)() == [encode_value(value)] * 4
     await store.close()
+
+
+# --------------------------------------------------------------------------- model signals
+
+#: Every way a call reaches the database: (alias, store options, through the sync facade).
+SIGNAL_PATHS = {
+    "sqlite-orm-batched": ("default", {}, False),
+    "sqlite-orm-batch-off": ("default", {"batch": False}, False),
+    "sqlite-sync-facade": ("default", {}, True),
+    "pg-fast-path": ("pg", {}, False),
+    "pg-orm": ("pg", {"fast_path": False}, False),
+    "pg-orm-batch-off": ("pg", {"batch": False}, False),
+    "pg-sync-facade": ("pg", {}, True),
+}
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.parametrize("path", list(SIGNAL_PATHS))
+async def test_no_orm_path_sends_the_record_models_signals(path, close_db_connections):
+    """The decision in docs/orm.md: writes, deletes and the sweep send none of
+    ``pre_save``/``post_save``/``pre_delete``/``post_delete`` for ``Record``, on every path
+    (like Django's database cache, whose rows are written with SQL)."""
+    import asyncio
+
+    from django.db.models import signals
+
+    from prism_storage.sync import SyncStore
+
+    database, options, sync = SIGNAL_PATHS[path]
+    clock = FakeClock(start=1_700_000_000)
+    store = ORMStorageBackend("signals", using=database, clock=clock, **options)
+    seen: list[tuple[str, str]] = []
+    receivers = {}
+    for name in ("pre_save", "post_save", "pre_delete", "post_delete"):
+        def receiver(sender, instance, name=name, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append((name, instance.key))
+
+        receivers[name] = receiver
+        getattr(signals, name).connect(receiver, sender=Record, weak=False)
+    try:
+        if sync:
+            def run() -> None:
+                facade = SyncStore(store)
+                facade.set("one", {"v": 1})
+                facade.set("one", {"v": 2})
+                facade.delete("one")
+                facade.set_many({"a": {"v": 1}, "b": {"v": 2}}, ttl=10)
+                facade.delete_many(["a"])
+
+            await sync_to_async(run)()
+        else:
+            await store.set("one", {"v": 1})
+            await store.set("one", {"v": 2})
+            await store.delete("one")
+            await store.set_many({"a": {"v": 1}, "b": {"v": 2}}, ttl=10)
+            await store.delete_many(["a"])
+            # Batched as well: concurrent callers on the same store.
+            await asyncio.gather(store.set("c", {"v": 3}), store.set("d", {"v": 4}),
+                                 store.delete("c"), store.delete_many(["d"]))
+        # The writes and deletes did happen.
+        assert await store.get_many(["one", "a", "b", "c", "d"]) == {"b": {"v": 2}}
+        clock.advance(60)
+        assert await store.sweep() == 1  # "b" expired
+        assert seen == []
+    finally:
+        for name, receiver in receivers.items():
+            getattr(signals, name).disconnect(receiver, sender=Record)
+        await store.close()

@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from django.db import IntegrityError, connections, transaction
 
 from prism_storage import ORMStorageBackend
+from prism_storage.backends.orm import LargeRecords
 from prism_storage.exceptions import BackendUnavailableError
 from prism_storage.models import Record
 from prism_storage.sync import SyncStore
@@ -60,11 +61,8 @@ async def fast_path_sessions(expected: int) -> int:
 
 def large_record_mode(monkeypatch) -> None:
     """Every record counts as large; a write batch holds one or two small records."""
-    import prism_storage.backends.orm as orm_module
-
-    monkeypatch.setattr(orm_module, "LARGE_WRITE", 1)
-    monkeypatch.setattr(orm_module, "LARGE_READ", 1)
-    monkeypatch.setattr(orm_module, "WRITE_BATCH_BYTES", 40)
+    monkeypatch.setattr(ORMStorageBackend, "large_records",
+                        LargeRecords(write=1, read=1, write_batch=40))
 
 
 @pytest.fixture(params=list(VARIANTS))
@@ -250,9 +248,9 @@ async def test_a_lone_caller_on_the_orm_path_goes_straight_out(stores, variant):
 @pytest.mark.parametrize("variant", ["pg-orm", "sqlite"])
 async def test_large_writes_on_the_orm_path_are_chunked_and_atomic(stores, variant, poison,
                                                                    monkeypatch):
-    import prism_storage.backends.orm as orm_module
+    import prism_storage.backends.orm.table as table_module
 
-    monkeypatch.setattr(orm_module, "_CHUNK_BYTES", 64)  # about one record per statement
+    monkeypatch.setattr(table_module, "WRITE_CHUNK_BYTES", 64)  # about one record a statement
     store = stores()
     records = {f"big{i}": {"text": "x" * 40, "i": i} for i in range(6)}
     await store.set_many(records)
@@ -266,15 +264,14 @@ async def test_large_writes_on_the_orm_path_are_chunked_and_atomic(stores, varia
 
 @pytest.mark.parametrize("variant", ["pg-orm", "sqlite"])
 async def test_reads_of_large_records_go_in_smaller_batches(stores, variant, monkeypatch):
-    import prism_storage.backends.orm as orm_module
-
-    monkeypatch.setattr(orm_module, "READ_BATCH_BYTES", 3000)  # "large": over 6 bytes
+    monkeypatch.setattr(ORMStorageBackend, "large_records",
+                        LargeRecords(read_batch=3000))  # "large": over 6 bytes
     store = stores()
     records = {f"r{i}": {"text": "x" * 1000, "i": i} for i in range(12)}
     await store.set_many(records)
     await store.get("r0")  # the store learns how large its records are
     executor = next(iter(store._batchers.values())).executor
-    assert executor.read_limit == 2  # about 1 KB each: two per 3,000 bytes
+    assert executor.policy.read_limit == 2  # about 1 KB each: two per 3,000 bytes
     read_batches: list[int] = []
     run = executor.run
 
@@ -425,18 +422,16 @@ class Watch:
 @pytest.mark.parametrize("variant", ["pg-orm", "sqlite"])
 async def test_writes_of_large_records_go_in_capped_batches_two_at_a_time(
         stores, variant, monkeypatch):
-    import prism_storage.backends.orm as orm_module
-
-    monkeypatch.setattr(orm_module, "LARGE_WRITE", 500)
-    monkeypatch.setattr(orm_module, "WRITE_BATCH_BYTES", 2500)
+    monkeypatch.setattr(ORMStorageBackend, "large_records",
+                        LargeRecords(write=500, write_batch=2500))
     store = stores()
     await store.set("small", {"v": 1})
     executor = next(iter(store._batchers.values())).executor
-    assert (executor.capacity, executor.write_limit) == (1, None)
+    assert (executor.policy.capacity, executor.policy.write_limit) == (1, None)
     records = {f"w{i}": {"text": "x" * 1000, "i": i} for i in range(16)}
     # The store learns how large its records are (an average over the records written).
     await store.set_many({f"w-first{i}": records["w0"] for i in range(16)})
-    assert (executor.capacity, executor.write_limit) == (2, 2500)
+    assert (executor.policy.capacity, executor.policy.write_limit) == (2, 2500)
     watch = Watch(store)
     assert await asyncio.gather(*(store.set(k, v) for k, v in records.items())) == [None] * 16
     # About 1 KB each: two per 2,500 characters; the second batch waited in the thread's
@@ -461,16 +456,14 @@ async def test_writes_of_large_records_go_in_capped_batches_two_at_a_time(
 
 @pytest.mark.parametrize("variant", ["pg-orm", "sqlite"])
 async def test_reads_of_very_large_records_run_one_by_one(stores, variant, monkeypatch):
-    import prism_storage.backends.orm as orm_module
-
-    monkeypatch.setattr(orm_module, "LARGE_READ", 500)
+    monkeypatch.setattr(ORMStorageBackend, "large_records", LargeRecords(read=500))
     store = stores()
     records = {f"r{i}": {"text": "x" * 1000, "i": i} for i in range(12)}
     await store.set_many(records)
     executor = next(iter(store._batchers.values())).executor
-    assert not executor.direct_reads
+    assert not executor.policy.direct_reads
     await store.get("r0")  # the store learns how large its records are
-    assert executor.direct_reads
+    assert executor.policy.direct_reads
     watch = Watch(store)
     assert await asyncio.gather(*(store.get(k) for k in records)) == list(records.values())
     # Each read is its own call; they all wait in the thread's queue at once.

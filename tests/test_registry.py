@@ -44,7 +44,7 @@ def test_builtin_names_resolve():
     from prism_storage.backends.file import FileStorageBackend
     from prism_storage.backends.orm import ORMStorageBackend
 
-    assert {"file", "orm", "redis", "supabase", "vector"} <= set(Registry.names())
+    assert {"file", "memory", "orm", "redis", "supabase", "vector"} <= set(Registry.names())
     assert Registry.get_provider("file") is FileStorageBackend
     assert Registry.get_provider("orm") is ORMStorageBackend
 

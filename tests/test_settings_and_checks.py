@@ -92,6 +92,12 @@ def test_unset_setting_defaults_to_one_orm_store(settings):
         ({"default": {"BACKEND": "orm", "OPTIONS": {"namespce": "x"}}}, ["prism_storage.E006"]),
         ({"default": {"BACKEND": "orm", "OPTIONS": {"ttl": -5}}}, ["prism_storage.E007"]),
         ({"default": {"BACKEND": "orm", "OPTIONS": {"using": "nosuchdb"}}}, ["prism_storage.E009"]),
+        ({"default": {"BACKEND": "orm", "OPTIONS": {"alias": "other"}}}, ["prism_storage.E011"]),
+        (
+            {"default": {"BACKEND": "tests.test_registry.ThirdPartyStore",
+                         "OPTIONS": {"alias": "x"}}},
+            ["prism_storage.E011"],
+        ),
         (
             {"default": {"BACKEND": "file", "OPTIONS": {"data_dir": "relative/dir"}}},
             ["prism_storage.W001"],
@@ -156,3 +162,27 @@ def test_access_policy_path_is_accepted(settings):
 
 def allow_all(user, alias, operation):
     return True
+
+
+def test_options_may_not_name_the_alias(settings):
+    settings.PRISM_STORAGE = {"default": {"BACKEND": "orm", "OPTIONS": {"alias": "other"}}}
+    with pytest.raises(ConfigurationError, match="may not set 'alias'"):
+        storages["default"]
+
+
+def test_a_protocol_only_backend_passes_the_checks(settings):
+    settings.PRISM_STORAGE = {
+        "default": {"BACKEND": "tests.test_registry.ThirdPartyStore", "OPTIONS": {"bucket": "x"}}
+    }
+    assert prism_checks() == []
+
+
+def test_a_subclass_without_an_alias_parameter_still_learns_its_alias(settings):
+    settings.PRISM_STORAGE = {
+        "default": {"BACKEND": "orm"},
+        "old": {"BACKEND": "tests.support.minimal_backend.MinimalBackend",
+                "OPTIONS": {"name": "old-style"}},
+    }
+    store = storages["old"]
+    assert store.alias == "old" and store.name == "old-style"
+    assert prism_checks() == []

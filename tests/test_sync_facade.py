@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 
 from prism_storage import FileStorageBackend, SyncStore, sync_storages
-from prism_storage.backends.base import LoopBoundClients
+from prism_storage.backends.clients import LoopBoundClients
 
 
 def test_sync_facade_round_trip(tmp_path):

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from ..codec import decode_value, encode_value, validate_key, validate_keys
 from ..exceptions import (
@@ -23,12 +22,13 @@ from ..exceptions import (
     PrismStorageError,
     UnsupportedOperationError,
 )
+from .redaction import RedactedCause, redact
 
-__all__ = ["BaseStorageBackend", "Clock", "KeyPage", "redact"]
+__all__ = ["BaseStorageBackend", "Clock", "KeyPage", "check_ttl"]
 
 Clock = Callable[[], float]
-ClientT = TypeVar("ClientT")
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 #: ``keys()`` returns at most this many keys per page unless asked otherwise.
 DEFAULT_PAGE_SIZE = 100
@@ -41,20 +41,6 @@ MAX_TTL = 100 * 365 * 24 * 3600
 
 #: Characters no backend's cursor holds (as in keys); a cursor with one was never handed out.
 _NOT_IN_CURSORS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_URL_PASSWORD = re.compile(r"(?<=://)([^/@\s:]*):([^/@\s]*)@")
-
-
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove passwords in URLs and each given secret from ``text``."""
-    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:***@", text)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
-class _RedactedCause(Exception):
-    """Stands in for a driver exception whose message contained a secret."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +100,17 @@ class BaseStorageBackend:
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     timeout: float = DEFAULT_TIMEOUT
+    #: The PRISM_STORAGE alias (set by ``__init__``; ``None`` for a store built by hand).
+    alias: str | None = None
+    #: Length of the vectors ``search()`` takes; ``None`` when the store does not search.
+    dimensions: int | None = None
+    #: Turns a text into a vector (sync or async callable); ``None`` when there is none.
+    embedder: Callable[[str], Sequence[float] | Awaitable[Sequence[float]]] | None = None
+
+    @property
+    def supports_text_search(self) -> bool:
+        """``search()`` also takes a text, which the store embeds itself."""
+        return self.supports_search and self.embedder is not None
 
     def __init__(self, *, alias: str | None = None) -> None:
         #: The PRISM_STORAGE alias this instance was created for (``None`` when built by
@@ -327,20 +324,58 @@ class BaseStorageBackend:
         """Secret strings to scrub from error messages (API keys, URL passwords)."""
         return []
 
-    def _unavailable(self, exc: BaseException, action: str) -> BackendUnavailableError:
-        """Build the BackendUnavailableError for ``exc``, with secrets scrubbed."""
-        secrets = self._secrets()
-        detail = redact(f"{type(exc).__name__}: {exc}", secrets)
-        error = BackendUnavailableError(
-            f"The {self.backend_name!r} store could not {action}: {detail}"
-        )
+    def _redact(self, text: str) -> str:
+        """``text`` without this store's secrets or any password in a URL."""
+        return redact(text, self._secrets())
+
+    def _caused_by(self, error: E, exc: BaseException) -> E:
+        """Chain ``exc`` to ``error`` as its cause, or, when ``exc`` quotes a secret, a
+        stand-in that carries its redacted text (the client's exception is dropped)."""
         raw = f"{exc!r} {exc}"
-        if redact(raw, secrets) != raw:
-            error.__cause__ = _RedactedCause(detail)
+        if self._redact(raw) != raw:
+            error.__cause__ = RedactedCause(self._redact(f"{type(exc).__name__}: {exc}"))
             error.__suppress_context__ = True
         else:
             error.__cause__ = exc
         return error
+
+    def _unavailable(self, exc: BaseException, action: str) -> BackendUnavailableError:
+        """Build the BackendUnavailableError for ``exc``, with secrets scrubbed."""
+        detail = self._redact(f"{type(exc).__name__}: {exc}")
+        error = BackendUnavailableError(
+            f"The {self.backend_name!r} store could not {action}: {detail}"
+        )
+        return self._caused_by(error, exc)
+
+    def _translate_error(self, exc: Exception, action: str) -> Exception | None:
+        """The typed error standing for ``exc`` (raised by the client while trying to
+        ``action``), or ``None`` to let ``exc`` through unchanged.
+
+        Backends override this to map their client library's exceptions, building the
+        typed error with :meth:`_redact` and :meth:`_caused_by` so no secret reaches it,
+        and end with ``super()._translate_error(exc, action)``: timeouts and ``OSError``
+        mean the store cannot be reached.
+        """
+        if isinstance(exc, TimeoutError | OSError):
+            return self._unavailable(exc, action)
+        return None
+
+    def _error_for(
+        self, exc: Exception, action: str, errors: tuple[type[BaseException], ...] = ()
+    ) -> Exception | None:
+        """The error to raise instead of ``exc``, or ``None`` to let ``exc`` through:
+        typed errors pass; ``errors`` (connection-level exceptions of the client) mean
+        the store is unavailable; anything else goes through :meth:`_translate_error`.
+
+        Raise the result outside the ``except`` block that caught ``exc``, as
+        ``raise error from error.__cause__``, so the client's exception (which may quote
+        a secret) is not attached as its ``__context__``.
+        """
+        if isinstance(exc, PrismStorageError):
+            return None  # already typed (BackendPermissionError is an OSError too)
+        if isinstance(exc, errors):
+            return self._unavailable(exc, action)
+        return self._translate_error(exc, action)
 
     async def _guard(
         self,
@@ -348,20 +383,16 @@ class BaseStorageBackend:
         awaitable: Awaitable[T],
         errors: tuple[type[BaseException], ...] = (),
     ) -> T:
-        """Await ``awaitable`` within ``self.timeout``, mapping failures to the typed error.
-
-        ``errors`` are the client library's connection-level exceptions; they, timeouts and
-        ``OSError`` become :class:`BackendUnavailableError` (secrets scrubbed). Errors that
-        are already typed pass through.
-        """
+        """Await ``awaitable`` within ``self.timeout``, mapping failures to typed errors
+        (see :meth:`_error_for`); a call that outlasts the timeout is unavailable."""
         try:
             async with asyncio.timeout(self.timeout):
                 return await awaitable
-        except PrismStorageError:
-            raise  # already typed (BackendPermissionError is an OSError too)
-        except (TimeoutError, OSError, *errors) as exc:  # type: ignore[misc]
-            error = self._unavailable(exc, action)
-        # Raised here, after the except block, so the driver's exception (which may quote a
+        except Exception as exc:
+            error = self._error_for(exc, action, errors)
+            if error is None:
+                raise
+        # Raised here, after the except block, so the client's exception (which may quote a
         # secret) is not attached as __context__.
         raise error from error.__cause__
 
@@ -377,58 +408,3 @@ def check_ttl(ttl: object) -> float:
             f"ttl must be a positive number of seconds up to {MAX_TTL}, not {ttl!r}."
         )
     return float(ttl)
-
-
-def require(module: str, *, backend: str, extra: str, package: str | None = None) -> Any:
-    """Import an optional client library, or raise MissingDependencyError naming the extra."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(backend, package or module.split(".")[0], extra) from exc
-
-
-class LoopBoundClients(Generic[ClientT]):
-    """Keeps one client per running event loop.
-
-    Async clients (redis, httpx, aiohttp, grpc) are bound to the loop they were created on,
-    and a Django process may drive one backend from several loops (``async_to_sync`` runs a
-    fresh loop per call in sync code). A client whose loop has been garbage-collected is
-    forgotten; ``close_all`` closes the ones that can still be closed.
-    """
-
-    def __init__(
-        self,
-        create: Callable[[], ClientT],
-        close: Callable[[ClientT], Any],
-    ) -> None:
-        self._create = create
-        self._close = close
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ClientT] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def get(self) -> ClientT:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._create()
-            self._clients[loop] = client
-        return client
-
-    def peek(self) -> ClientT | None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-        return self._clients.get(loop)
-
-    async def close_all(self) -> None:
-        current = asyncio.get_running_loop()
-        for loop, client in list(self._clients.items()):
-            del self._clients[loop]
-            if loop is current:
-                await self._close(client)
-            elif not loop.is_closed() and loop.is_running():
-                asyncio.run_coroutine_threadsafe(self._close(client), loop)

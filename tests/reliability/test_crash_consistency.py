@@ -4,7 +4,7 @@ Afterwards every record must be some version written for its key, whole (never t
 mixed), no acknowledged write may be missing (the stored version is at least the last
 acknowledged one), and the store must open and list normally. For the file store the
 writer also deletes, and the listing must equal the set of record files that read back:
-its key index (``file_index.py``) never misses a record and never lists a removed one.
+its key index (``backends/file/index.py``) never misses a record and never lists a removed one.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import pytest
 
 STORE_KINDS: dict[str, str] = {
     "file": "file_store_config",
+    "memory": "memory_store_config",
     "orm": "orm_store_config",
     "redis": "redis_store_config",
     "supabase": "supabase_store_config",
@@ -25,6 +26,17 @@ STORE_KINDS: dict[str, str] = {
 def file_store_config(tmp_path):
     def make(namespace: str = "main") -> dict:
         return {"BACKEND": "file", "OPTIONS": {"data_dir": str(tmp_path / "files" / namespace)}}
+
+    return make
+
+
+@pytest.fixture
+def memory_store_config():
+    """Memory stores under names of their own (the records outlive the test otherwise)."""
+    run = uuid.uuid4().hex[:8]
+
+    def make(namespace: str = "main") -> dict:
+        return {"BACKEND": "memory", "OPTIONS": {"name": f"test-{run}-{namespace}"}}
 
     return make
 

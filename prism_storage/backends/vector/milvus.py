@@ -19,7 +19,8 @@ import uuid
 from typing import Any
 
 from ...exceptions import InvalidOptionError, InvalidValueError, SchemaMismatchError
-from ..base import KeyPage, require
+from ..base import KeyPage
+from ..clients import require
 from .adapter import Connection, Hit, IndexSpec, Record, ScoreKind, VectorAdapter, point_id
 from .filters import And, Node, Or, Scalar
 

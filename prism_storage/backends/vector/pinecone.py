@@ -25,7 +25,8 @@ from ...exceptions import (
     InvalidValueError,
     SchemaMismatchError,
 )
-from ..base import KeyPage, require
+from ..base import KeyPage
+from ..clients import require
 from .adapter import Connection, Hit, IndexSpec, Record, ScoreKind, VectorAdapter
 from .filters import And, Compare, Node, Or
 

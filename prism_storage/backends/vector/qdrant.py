@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ...exceptions import InvalidOptionError, InvalidValueError, SchemaMismatchError
-from ..base import KeyPage, require
+from ..base import KeyPage
+from ..clients import require
 from .adapter import Connection, Hit, IndexSpec, Record, VectorAdapter, point_id
 from .filters import And, Compare, Node, Or
 

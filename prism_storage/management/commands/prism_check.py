@@ -133,8 +133,8 @@ class Command(BaseCommand):
         """Write, read back and delete a probe record under a fresh key."""
         key = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
         value: dict[str, Any] = {"probe": key, "at": time.time()}
-        dimensions = getattr(store, "dimensions", None)
-        if store.supports_search and isinstance(dimensions, int) and dimensions > 0:
+        dimensions = store.dimensions
+        if store.supports_search and dimensions is not None and dimensions > 0:
             # A vector store needs the record's embedding; a unit vector suits every metric.
             value["embedding"] = [1.0] + [0.0] * (dimensions - 1)
         try:

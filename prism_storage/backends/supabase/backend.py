@@ -16,21 +16,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import importlib.resources
-import importlib.util
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.checks import CheckMessage, Warning
 
-from ..codec import check_decimal_exact
-from ..exceptions import (
+from ...codec import check_decimal_exact
+from ...exceptions import (
     BackendPermissionError,
     CorruptRecordError,
     InvalidOptionError,
@@ -38,124 +34,25 @@ from ..exceptions import (
     PrismStorageError,
     SchemaMismatchError,
 )
-from .base import (
-    DEFAULT_TIMEOUT,
-    BaseStorageBackend,
-    Clock,
-    KeyPage,
-    LoopBoundClients,
-    check_ttl,
-    redact,
-    require,
-)
+from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, Clock, KeyPage, check_ttl
+from ..clients import LoopBoundClients, require
+from ..redaction import redact
+from .client import Connection, HTTPStatusError, connect, disconnect
+from .queries import chunks, in_list, prefix_end, timestamp
+from .sql import check_table_name
 
-__all__ = ["SupabaseRequestError", "SupabaseStorageBackend", "table_sql"]
+__all__ = ["SupabaseRequestError", "SupabaseStorageBackend"]
 
-_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 _NAMESPACE = re.compile(r"[^\x00-\x1f\x7f-\x9f:]{1,64}")
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
-#: Keys per ``in`` filter are capped by size so the URL stays well under gateway limits
-#: (URLs of 16 KB and more are refused); a batch takes one request up to this budget.
-_URL_BUDGET_BYTES = 4096
 _ROWS_PER_UPSERT = 1000
-_MAX_CONNECTIONS = 100
 _CONFLICT_ATTEMPTS = 3
 #: PostgreSQL/PostgREST codes of a table whose columns differ from the shipped SQL.
 _SCHEMA_CODES = {"42703", "PGRST204", "PGRST200", "42P10", "42804", "PGRST205", "42P01"}
-_LAST_TIMESTAMP = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
-
-
-def table_sql(table: str = "agents") -> str:
-    """The SQL that creates the backend's ``table`` (paste-ready for the Supabase editor)."""
-    _check_table_name(table)
-    template = importlib.resources.files("prism_storage").joinpath("sql/supabase.sql")
-    return re.sub(r'"agents(?=["_])', f'"{table}', template.read_text(encoding="utf-8"))
-
-
-def _check_table_name(table: object) -> str:
-    if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
-        raise InvalidOptionError(
-            f"table must be a table name of letters, digits and _ (at most 48 characters, "
-            f"not starting with a digit), not {table!r}."
-        )
-    return table
 
 
 class SupabaseRequestError(PrismStorageError):
     """Supabase answered a request with an error no other exception describes."""
-
-
-class _HTTPStatusError(Exception):
-    """An HTTP error answer, raised by the httpx response hook so its status is kept."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        self.status = status
-        self.code = str(body.get("code") or "")
-        self.message = str(body.get("message") or "")
-        self.hint = str(body.get("hint") or "")
-        super().__init__(
-            f"HTTP {status}" + (f" {self.code}" if self.code else "") + f": {self.message}"
-            + (f" ({self.hint})" if self.hint else "")
-        )
-
-
-async def _raise_for_status(response: Any) -> None:
-    """httpx response hook: turn an error answer into :class:`_HTTPStatusError`."""
-    if response.status_code < 400:
-        return
-    await response.aread()
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        body = {"message": f"{response.reason_phrase} {response.text[:200]}".strip()}
-    raise _HTTPStatusError(response.status_code, body)
-
-
-@dataclass
-class _Connection:
-    client: Any  # supabase.AsyncClient
-    http: Any  # httpx.AsyncClient, owned by the backend
-
-
-def _timestamp(seconds: float) -> str:
-    """An ISO 8601 UTC timestamp PostgreSQL parses; beyond year 9999, ``infinity``."""
-    if seconds >= _LAST_TIMESTAMP:
-        return "infinity"
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _prefix_end(prefix: str) -> str | None:
-    """The smallest string above every string starting with ``prefix`` (code point order)."""
-    chars = list(prefix)
-    while chars:
-        code = ord(chars.pop()) + 1
-        if 0xD800 <= code <= 0xDFFF:
-            code = 0xE000
-        if code <= 0x10FFFF:
-            return "".join(chars) + chr(code)
-    return None
-
-
-def _in_list(keys: list[str]) -> str:
-    """A PostgREST ``in`` list with every element quoted (unquoted ones lose leading spaces)."""
-    quoted = (k.replace("\\", "\\\\").replace('"', '\\"') for k in keys)
-    return "(" + ",".join(f'"{k}"' for k in quoted) + ")"
-
-
-def _chunks(keys: list[str]) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    size = 0
-    for key in keys:
-        cost = len(key.encode()) + 3
-        if chunk and size + cost > _URL_BUDGET_BYTES:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(key)
-        size += cost
-    if chunk:
-        yield chunk
 
 
 def _jwt_role(key: str) -> str | None:
@@ -222,15 +119,13 @@ class SupabaseStorageBackend(BaseStorageBackend):
             )
         self.url = url.rstrip("/")
         self._key = key
-        self.table = _check_table_name(table)
+        self.table = check_table_name(table)
         self.namespace = namespace
         self._prefix = f"{namespace}:" if namespace else ""
         self.default_ttl = None if ttl is None else check_ttl(ttl)
         self.timeout = check_ttl(timeout)
         self.clock = clock
-        self._clients: LoopBoundClients[_Connection] = LoopBoundClients(
-            self._connect, self._disconnect
-        )
+        self._clients: LoopBoundClients[Connection] = LoopBoundClients(self._connect, disconnect)
 
     def describe(self) -> str:
         detail = f"url={redact(self.url)!r} table={self.table!r}"
@@ -265,29 +160,8 @@ class SupabaseStorageBackend(BaseStorageBackend):
 
     # ------------------------------------------------------------------ client
 
-    def _connect(self) -> _Connection:
-        supabase = require("supabase", backend="supabase", extra="supabase")
-        httpx = require("httpx", backend="supabase", extra="supabase")
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.timeout),
-            limits=httpx.Limits(
-                max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS
-            ),
-            http2=importlib.util.find_spec("h2") is not None,
-            event_hooks={"response": [_raise_for_status]},
-        )
-        options = supabase.AsyncClientOptions(
-            httpx_client=http,
-            # The client's own retries sleep 1, 2, 4... seconds: longer than our timeout.
-            postgrest_client_retry=False,
-            auto_refresh_token=False,
-            persist_session=False,
-        )
-        return _Connection(supabase.AsyncClient(self.url, self._key, options), http)
-
-    @staticmethod
-    async def _disconnect(connection: _Connection) -> None:
-        await connection.http.aclose()
+    def _connect(self) -> Connection:
+        return connect(self.url, self._key, self.timeout)
 
     async def close(self) -> None:
         await self._clients.close_all()
@@ -300,11 +174,11 @@ class SupabaseStorageBackend(BaseStorageBackend):
         """
         httpx = require("httpx", backend="supabase", extra="supabase")
         for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
-            failure: _HTTPStatusError | None = None
+            failure: HTTPStatusError | None = None
             request = build(self._clients.get().client.table(self.table)).execute()
             try:
                 return await self._guard(action, request, (httpx.TransportError,))
-            except _HTTPStatusError as exc:
+            except HTTPStatusError as exc:
                 failure = exc
             assert failure is not None
             if failure.status != 409 or attempt == _CONFLICT_ATTEMPTS:
@@ -313,8 +187,8 @@ class SupabaseStorageBackend(BaseStorageBackend):
             await asyncio.sleep(0.02 * attempt)
         raise AssertionError("unreachable")
 
-    def _typed_error(self, failure: _HTTPStatusError, action: str) -> Exception:
-        detail = redact(str(failure), self._secrets())
+    def _typed_error(self, failure: HTTPStatusError, action: str) -> Exception:
+        detail = self._redact(str(failure))
         where = f"table {self.table!r} at {redact(self.url)}"
         error: Exception
         if failure.status in (401, 403):
@@ -339,13 +213,13 @@ class SupabaseStorageBackend(BaseStorageBackend):
             return self._unavailable(failure, action)
         else:
             error = SupabaseRequestError(f"Supabase could not {action} {where} ({detail}).")
-        error.__cause__ = _HTTPStatusError(failure.status, {"message": detail})
+        error.__cause__ = HTTPStatusError(failure.status, {"message": detail})
         return error
 
     # ------------------------------------------------------------------ helpers
 
     def _alive(self, query: Any) -> Any:
-        now = _timestamp(self.clock())
+        now = timestamp(self.clock())
         return query.or_(f"expires_at.is.null,expires_at.gt.{now}")
 
     def _value(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -362,15 +236,15 @@ class SupabaseStorageBackend(BaseStorageBackend):
         return {
             "key": self._prefix + key,
             "data": value,
-            "updated_at": _timestamp(now),
-            "expires_at": None if ttl is None else _timestamp(now + ttl),
+            "updated_at": timestamp(now),
+            "expires_at": None if ttl is None else timestamp(now + ttl),
         }
 
     def _scope(self, query: Any) -> Any:
         """Limit ``query`` to this store's namespace."""
         if not self._prefix:
             return query
-        return query.gte("key", self._prefix).lt("key", _prefix_end(self._prefix))
+        return query.gte("key", self._prefix).lt("key", prefix_end(self._prefix))
 
     # ------------------------------------------------------------------ operations
 
@@ -407,21 +281,21 @@ class SupabaseStorageBackend(BaseStorageBackend):
     async def _delete_many(self, keys: list[str]) -> None:
         from postgrest.types import ReturnMethod
 
-        for chunk in _chunks([self._prefix + k for k in keys]):
+        for chunk in chunks([self._prefix + k for k in keys]):
             def build(table: Any, chunk: list[str] = chunk) -> Any:
                 query = table.delete(returning=ReturnMethod.minimal)
                 if len(chunk) == 1:
                     return query.eq("key", chunk[0])
-                return query.filter("key", "in", _in_list(chunk))
+                return query.filter("key", "in", in_list(chunk))
 
             await self._run("delete", build)
 
     async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         skip = len(self._prefix)
-        for chunk in _chunks([self._prefix + k for k in keys]):
+        for chunk in chunks([self._prefix + k for k in keys]):
             def build(table: Any, chunk: list[str] = chunk) -> Any:
-                return self._alive(table.select("key,data").filter("key", "in", _in_list(chunk)))
+                return self._alive(table.select("key,data").filter("key", "in", in_list(chunk)))
 
             response = await self._run("read", build)
             found.update((row["key"][skip:], self._value(row)) for row in response.data)
@@ -434,7 +308,7 @@ class SupabaseStorageBackend(BaseStorageBackend):
             query = self._alive(table.select("key"))
             if low:
                 query = query.gte("key", low)
-                high = _prefix_end(low)
+                high = prefix_end(low)
                 if high is not None:
                     query = query.lt("key", high)
             if cursor is not None:
@@ -448,7 +322,7 @@ class SupabaseStorageBackend(BaseStorageBackend):
     async def sweep(self) -> int:
         from postgrest.types import CountMethod, ReturnMethod
 
-        now = _timestamp(self.clock())
+        now = timestamp(self.clock())
         response = await self._run("sweep", lambda table: self._scope(table.delete(
             count=CountMethod.exact, returning=ReturnMethod.minimal).lte("expires_at", now)))
         return int(response.count or 0)

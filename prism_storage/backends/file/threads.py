@@ -1,4 +1,4 @@
-"""Run blocking calls off the event loop, many calls per thread hop.
+"""Run the file store's blocking calls off the event loop, many calls per thread hop.
 
 ``asyncio.to_thread`` pays for one executor hand-off and one thread wake-up each way per
 call (tens of µs on a small VM), which is more than a whole small-file read or write on

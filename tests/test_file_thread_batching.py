@@ -1,4 +1,5 @@
-"""BatchedThreadRunner: blocking calls run in worker threads, results reach their callers."""
+"""The file store's thread batching (BatchedThreadRunner): blocking calls run in worker
+threads, results reach their callers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from prism_storage.backends._batching import MAX_WORKERS, BatchedThreadRunner
+from prism_storage.backends.file.threads import MAX_WORKERS, BatchedThreadRunner
 
 
 def _runner() -> BatchedThreadRunner:

@@ -9,7 +9,8 @@ Each request is one statement: reads are ``key = ANY(%b)``, writes one ``INSERT 
 FROM unnest(...) ON CONFLICT DO UPDATE`` (``created_at`` kept, ``updated_at`` and
 ``expires_at`` set), deletes ``key = ANY(%b)``. Statements run in autocommit, so each
 committed when it returns; a write split into several statements (very large batches)
-runs in one transaction.
+runs in one transaction. Like every ``orm`` path, it sends no model signals (see
+docs/orm.md).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from ..codec import decode_value
-from .orm_batch import Outcome, Request, Row, perform_async
+from ...codec import decode_value
+from .policy import FAST_PATH, BatchPolicy
+from .requests import Outcome, Request, Row, drive_async, perform
 
 __all__ = ["PostgresExecutor", "is_available_for"]
 
@@ -113,13 +115,9 @@ def connection_settings(alias: str) -> tuple[dict[str, Any], str | None]:
 class PostgresExecutor:
     """Runs batch requests on up to ``capacity`` psycopg ``AsyncConnection`` (lazily)."""
 
-    capacity = 2
-    #: A cancelled caller would abort its statement mid-flight: batches run in drivers.
-    direct = False
-    direct_reads = False
-    read_limit: int | None = None
-    write_limit: int | None = None
-    concurrent_kinds: frozenset[str] | None = None
+    #: Two connections; a cancelled caller would abort its statement mid-flight, so
+    #: batches always run in driver tasks (never ``direct``).
+    policy: BatchPolicy = FAST_PATH
 
     def __init__(self, alias: str, namespace: str, model: Any, timeout: float) -> None:
         self._params, self._role = connection_settings(alias)
@@ -136,8 +134,9 @@ class PostgresExecutor:
         try:
             async with asyncio.timeout(self._timeout):
                 connection = self._idle.pop() if self._idle else await self._connect()
-                outcomes = await perform_async(
-                    requests, lambda request: self._execute(connection, request), self)
+                outcomes = await drive_async(
+                    perform(requests, self.unavailable),
+                    lambda request: self._execute(connection, request))
         except BaseException as exc:
             # Cancelled or timed out mid-statement: the connection's state is unknown.
             self._discard(connection)

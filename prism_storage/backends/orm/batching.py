@@ -7,8 +7,8 @@ grouped, consecutive operations of the same kind into one :class:`Request` (a ru
 becomes one ``key IN (...)`` select, a run of writes one multi-row upsert), and handed, in
 call order, to an :class:`Executor` that talks to the database. Operations submitted while
 batches are in flight form the next batch; an executor with room for several batches at
-once (``capacity``) gets a new one only if it shares no key with those in flight (and, if
-the executor says so, only of the kinds it lets overlap).
+once (its :class:`~.policy.BatchPolicy`'s ``capacity``) gets a new one only if it shares no
+key with those in flight (and, if the policy says so, only of the kinds it lets overlap).
 
 Guarantees:
 
@@ -16,7 +16,7 @@ Guarantees:
   writes the last write of a key wins;
 * isolation of failures: a write request that fails for a reason other than the database
   being unreachable is retried operation by operation, so a bad record fails only its own
-  caller (``perform_sync``/``perform_async``); an unreachable database fails the whole batch;
+  caller (:func:`~.requests.perform`); an unreachable database fails the whole batch;
 * cancellation: a caller cancelled before its batch is sent is left out of it; a caller
   cancelled while its batch is in flight does not disturb the batch or the other callers.
 """
@@ -25,73 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
-__all__ = ["Batcher", "Executor", "Op", "Request", "perform_async", "perform_sync"]
-
-Kind = Literal["read", "exists", "write", "delete"]
-#: A record to write: key, value (the dict), its JSON text, expiry timestamp or None.
-Row = tuple[str, dict[str, Any], str, float | None]
-#: What an executor returns for each request: a result, or the exception it raised.
-Outcome = Any
-
-ACTIONS: dict[str, str] = {"read": "read", "exists": "read", "write": "write", "delete": "delete"}
+__all__ = ["Batcher", "ErrorMapper", "Executor"]
 
 
-class Op:
-    """One caller's operation: ``keys`` to read/check/delete, or ``rows`` to write."""
-
-    __slots__ = ("future", "keys", "kind", "rows", "single", "ttl")
-
-    def __init__(
-        self,
-        kind: Kind,
-        future: asyncio.Future[Any],
-        *,
-        keys: Sequence[str] = (),
-        rows: Sequence[tuple[str, dict[str, Any], str]] = (),
-        ttl: float | None = None,
-        single: bool = False,
-    ) -> None:
-        self.kind = kind
-        self.future = future
-        #: Every key the operation touches (for a write, those of its rows).
-        self.keys = keys if kind != "write" else [row[0] for row in rows]
-        self.rows = rows
-        self.ttl = ttl
-        #: The caller wants one value (``get``/``exists``) rather than a dict.
-        self.single = single
-
-
-@dataclass
-class Request:
-    """One statement's worth of work for an executor, built from a run of operations.
-
-    ``keys`` for reads and deletes; for writes ``groups`` holds each operation's rows, in
-    call order (the executor writes them as one statement, last row of a key winning).
-    """
-
-    kind: Kind
-    now: float
-    keys: list[str]
-    groups: list[list[Row]]
-
-    def rows(self) -> list[Row]:
-        """Every row to write, one per key: the last written wins."""
-        if len(self.groups) == 1:
-            return self.groups[0]
-        latest: dict[str, Row] = {}
-        for group in self.groups:
-            for row in group:
-                latest.pop(row[0], None)
-                latest[row[0]] = row
-        return list(latest.values())
-
-    def split(self) -> list[Request]:
-        """One write request per operation (to isolate the one that fails)."""
-        return [Request("write", self.now, [], [group]) for group in self.groups]
+from .policy import BatchPolicy
+from .requests import Kind, Op, Outcome, Request
 
 
 class Executor(Protocol):
@@ -111,82 +52,14 @@ class Executor(Protocol):
         """The caller's own copy of a read payload (``first``: no one took it yet)."""
         ...
 
-    #: How many batches it can run at once (its connections).
-    capacity: int
-
-    #: At most this many read operations per batch (``None``: no limit).
-    read_limit: int | None
-
-    #: At most about this many characters of JSON per batch of writes (``None``: no
-    #: limit); a write operation larger than that goes in a batch of its own.
-    write_limit: int | None
-
-    #: The kinds of operation a batch may hold while another batch is in flight (``None``:
-    #: any). Batches of other kinds wait for the executor to be idle.
-    concurrent_kinds: frozenset[str] | None
-
-    #: Whether a caller may run its own lone operation (see :meth:`Batcher.submit`): only
-    #: for an executor whose calls run to the end even when their caller is cancelled.
-    direct: bool
-
-    #: With ``direct``: whether a read may also run on its own while batches are in flight
-    #: (when nothing waits and no batch in flight holds its keys). For records so large
-    #: that a read is mostly moving and decoding data, which batching does not save.
-    direct_reads: bool
+    #: How the batcher cuts batches for it; an executor may replace it as it learns.
+    policy: BatchPolicy
 
     async def close(self) -> None: ...
 
     def abandon(self) -> None:
         """Release resources without a running loop (the batcher's loop is closed)."""
         ...
-
-
-def perform_sync(
-    requests: list[Request], execute: Callable[[Request], Any], executor: Executor
-) -> list[Outcome]:
-    """Run requests in order, isolating failed writes (see the module doc); thread-bound."""
-    outcomes: list[Outcome] = []
-    for index, request in enumerate(requests):
-        try:
-            outcomes.append(execute(request))
-        except Exception as exc:
-            if executor.unavailable(exc):
-                return outcomes + [exc] * (len(requests) - index)
-            if request.kind != "write" or len(request.groups) == 1:
-                outcomes.append(exc)
-                continue
-            isolated: list[Outcome] = []
-            for single in request.split():
-                try:
-                    isolated.append(execute(single))
-                except Exception as inner:
-                    isolated.append(inner)
-            outcomes.append(isolated)
-    return outcomes
-
-
-async def perform_async(
-    requests: list[Request], execute: Callable[[Request], Awaitable[Any]], executor: Executor
-) -> list[Outcome]:
-    """The async twin of :func:`perform_sync`."""
-    outcomes: list[Outcome] = []
-    for index, request in enumerate(requests):
-        try:
-            outcomes.append(await execute(request))
-        except Exception as exc:
-            if executor.unavailable(exc):
-                return outcomes + [exc] * (len(requests) - index)
-            if request.kind != "write" or len(request.groups) == 1:
-                outcomes.append(exc)
-                continue
-            isolated: list[Outcome] = []
-            for single in request.split():
-                try:
-                    isolated.append(await execute(single))
-                except Exception as inner:
-                    isolated.append(inner)
-            outcomes.append(isolated)
-    return outcomes
 
 
 #: Maps a driver exception to what the caller of an operation of ``kind`` receives.
@@ -224,22 +97,22 @@ class Batcher:
     async def submit(self, op: Op) -> Any:
         """Queue ``op`` and return its result (or raise its error).
 
-        With a ``direct`` executor, a caller that finds the store idle after operations
+        With a ``direct`` policy, a caller that finds the store idle after operations
         that came one at a time runs its operation itself, without a driver task: a
         single caller pays no batching overhead. Operations that arrive meanwhile queue
         behind it and go out as one batch when it is done. With ``direct_reads`` too, a
         read runs itself whenever nothing waits and no batch in flight holds its keys;
         operations on those keys then wait for it.
         """
-        executor = self.executor
-        if executor.direct and not self._pending:
+        policy = self.executor.policy
+        if policy.direct and not self._pending:
             if self._solo and not self._busy and not self._reading:
                 return await self._direct(op)
-            if op.kind == "read" and executor.direct_reads and not any(
+            if op.kind == "read" and policy.direct_reads and not any(
                     not keys.isdisjoint(op.keys) for keys in self._busy):
                 return await self._read_alone(op)
         self._pending.append(op)
-        if not self._dispatch_scheduled and len(self._busy) < self.executor.capacity:
+        if not self._dispatch_scheduled and len(self._busy) < policy.capacity:
             # A driver task starts after the steps already due in this tick (the other
             # callers'), so it sends them all. Its context is a clean one: it serves every
             # task of the loop, so it must not inherit (and outlive) the context of the
@@ -267,11 +140,11 @@ class Batcher:
         Each batch taken is marked busy; the caller runs it.
         """
         parts: list[tuple[list[Op], set[str]]] = []
-        executor = self.executor
-        read_limit, write_limit = executor.read_limit, executor.write_limit
-        while self._pending and len(self._busy) < executor.capacity:
+        policy = self.executor.policy
+        read_limit, write_limit = policy.read_limit, policy.write_limit
+        while self._pending and len(self._busy) < policy.capacity:
             busy = set().union(*self._busy, self._reading)
-            kinds = executor.concurrent_kinds if self._busy else None
+            kinds = policy.concurrent_kinds if self._busy else None
             batch: list[Op] = []
             keys: set[str] = set()
             taken = reads = written = 0
@@ -298,8 +171,8 @@ class Batcher:
                 if taken:
                     continue
                 break  # the next operation waits for a batch in flight on its keys
-            room = executor.capacity - len(self._busy)
-            if executor.concurrent_kinds is not None:
+            room = policy.capacity - len(self._busy)
+            if policy.concurrent_kinds is not None:
                 room = 1  # halves of one batch would be in flight together
             for part in _split(batch, keys, room):
                 self._busy.append(part[1])
@@ -349,7 +222,7 @@ class Batcher:
                 else:
                     del reading[key]
             if (self._pending and not self._dispatch_scheduled
-                    and len(self._busy) < self.executor.capacity):
+                    and len(self._busy) < self.executor.policy.capacity):
                 # An operation on this read's keys waited for it.
                 self._dispatch_scheduled = True
                 task = self._loop.create_task(self._drive(None), context=contextvars.Context())

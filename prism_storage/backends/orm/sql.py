@@ -1,13 +1,14 @@
-"""Reads of the ``orm`` backend's ORM path, as SQL on Django's own cursor.
+"""Reads and deletes of the ``orm`` backend's ORM path, as SQL on Django's own cursor.
 
 Building a ``QuerySet`` and compiling it costs about ten times more than running the
 resulting query on SQLite. Reads are simple enough to write once, portably: the table and
 column names come from the model's ``_meta`` quoted by the database's own ``quote_name``,
 parameters are adapted by the fields (``get_db_prep_value``) and values decoded by the same
 converters the ORM applies (the backend's, then the field's ``from_db_value``). Placeholders
-are ``%s``, which Django's cursor translates for every database. Writes and deletes stay on
-the ORM (upsert syntax differs per database; deletes send ``pre_delete``/``post_delete``),
-but a written value goes in as the JSON text the codec already made (:class:`JSONText`).
+are ``%s``, which Django's cursor translates for every database. Deletes are plain SQL too,
+so they send no model signals, like the fast path's and like Django's database cache.
+Writes stay on the ORM (upsert syntax differs per database), but a written value goes in as
+the JSON text the codec already made (:class:`JSONText`).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from typing import Any
 
 from django.db.models import Expression, JSONField
 
-__all__ = ["JSONText", "Reader", "takes_json_text"]
+__all__ = ["JSONText", "RecordSQL", "takes_json_text"]
 
 # SQLite allows at most 999 bound parameters on old builds; stay under it per statement.
 CHUNK = 500
 
 
-class Reader:
-    """``read``/``exists`` of keys of one namespace on one database alias.
+class RecordSQL:
+    """``read``/``exists``/``delete``/``sweep`` of one namespace's records on one alias.
 
     Built once per alias; each call takes the calling thread's connection of that alias.
     """
@@ -41,6 +42,8 @@ class Reader:
         self._where = f"{ns} = %s AND {key} IN ({{}}) AND ({expires} IS NULL OR {expires} > %s)"
         self._read = f"SELECT {key}, {value} FROM {table} WHERE {self._where}"
         self._exists = f"SELECT {key} FROM {table} WHERE {self._where}"
+        self._delete = f"DELETE FROM {table} WHERE {ns} = %s AND {key} IN ({{}})"
+        self._sweep = f"DELETE FROM {table} WHERE {ns} = %s AND {expires} <= %s"
         self._expires_field = meta.get_field("expires_at")
         value_field = meta.get_field("value")
         column = value_field.get_col(meta.db_table)
@@ -66,6 +69,20 @@ class Reader:
                now: datetime) -> set[str]:
         return {row[0] for rows in self._chunks(connection, self._exists, namespace, keys, now)
                 for row in rows}
+
+    def delete(self, connection: Any, namespace: str, keys: Sequence[str]) -> None:
+        with connection.cursor() as cursor:
+            for start in range(0, len(keys), CHUNK):
+                chunk = list(keys[start:start + CHUNK])
+                cursor.execute(self._delete.format(", ".join(["%s"] * len(chunk))),
+                               [namespace, *chunk])
+
+    def sweep(self, connection: Any, namespace: str, now: datetime) -> int:
+        """Delete the namespace's records expired at ``now``; how many there were."""
+        moment = self._expires_field.get_db_prep_value(now, connection)
+        with connection.cursor() as cursor:
+            cursor.execute(self._sweep, [namespace, moment])
+            return max(0, int(cursor.rowcount))
 
     def _chunks(self, connection: Any, statement: str, namespace: str, keys: Sequence[str],
                 now: datetime) -> Any:

@@ -1,0 +1,5 @@
+"""``file``: one JSON file per key in a directory (see :mod:`.backend`)."""
+
+from .backend import FileStorageBackend
+
+__all__ = ["FileStorageBackend"]

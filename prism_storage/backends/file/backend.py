@@ -1,0 +1,231 @@
+"""``file``: one JSON file per key in a directory.
+
+:mod:`.names` maps keys to file names (no key can name a path outside ``data_dir``),
+:mod:`.records` reads and writes each record file atomically, :mod:`.index` keeps the
+sorted key index that listing reads (and orders writes and deletes of one key),
+:mod:`.listing` scans the directory (to sweep it and to build the index), and
+:mod:`.threads` runs the blocking file calls off the event loop, many per thread hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, Warning
+
+from ...exceptions import ConfigurationError, InvalidOptionError
+from ..base import BaseStorageBackend, Clock, KeyPage, check_ttl
+from ..clients import LoopBoundClients
+from .index import FileIndex
+from .listing import DirectoryScan
+from .names import file_name
+from .records import TempNames, read_record, remove_record, write_record
+from .threads import BatchedThreadRunner
+
+__all__ = ["FileStorageBackend"]
+
+
+class FileStorageBackend(BaseStorageBackend):
+    """Stores each record as a JSON file in ``data_dir``.
+
+    :param data_dir: the directory (created owner-only if missing and
+        ``create_if_missing``).
+    :param ttl: default expiry in seconds for every write; ``None`` never expires.
+    :param durable: fsync each file and the directory, so a write that returned survives
+        a power loss (slower).
+    :param clock: returns the current time as a Unix timestamp (injectable for tests).
+    """
+
+    backend_name = "file"
+    supports_ttl = True
+    ttl_uses_clock = True
+    supports_listing = True
+    supports_sweep = True
+    native_batch = True
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] = "./data",
+        create_if_missing: bool = True,
+        *,
+        ttl: float | None = None,
+        durable: bool = False,
+        clock: Clock = time.time,
+        alias: str | None = None,
+    ) -> None:
+        super().__init__(alias=alias)
+        if not isinstance(data_dir, str | os.PathLike) or not os.fspath(data_dir):
+            raise InvalidOptionError("data_dir must be a non-empty path.")
+        if not isinstance(create_if_missing, bool) or not isinstance(durable, bool):
+            raise InvalidOptionError("create_if_missing and durable must be True or False.")
+        self.data_dir = Path(data_dir)
+        self.create_if_missing = create_if_missing
+        self.default_ttl = None if ttl is None else check_ttl(ttl)
+        self.durable = durable
+        self.clock = clock
+        self._ready = False
+        self._directory_path = os.fspath(self.data_dir)
+        self._scan = DirectoryScan()
+        self._temps = TempNames()
+        self._index = FileIndex(
+            self._directory_path, durable=durable, file_name=file_name,
+            entry_key=self._scan.key_of,
+        )
+        self._runners: LoopBoundClients[BatchedThreadRunner] = LoopBoundClients(
+            lambda: BatchedThreadRunner(asyncio.get_running_loop()), _nothing_to_close
+        )
+
+    def describe(self) -> str:
+        return f"data_dir={str(self.data_dir)!r}"
+
+    def check(self) -> list[CheckMessage]:
+        messages: list[CheckMessage] = []
+        if not self.data_dir.is_absolute():
+            messages.append(
+                Warning(
+                    f"data_dir {str(self.data_dir)!r} is relative: it depends on the "
+                    "directory the process starts in.",
+                    hint="Use an absolute path, e.g. BASE_DIR / 'agent-data'.",
+                    id="prism_storage.W001",
+                )
+            )
+        target = self.data_dir
+        while not target.exists() and target.parent != target:
+            target = target.parent
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            messages.append(
+                Error(f"data_dir {str(self.data_dir)!r} is not a directory.",
+                      id="prism_storage.E008")
+            )
+        elif not self.data_dir.exists() and not self.create_if_missing:
+            messages.append(
+                Error(
+                    f"data_dir {str(self.data_dir)!r} does not exist and create_if_missing "
+                    "is False.",
+                    hint="Create the directory or set create_if_missing=True.",
+                    id="prism_storage.E008",
+                )
+            )
+        elif not os.access(target, os.W_OK | os.X_OK):
+            messages.append(
+                Error(
+                    f"data_dir {str(self.data_dir)!r} is not writable by this process.",
+                    id="prism_storage.E008",
+                )
+            )
+        return messages
+
+    # ------------------------------------------------------------------ sync core
+
+    def _directory(self) -> str:
+        if not self._ready:
+            if not self.data_dir.is_dir():
+                if not self.create_if_missing:
+                    raise ConfigurationError(
+                        f"The file store directory {str(self.data_dir)!r} does not exist "
+                        "(create_if_missing=False)."
+                    )
+                self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._ready = True
+        return self._directory_path
+
+    def _read(self, key: str, now: float) -> dict[str, Any] | None:
+        return read_record(self._directory(), key, now)
+
+    def _write(self, key: str, data: str, expires_at: float | None) -> None:
+        self._directory()
+        with self._index.adding((key,)):  # the key's row exists before its file
+            self._write_file(key, data, expires_at)
+
+    def _write_file(self, key: str, data: str, expires_at: float | None) -> None:
+        write_record(
+            self._directory(), key, data, expires_at, temps=self._temps, durable=self.durable
+        )
+
+    def _remove(self, key: str) -> None:
+        self._directory()
+        with self._index.removing((key,)):  # the row goes once the file is gone
+            remove_record(self._directory(), key)
+
+    def _expires_at(self, ttl: float | None) -> float | None:
+        return None if ttl is None else self.clock() + ttl
+
+    def _list(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
+        self._directory()
+        return KeyPage(*self._index.page(prefix, limit, cursor, self.clock()))
+
+    def _sweep(self) -> int:
+        return self._scan.sweep(self._directory(), self.clock(), self._index)
+
+    # ------------------------------------------------------------------ async API
+
+    async def _run(self, action: str, function: Any, *args: Any) -> Any:
+        try:
+            return await self._runners.get().run(function, *args)
+        except OSError as exc:
+            error = self._unavailable(exc, action)
+            raise error from error.__cause__
+
+    async def _get(self, key: str) -> dict[str, Any] | None:
+        return await self._run("read", self._read, key, self.clock())
+
+    async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
+        await self._run("write", self._write, key, data, self._expires_at(ttl))
+
+    async def _delete(self, key: str) -> None:
+        await self._run("delete", self._remove, key)
+
+    async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        def read_all() -> dict[str, dict[str, Any]]:
+            now = self.clock()
+            values = ((k, self._read(k, now)) for k in keys)
+            return {k: v for k, v in values if v is not None}
+
+        return await self._run("read", read_all)
+
+    async def _set_many(
+        self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
+    ) -> None:
+        def write_all() -> None:
+            expires_at = self._expires_at(ttl)
+            self._directory()
+            with self._index.adding([key for key, _, _ in items]):
+                for key, _value, data in items:
+                    self._write_file(key, data, expires_at)
+
+        await self._run("write", write_all)
+
+    async def _delete_many(self, keys: list[str]) -> None:
+        def remove_all() -> None:
+            directory = self._directory()
+            with self._index.removing(keys):
+                for key in keys:
+                    remove_record(directory, key)
+
+        await self._run("delete", remove_all)
+
+    async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
+        return await self._run("list keys", self._list, prefix, limit, cursor)
+
+    async def sweep(self) -> int:
+        return await self._run("sweep", self._sweep)
+
+    async def close(self) -> None:
+        await super().close()
+        self._index.close()  # its idle SQLite connections and lock descriptors
+
+    async def ping(self) -> None:
+        def probe() -> None:
+            directory = self._directory()
+            if not os.access(directory, os.W_OK | os.X_OK):
+                raise PermissionError(f"{str(directory)!r} is not writable")
+
+        await self._run("open its directory", probe)
+
+
+async def _nothing_to_close(runner: BatchedThreadRunner) -> None:
+    """Runners hold no resources: their workers end when the queue is empty."""

@@ -1,0 +1,301 @@
+"""``orm``: records in the app's ``Record`` model (a ``JSONField``), on any Django database.
+
+How a call reaches the database depends on who makes it:
+
+* **Async callers** (async views, agents on an event loop): the operations that concurrent
+  tasks issue are merged into batches, one per round trip (see :mod:`.batching`, cut by
+  :mod:`.policy`). On PostgreSQL with psycopg 3 a batch runs on the backend's own async
+  connections, at most two per event loop (:mod:`.postgres`); on every other database it
+  runs through Django in one hop to the connection's thread (:mod:`.executor`,
+  :mod:`.table`; reads and deletes as SQL on Django's cursor, :mod:`.sql`), so concurrency
+  no longer queues one thread hop per call.
+* **Sync callers** (``SyncStore``/``async_to_sync`` from sync code): each call runs through
+  Django in the caller's own thread, on its own connection, as Django's async ORM
+  methods do. A caller inside ``transaction.atomic`` therefore writes inside its
+  transaction (rolled back with it) and reads its own uncommitted writes.
+
+The fast path's writes are autocommitted: once ``set`` returns, the record is committed.
+No path sends the ``Record`` model's signals (see docs/orm.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, router
+
+from ...codec import check_decimal_exact
+from ...exceptions import InvalidOptionError
+from ..base import BaseStorageBackend, Clock, KeyPage, check_ttl
+from .batching import Batcher
+from .executor import ORMExecutor, as_django_error
+from .policy import LargeRecords
+from .requests import ACTIONS, Kind, Op
+from .table import RecordTable
+from .thread import on_connection_thread, serves_sync_caller
+
+__all__ = ["ORMStorageBackend"]
+
+T = TypeVar("T")
+
+
+class ORMStorageBackend(BaseStorageBackend):
+    """Stores records in the ``prism_storage.Record`` model.
+
+    :param namespace: the logical store; stores with different namespaces never see each
+        other's records. Defaults to the ``PRISM_STORAGE`` alias (``"default"`` when the
+        backend is built by hand).
+    :param using: the database alias (default: the router's choice for ``Record``).
+    :param ttl: default expiry in seconds; ``None`` never expires.
+    :param clock: returns the current time as a Unix timestamp (injectable for tests).
+    :param batch: merge the operations of concurrent async callers into batches
+        (``False``: every call is its own ``sync_to_async`` ORM query).
+    :param fast_path: on PostgreSQL with psycopg 3, run batches on the backend's own async
+        connection per event loop (``False``: run them through the Django ORM).
+    """
+
+    backend_name = "orm"
+    supports_ttl = True
+    ttl_uses_clock = True
+    supports_listing = True
+    supports_sweep = True
+    native_batch = True
+    #: The record sizes at which the ORM path batches differently (see :mod:`.policy`).
+    large_records: ClassVar[LargeRecords] = LargeRecords()
+
+    def __init__(
+        self,
+        namespace: str | None = None,
+        *,
+        using: str | None = None,
+        ttl: float | None = None,
+        clock: Clock = time.time,
+        batch: bool = True,
+        fast_path: bool = True,
+        alias: str | None = None,
+    ) -> None:
+        super().__init__(alias=alias)
+        if namespace is not None and (not isinstance(namespace, str) or not namespace
+                                      or len(namespace) > 255):
+            raise InvalidOptionError("namespace must be a non-empty str of at most 255 chars.")
+        if using is not None and not isinstance(using, str):
+            raise InvalidOptionError("using must be a database alias (str).")
+        if type(batch) is not bool or type(fast_path) is not bool:
+            raise InvalidOptionError("batch and fast_path must be True or False.")
+        self._namespace = namespace
+        self.using = using
+        self.default_ttl = None if ttl is None else check_ttl(ttl)
+        self.clock = clock
+        self.batch = batch
+        self.fast_path = fast_path
+        self._batchers: dict[tuple[asyncio.AbstractEventLoop, str], Batcher] = {}
+        self._batchers_lock = threading.Lock()
+        self._decimal_databases: dict[str, bool] = {}
+        self._tables: dict[str, RecordTable] = {}
+        # A store dropped without close() still releases its connections.
+        weakref.finalize(self, _abandon_all, self._batchers)
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace or self.alias or "default"
+
+    def describe(self) -> str:
+        return f"namespace={self.namespace!r} database={self._db_alias()!r}"
+
+    def check(self) -> list[Any]:
+        from django.core.checks import Error
+
+        if self.using is not None and self.using not in settings.DATABASES:
+            return [
+                Error(
+                    f"using={self.using!r} is not a database in DATABASES.",
+                    id="prism_storage.E009",
+                )
+            ]
+        return []
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _model() -> Any:
+        from ...models import Record
+
+        return Record
+
+    @property
+    def _table(self) -> RecordTable:
+        table = self._tables.get(self.namespace)
+        if table is None:
+            table = self._tables[self.namespace] = RecordTable(self._model(), self.namespace)
+        return table
+
+    def _db_alias(self) -> str:
+        return self.using or router.db_for_write(self._model())
+
+    def _encode(self, value: dict[str, Any]) -> str:
+        data = super()._encode(value)
+        if self._stores_decimals(self._db_alias()):
+            check_decimal_exact(value, data)  # jsonb would hand huge floats back as ints
+        return data
+
+    def _stores_decimals(self, db: str) -> bool:
+        """Whether the database keeps JSON numbers as decimals (PostgreSQL's jsonb)."""
+        found = self._decimal_databases.get(db)
+        if found is None:
+            found = self._decimal_databases[db] = connections[db].vendor == "postgresql"
+        return found
+
+    def _secrets(self) -> list[str]:
+        try:
+            return [connections[self._db_alias()].settings_dict.get("PASSWORD") or ""]
+        except Exception:  # an unknown alias: nothing of it can leak
+            return []
+
+    async def _run(self, action: str, function: Callable[..., T], *args: Any) -> T:
+        """One call on the connection's thread (the ORM path without batching)."""
+        try:
+            return await on_connection_thread(function)(*args)
+        except (OperationalError, InterfaceError) as exc:
+            error = self._unavailable(exc, action)
+            raise error from error.__cause__
+
+    # ------------------------------------------------------------------ batching
+
+    def _batcher(self) -> Batcher | None:
+        """This event loop's batcher, or ``None`` when the call must take the ORM path."""
+        if not self.batch or serves_sync_caller():
+            return None
+        db = self._db_alias()
+        slot = (asyncio.get_running_loop(), db)
+        batcher = self._batchers.get(slot)
+        if batcher is None:
+            batcher = self._new_batcher(slot)
+        return batcher
+
+    def _new_batcher(self, slot: tuple[asyncio.AbstractEventLoop, str]) -> Batcher:
+        from .postgres import PostgresExecutor, is_available_for
+
+        with self._batchers_lock:
+            for other in [s for s in self._batchers if s[0].is_closed()]:
+                # Its loop ended without close(): release the connection without it.
+                self._batchers.pop(other).executor.abandon()
+            db = slot[1]
+            executor: Any
+            if self.fast_path and is_available_for(db):
+                executor = PostgresExecutor(db, self.namespace, self._model(), self.timeout)
+            else:
+                executor = ORMExecutor(self._table, db, self.large_records)
+
+            def map_error(exc: BaseException, kind: Kind) -> BaseException:
+                return self._map_error(executor, exc, kind)
+
+            batcher = Batcher(executor, self.clock, map_error)
+            self._batchers[slot] = batcher
+            return batcher
+
+    def _map_error(self, executor: Any, exc: BaseException, kind: Kind) -> BaseException:
+        if isinstance(exc, Exception) and executor.unavailable(exc):
+            return self._unavailable(exc, ACTIONS[kind])
+        return as_django_error(exc)
+
+    async def _submit(self, batcher: Batcher, kind: Kind, **fields: Any) -> Any:
+        return await batcher.submit(Op(kind, batcher.new_future(), **fields))
+
+    # ------------------------------------------------------------------ async API
+
+    async def _get(self, key: str) -> dict[str, Any] | None:
+        batcher = self._batcher()
+        if batcher is not None:
+            return await self._submit(batcher, "read", keys=(key,), single=True)
+        found = await self._run("read", self._table.read, self._db_alias(), [key], self.clock())
+        return found.get(key)
+
+    async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
+        await self._set_many([(key, value, data)], ttl)
+
+    async def _delete(self, key: str) -> None:
+        await self._delete_many([key])
+
+    async def _exists(self, key: str) -> bool:
+        batcher = self._batcher()
+        if batcher is not None:
+            return await self._submit(batcher, "exists", keys=(key,), single=True)
+        found = await self._run("read", self._table.exists, self._db_alias(), [key],
+                                self.clock())
+        return key in found
+
+    async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        batcher = self._batcher()
+        if batcher is not None:
+            return await self._submit(batcher, "read", keys=keys)
+        return await self._run("read", self._table.read, self._db_alias(), keys, self.clock())
+
+    async def _set_many(
+        self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
+    ) -> None:
+        batcher = self._batcher()
+        if batcher is not None:
+            await self._submit(batcher, "write", rows=items, ttl=ttl)
+            return
+        now = self.clock()
+        expiry = None if ttl is None else now + ttl
+        rows = [(key, value, data, expiry) for key, value, data in items]
+        await self._run("write", self._table.write, self._db_alias(), rows, now)
+
+    async def _delete_many(self, keys: list[str]) -> None:
+        batcher = self._batcher()
+        if batcher is not None:
+            await self._submit(batcher, "delete", keys=keys)
+            return
+        await self._run("delete", self._table.delete, self._db_alias(), keys)
+
+    async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
+        return await self._run("list keys", self._table.keys, self._db_alias(), prefix, limit,
+                               cursor, self.clock())
+
+    async def sweep(self) -> int:
+        return await self._run("sweep", self._table.sweep, self._db_alias(), self.clock())
+
+    async def ping(self) -> None:
+        if self._batcher() is not None:
+            await self._get("prism-storage:ping")
+            return
+
+        def probe() -> None:
+            connection = connections[self._db_alias()]
+            connection.ensure_connection()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+
+        try:
+            await self._run("connect", probe)
+        except DatabaseError as exc:
+            error = self._unavailable(exc, "connect")
+            raise error from error.__cause__
+
+    async def close(self) -> None:
+        """Close this event loop's batch connections, once its queued operations are done,
+        and those of event loops that have ended. Other running loops keep theirs (their
+        own ``close()`` releases them; a loop that ends without one leaves them to the next
+        ``close()`` or use of the store, from any loop)."""
+        current = asyncio.get_running_loop()
+        with self._batchers_lock:
+            mine = [s for s in self._batchers if s[0] is current or s[0].is_closed()]
+            batchers = [(s[0], self._batchers.pop(s)) for s in mine]
+        for loop, batcher in batchers:
+            if loop is current:
+                await batcher.close()
+            else:
+                batcher.executor.abandon()
+
+
+def _abandon_all(batchers: dict[Any, Batcher]) -> None:
+    for batcher in list(batchers.values()):
+        batcher.executor.abandon()
+    batchers.clear()

@@ -1,0 +1,11 @@
+"""``supabase``: one row per key in a Supabase table, through supabase-py's async client.
+
+:mod:`.backend` is the store; :mod:`.client` builds the client of each event loop and
+turns HTTP error answers into exceptions; :mod:`.queries` builds the parts of PostgREST
+queries; :mod:`.sql` holds the table's SQL (``manage.py prism_supabase_sql``).
+"""
+
+from .backend import SupabaseRequestError, SupabaseStorageBackend
+from .sql import table_sql
+
+__all__ = ["SupabaseRequestError", "SupabaseStorageBackend", "table_sql"]

@@ -1,0 +1,54 @@
+"""Pieces of the ``supabase`` backend's PostgREST queries: timestamps, key ranges, ``in``
+lists, and batches of keys sized for the URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+__all__ = ["chunks", "in_list", "prefix_end", "timestamp"]
+
+#: Keys per ``in`` filter are capped by size so the URL stays well under gateway limits
+#: (URLs of 16 KB and more are refused); a batch takes one request up to this budget.
+_URL_BUDGET_BYTES = 4096
+_LAST_TIMESTAMP = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
+
+
+def timestamp(seconds: float) -> str:
+    """An ISO 8601 UTC timestamp PostgreSQL parses; beyond year 9999, ``infinity``."""
+    if seconds >= _LAST_TIMESTAMP:
+        return "infinity"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The smallest string above every string starting with ``prefix`` (code point order)."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if 0xD800 <= code <= 0xDFFF:
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return "".join(chars) + chr(code)
+    return None
+
+
+def in_list(keys: list[str]) -> str:
+    """A PostgREST ``in`` list with every element quoted (unquoted ones lose leading spaces)."""
+    quoted = (k.replace("\\", "\\\\").replace('"', '\\"') for k in keys)
+    return "(" + ",".join(f'"{k}"' for k in quoted) + ")"
+
+
+def chunks(keys: list[str]) -> Iterator[list[str]]:
+    """``keys`` in batches whose ``in`` list fits the URL budget."""
+    chunk: list[str] = []
+    size = 0
+    for key in keys:
+        cost = len(key.encode()) + 3
+        if chunk and size + cost > _URL_BUDGET_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(key)
+        size += cost
+    if chunk:
+        yield chunk

@@ -1,0 +1,34 @@
+"""The async JSON API over ``storages`` (mounted by ``include("prism_storage.urls")``).
+
+Every answer is JSON. Errors share one shape, ``{"error": {"code": ..., "message": ...}}``,
+with the status codes listed in :data:`ERROR_STATUS`. Requests are authorized before
+anything else is read (see :mod:`prism_storage.access`), bodies are checked against
+``PRISM_STORAGE_API_MAX_BODY`` before they are parsed, and nothing is written unless the
+whole request is valid.
+
+One module per concern: :mod:`.errors` (codes and the error shape), :mod:`.parsing`
+(bodies and parameters), :mod:`.endpoint` (method, CSRF, access and errors around every
+view), :mod:`.records` and :mod:`.search` (the views).
+"""
+
+from __future__ import annotations
+
+from ..backends.base import BaseStorageBackend
+from .errors import ERROR_STATUS, csrf_failure
+from .records import record, record_list, store_list
+from .search import search
+
+__all__ = [
+    "ERROR_STATUS",
+    "csrf_failure",
+    "record",
+    "record_list",
+    "search",
+    "store_list",
+    "supports_text_search",
+]
+
+
+def supports_text_search(store: BaseStorageBackend) -> bool:
+    """Whether ``store.search()`` takes a text (``store.supports_text_search``)."""
+    return store.supports_text_search

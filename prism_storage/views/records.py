@@ -1,0 +1,97 @@
+"""The store list and the record views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from ..access import visible_aliases
+from ..backends.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, BaseStorageBackend
+from ..codec import encode_value
+from ..exceptions import ConfigurationError, InvalidKeyError, InvalidValueError
+from ..handler import storages
+from .endpoint import endpoint
+from .errors import ApiError
+from .parsing import int_parameter, read_json_object, ttl_parameter, valid_key
+
+__all__ = ["capabilities", "record", "record_list", "store_list"]
+
+
+def capabilities(store: BaseStorageBackend) -> dict[str, bool]:
+    """The store's capability flags, with ``text_search``."""
+    flags = dict(store.capabilities)
+    flags.setdefault("text_search", store.supports_text_search)
+    return flags
+
+
+@endpoint(GET="view")
+async def store_list(request: HttpRequest, store: None) -> HttpResponse:
+    """``GET stores/``: the stores this user may view, with backend name and capabilities."""
+    aliases = await sync_to_async(visible_aliases)(request.user)
+    stores: list[dict[str, Any]] = []
+    for alias in aliases:
+        try:
+            instance = storages[alias]
+        except ConfigurationError:
+            stores.append({"alias": alias, "backend": None, "capabilities": None,
+                           "error": "store_misconfigured"})
+            continue
+        stores.append({"alias": alias, "backend": instance.backend_name,
+                       "capabilities": capabilities(instance)})
+    return JsonResponse({"stores": stores})
+
+
+@endpoint(GET="view", PUT="change", DELETE="delete")
+async def record(request: HttpRequest, store: BaseStorageBackend, key: str) -> HttpResponse:
+    """``GET | PUT | DELETE stores/<alias>/records/<key>``.
+
+    GET answers ``{"key", "value"}`` or 404. PUT stores the JSON object body as the value
+    (``?ttl=seconds`` for stores that support expiry): 201 if the key was new, else 200.
+    DELETE answers 204 whether or not the key existed.
+    """
+    key = valid_key(key)
+    if request.method == "GET":
+        value = await store.get(key)
+        if value is None:
+            raise ApiError("record_not_found", "No record has this key.")
+        return JsonResponse({"key": key, "value": value})
+    if request.method == "DELETE":
+        await store.delete(key)
+        return HttpResponse(status=204)
+    ttl = ttl_parameter(request.GET.get("ttl"))
+    value = read_json_object(request)
+    try:
+        encode_value(value)
+    except InvalidValueError as exc:
+        raise ApiError("invalid_value", str(exc)) from None
+    created = not await store.exists(key)
+    await store.set(key, value, ttl=ttl)
+    response = JsonResponse({"key": key, "value": value}, status=201 if created else 200)
+    if created:
+        response["Location"] = request.path
+    return response
+
+
+@endpoint(GET="view")
+async def record_list(request: HttpRequest, store: BaseStorageBackend) -> HttpResponse:
+    """``GET stores/<alias>/records/?prefix=&cursor=&limit=``: one page of keys.
+
+    Pass the returned ``cursor`` back for the next page; it is ``null`` on the last one.
+    """
+    if not store.supports_listing:
+        raise ApiError(
+            "unsupported_operation",
+            f"Listing is not supported by the {store.backend_name!r} backend.",
+        )
+    prefix = request.GET.get("prefix", "")
+    limit = int_parameter(request.GET.get("limit"), "limit", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    cursor = request.GET.get("cursor") or None
+    try:
+        page = await store.keys(prefix, limit=limit, cursor=cursor)
+    except InvalidKeyError as exc:
+        raise ApiError("invalid_parameter", f"prefix: {exc}") from None
+    except InvalidValueError as exc:
+        raise ApiError("invalid_parameter", str(exc)) from None
+    return JsonResponse({"keys": page.keys, "cursor": page.cursor})
