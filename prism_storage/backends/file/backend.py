@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.checks import CheckMessage, Error, Warning
 
@@ -24,6 +25,8 @@ from .records import TempNames, read_record, remove_record, write_record
 from .threads import BatchedThreadRunner
 
 __all__ = ["FileStorageBackend"]
+
+T = TypeVar("T")
 
 
 class FileStorageBackend(BaseStorageBackend):
@@ -148,9 +151,10 @@ class FileStorageBackend(BaseStorageBackend):
 
     # ------------------------------------------------------------------ async API
 
-    async def _run(self, action: str, function: Any, *args: Any) -> Any:
+    async def _run(self, action: str, function: Callable[..., T], *args: Any) -> T:
         try:
-            return await self._runners.get().run(function, *args)
+            result: T = await self._runners.get().run(function, *args)
+            return result
         except OSError as exc:
             error = self._unavailable(exc, action)
             raise error from error.__cause__

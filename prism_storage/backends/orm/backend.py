@@ -25,7 +25,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, router
@@ -212,7 +212,8 @@ class ORMStorageBackend(BaseStorageBackend):
     async def _get(self, key: str) -> dict[str, Any] | None:
         batcher = self._batcher()
         if batcher is not None:
-            return await self._submit(batcher, "read", keys=(key,), single=True)
+            return cast("dict[str, Any] | None",
+                        await self._submit(batcher, "read", keys=(key,), single=True))
         found = await self._run("read", self._table.read, self._db_alias(), [key], self.clock())
         return found.get(key)
 
@@ -225,7 +226,7 @@ class ORMStorageBackend(BaseStorageBackend):
     async def _exists(self, key: str) -> bool:
         batcher = self._batcher()
         if batcher is not None:
-            return await self._submit(batcher, "exists", keys=(key,), single=True)
+            return cast(bool, await self._submit(batcher, "exists", keys=(key,), single=True))
         found = await self._run("read", self._table.exists, self._db_alias(), [key],
                                 self.clock())
         return key in found
@@ -233,7 +234,8 @@ class ORMStorageBackend(BaseStorageBackend):
     async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         batcher = self._batcher()
         if batcher is not None:
-            return await self._submit(batcher, "read", keys=keys)
+            return cast("dict[str, dict[str, Any]]",
+                        await self._submit(batcher, "read", keys=keys))
         return await self._run("read", self._table.read, self._db_alias(), keys, self.clock())
 
     async def _set_many(

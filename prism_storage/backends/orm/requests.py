@@ -119,7 +119,8 @@ def drive(plan: Plan, execute: Callable[[Request], Any]) -> list[Outcome]:
                 outcome = exc
             request = plan.send(outcome)
     except StopIteration as done:
-        return done.value
+        outcomes: list[Outcome] = done.value
+        return outcomes
 
 
 async def drive_async(plan: Plan, execute: Callable[[Request], Awaitable[Any]]
@@ -134,4 +135,5 @@ async def drive_async(plan: Plan, execute: Callable[[Request], Awaitable[Any]]
                 outcome = exc
             request = plan.send(outcome)
     except StopIteration as done:
-        return done.value
+        outcomes: list[Outcome] = done.value
+        return outcomes

@@ -60,7 +60,7 @@ def metadata_size(metadata: dict[str, Any]) -> int:
     control characters (JSON escapes them), so as a JSON string it grows by its quotes and
     one backslash per ``"`` or ``\\`` in it.
     """
-    text = metadata[VALUE]
+    text: str = metadata[VALUE]
     rest = {name: item for name, item in metadata.items() if name != VALUE}
     head = len(json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode())
     value = len(text.encode()) + text.count('"') + text.count("\\") + 2

@@ -7,7 +7,7 @@ import asyncio
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.utils.module_loading import import_string
 
@@ -85,7 +85,7 @@ def resolve_embedder(embedder: Embedder | str | None) -> Embedder | None:
         resolved = resolved()
     if not callable(resolved):
         raise InvalidOptionError("embedder must be a callable taking a str (or its path).")
-    return resolved
+    return cast(Embedder, resolved)
 
 
 async def embed(embedder: Embedder, text: str) -> Any:
