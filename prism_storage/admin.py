@@ -83,8 +83,7 @@ class RecordAdmin(_RecordModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Record | None = None) -> list[Any]:
         if obj is not None and not self.has_change_permission(request, obj):
-            return ["namespace", "key", "pretty_value", "created_at", "updated_at",
-                    "expires_at"]
+            return ["namespace", "key", "pretty_value", "created_at", "updated_at", "expires_at"]
         fields = ["namespace", "key", "value", "expires_at"]
         return fields if obj is None else [*fields, "created_at", "updated_at"]
 

@@ -94,8 +94,9 @@ class FileStorageBackend(BaseStorageBackend):
             target = target.parent
         if self.data_dir.exists() and not self.data_dir.is_dir():
             messages.append(
-                Error(f"data_dir {str(self.data_dir)!r} is not a directory.",
-                      id="prism_storage.E008")
+                Error(
+                    f"data_dir {str(self.data_dir)!r} is not a directory.", id="prism_storage.E008"
+                )
             )
         elif not self.data_dir.exists() and not self.create_if_missing:
             messages.append(

@@ -132,9 +132,7 @@ def _operand(op: str, field: str, value: Any) -> Scalar:
 def _compare(field: str, op: str, value: Any) -> Compare:
     if op in ("$in", "$nin"):
         if type(value) is not list or not value:
-            raise InvalidValueError(
-                f"filter: {field}.{op} takes a non-empty list.", f"$.{field}"
-            )
+            raise InvalidValueError(f"filter: {field}.{op} takes a non-empty list.", f"$.{field}")
         return Compare(field, op, tuple(_operand(op, field, v) for v in value))  # type: ignore[arg-type]
     return Compare(field, op, _operand(op, field, value))  # type: ignore[arg-type]
 
