@@ -75,12 +75,21 @@ def _arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         description="Run the benchmarks (each bench/bench_*.py in its own process).",
         epilog="Arguments after -- are passed to every module run.",
     )
-    p.add_argument("names", nargs="*", metavar="NAME",
-                   help=f"modules to run (default: all of {', '.join(available()) or 'none'})")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"modules to run (default: all of {', '.join(available()) or 'none'})",
+    )
     p.add_argument("--quick", action="store_true", help="a smoke run of every module")
     p.add_argument("--json", metavar="DIR", help="write each module's rows to DIR/<name>.json")
-    p.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
-                   help="stop a module that runs longer (default 3600)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="stop a module that runs longer (default 3600)",
+    )
     p.add_argument("--list", action="store_true", help="list the modules and exit")
     return p.parse_args(argv), passthrough
 
@@ -110,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [_short_name(n) for n in args.names] or names
     unknown = [n for n in chosen if n not in names]
     if unknown:
-        print(f"Unknown bench module(s): {', '.join(unknown)}. "
-              f"Available: {', '.join(names)}.", file=sys.stderr)
+        print(
+            f"Unknown bench module(s): {', '.join(unknown)}. Available: {', '.join(names)}.",
+            file=sys.stderr,
+        )
         return 2
     results: list[tuple[str, int, float]] = []
     for name in chosen:

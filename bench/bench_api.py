@@ -81,8 +81,10 @@ def store_settings(data_dir: str, redis_prefix: str) -> dict[str, Any]:
         "orm": {"BACKEND": "orm", "OPTIONS": {"namespace": "bench-api"}},
     }
     if redis_answers():
-        stores["redis"] = {"BACKEND": "redis",
-                           "OPTIONS": {"url": "redis://127.0.0.1:6379/0", "prefix": redis_prefix}}
+        stores["redis"] = {
+            "BACKEND": "redis",
+            "OPTIONS": {"url": "redis://127.0.0.1:6379/0", "prefix": redis_prefix},
+        }
     return stores
 
 
@@ -145,15 +147,20 @@ async def delete_redis_keys(prefix: str) -> None:
 
 async def main(argv: list[str] | None = None) -> list[Row]:
     p = parser(__doc__ or "")
-    p.add_argument("--sessions", choices=["db", "signed_cookies"], default="db",
-                   help="the session engine the logged-in API client uses")
+    p.add_argument(
+        "--sessions",
+        choices=["db", "signed_cookies"],
+        default="db",
+        help="the session engine the logged-in API client uses",
+    )
     args = p.parse_args(argv)
     total = 300 if args.quick else 3000
     rounds = rounds_of(args)
 
     database = f"prism_bench_api_{os.getpid()}"
-    data_dir = tempfile.mkdtemp(prefix="prism-bench-api-",
-                                dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    data_dir = tempfile.mkdtemp(
+        prefix="prism-bench-api-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
+    )
     redis_prefix = f"prism-bench-api-{os.getpid()}:"
     stores = store_settings(data_dir, redis_prefix)
     env = {
@@ -163,8 +170,17 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         "PRISM_BENCH_STORES": json.dumps(stores),
         "PRISM_BENCH_SESSION_ENGINE": f"django.contrib.sessions.backends.{args.sessions}",
     }
-    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "PRISM_BENCH_API_DB",
-                                           "PRISM_BENCH_STORES", "PRISM_BENCH_SESSION_ENGINE")})
+    os.environ.update(
+        {
+            k: env[k]
+            for k in (
+                "DJANGO_SETTINGS_MODULE",
+                "PRISM_BENCH_API_DB",
+                "PRISM_BENCH_STORES",
+                "PRISM_BENCH_SESSION_ENGINE",
+            )
+        }
+    )
     import django
     import httpx
 
@@ -175,9 +191,21 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         session_key, csrf = await asyncio.to_thread(prepare_database, database)
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bench.api_asgi:application", "--host",
-             "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-             "--timeout-keep-alive", "120"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.api_asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--timeout-keep-alive",
+                "120",
+            ],
             env=env,
         )
         async with httpx.AsyncClient(
@@ -197,8 +225,11 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         shutil.rmtree(data_dir, ignore_errors=True)
         if "redis" in stores:
             await delete_redis_keys(redis_prefix)
-    print_table(rows, f"JSON API vs a raw async view ({args.sessions} sessions), median of "
-                      f"{rounds} rotated round(s)")
+    print_table(
+        rows,
+        f"JSON API vs a raw async view ({args.sessions} sessions), median of "
+        f"{rounds} rotated round(s)",
+    )
     if args.json:
         save_json(rows, args.json)
     return rows
@@ -218,22 +249,29 @@ async def measure(client: Any, aliases: list[str], total: int, rounds: int) -> l
             if method == "GET":
                 response = await client.get(url(path, alias, i))
             else:
-                response = await client.put(url(path, alias, i), content=bodies[i % KEYS],
-                                            headers=put_headers)
+                response = await client.put(
+                    url(path, alias, i), content=bodies[i % KEYS], headers=put_headers
+                )
             if response.status_code not in (200, 201):
-                raise RuntimeError(f"{method} {path} {alias}: {response.status_code} "
-                                   f"{response.text[:200]}")
+                raise RuntimeError(
+                    f"{method} {path} {alias}: {response.status_code} {response.text[:200]}"
+                )
 
         return call
 
     for alias in aliases:  # every key exists before the first GET
         await throughput(op(API, alias, "PUT"), tasks=TASKS, total=KEYS)
+
     def timed(path: str, alias: str, method: str) -> Callable[[], Awaitable[float]]:
         return lambda: throughput(op(path, alias, method), tasks=TASKS, total=total)
 
-    cases = [Case(BENCH, f"{alias} {method}",
-                  [(path, timed(path, alias, method)) for path in (RAW, API)])
-             for alias in aliases for method in ("GET", "PUT")]
+    cases = [
+        Case(
+            BENCH, f"{alias} {method}", [(path, timed(path, alias, method)) for path in (RAW, API)]
+        )
+        for alias in aliases
+        for method in ("GET", "PUT")
+    ]
     return await measure_cases(cases, rounds)
 
 

@@ -60,13 +60,16 @@ def paths_for(value: dict[str, Any]) -> dict[str, list[tuple[str, Callable[[], o
     encoder, decoder = msgspec.json.Encoder(), msgspec.json.Decoder()
     return {
         "encode": [
-            ("json (stdlib)", lambda: json.dumps(value, ensure_ascii=False,
-                                                 separators=(",", ":")).encode("utf-8")),
+            (
+                "json (stdlib)",
+                lambda: json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(
+                    "utf-8"
+                ),
+            ),
             ("orjson", lambda: orjson.dumps(value)),
             ("msgspec", lambda: encoder.encode(value)),
             ("prism codec", lambda: codec.encode_value_bytes(value)),
-            ("prism codec, stdlib engine",
-             _stdlib_engine(lambda: codec.encode_value_bytes(value))),
+            ("prism codec, stdlib engine", _stdlib_engine(lambda: codec.encode_value_bytes(value))),
         ],
         "decode": [
             ("json (stdlib)", lambda: json.loads(data)),
@@ -78,22 +81,27 @@ def paths_for(value: dict[str, Any]) -> dict[str, list[tuple[str, Callable[[], o
     }
 
 
-def measure(case: str, paths: list[tuple[str, Callable[[], object]]], count: int,
-            rounds: int) -> list[Row]:
+def measure(
+    case: str, paths: list[tuple[str, Callable[[], object]]], count: int, rounds: int
+) -> list[Row]:
     speeds: dict[str, list[float]] = {name: [] for name, _ in paths}
     ratios: dict[str, list[float]] = {name: [] for name, _ in paths}
     for round_no in range(rounds):
         shift = round_no % len(paths)
-        this_round = {name: _ops_per_s(run, count)
-                      for name, run in paths[shift:] + paths[:shift]}
+        this_round = {name: _ops_per_s(run, count) for name, run in paths[shift:] + paths[:shift]}
         base = this_round[paths[0][0]]
         for name, speed in this_round.items():
             speeds[name].append(speed)
             ratios[name].append(speed / base)
     return [
-        Row(BENCH, case, name, ops_per_s=statistics.median(speeds[name]),
+        Row(
+            BENCH,
+            case,
+            name,
+            ops_per_s=statistics.median(speeds[name]),
             baseline=name == paths[0][0],
-            extra={"median_same_round_ratio": round(statistics.median(ratios[name]), 2)})
+            extra={"median_same_round_ratio": round(statistics.median(ratios[name]), 2)},
+        )
         for name, _ in paths
     ]
 

@@ -67,8 +67,10 @@ def _storage(root: str, run: int) -> dict[str, Any]:
         "files": {"BACKEND": "file", "OPTIONS": {"data_dir": os.path.join(root, "files")}},
         "rows": {"BACKEND": "orm", "OPTIONS": {"namespace": "bench-rows"}},
         "copy_rows": {"BACKEND": "orm", "OPTIONS": {"namespace": f"bench-copy-{run}"}},
-        "copy_files": {"BACKEND": "file",
-                       "OPTIONS": {"data_dir": os.path.join(root, f"copy-{run}")}},
+        "copy_files": {
+            "BACKEND": "file",
+            "OPTIONS": {"data_dir": os.path.join(root, f"copy-{run}")},
+        },
     }
 
 
@@ -77,8 +79,9 @@ async def _seed(alias: str, count: int) -> None:
 
     store = storages[alias]
     for start in range(0, count, 1000):
-        await store.set_many({f"agent/{i:07d}": agent_record(i)
-                              for i in range(start, min(count, start + 1000))})
+        await store.set_many(
+            {f"agent/{i:07d}": agent_record(i) for i in range(start, min(count, start + 1000))}
+        )
     await store.close()
 
 
@@ -183,41 +186,78 @@ async def main(argv: list[str] | None = None) -> list[Row]:
             jsonl = os.path.join(root, "export.jsonl")
             # (case, [(path, records, work)]), the naive loop (the baseline) first.
             plans: list[tuple[str, list[tuple[str, int, Callable[[], Awaitable[Any]]]]]] = []
-            for case, command, src, dst in (("copy file→orm", "prism_copy", "files", "copy_rows"),
-                                            ("copy orm→file", "prism_copy", "rows", "copy_files")):
-                plans.append((case, [
-                    (NAIVE, naive, functools.partial(_naive_copy, src, dst, naive)),
-                    (command, records, functools.partial(
-                        asyncio.to_thread, _command, command, src, dst, *batch)),
-                ]))
+            for case, command, src, dst in (
+                ("copy file→orm", "prism_copy", "files", "copy_rows"),
+                ("copy orm→file", "prism_copy", "rows", "copy_files"),
+            ):
+                plans.append(
+                    (
+                        case,
+                        [
+                            (NAIVE, naive, functools.partial(_naive_copy, src, dst, naive)),
+                            (
+                                command,
+                                records,
+                                functools.partial(
+                                    asyncio.to_thread, _command, command, src, dst, *batch
+                                ),
+                            ),
+                        ],
+                    )
+                )
             for case, src in (("export orm", "rows"), ("export file", "files")):
-                plans.append((case, [
-                    (NAIVE, naive, functools.partial(_naive_export, src, jsonl, naive)),
-                    ("prism_export", records, functools.partial(
-                        asyncio.to_thread, _command, "prism_export", src, "-o", jsonl, *batch)),
-                ]))
-            cases = [Case(BENCH, case, [(path, timed(count, work)) for path, count, work in paths])
-                     for case, paths in plans]
+                plans.append(
+                    (
+                        case,
+                        [
+                            (NAIVE, naive, functools.partial(_naive_export, src, jsonl, naive)),
+                            (
+                                "prism_export",
+                                records,
+                                functools.partial(
+                                    asyncio.to_thread,
+                                    _command,
+                                    "prism_export",
+                                    src,
+                                    "-o",
+                                    jsonl,
+                                    *batch,
+                                ),
+                            ),
+                        ],
+                    )
+                )
+            cases = [
+                Case(BENCH, case, [(path, timed(count, work)) for path, count, work in paths])
+                for case, paths in plans
+            ]
             rows = await measure_cases(cases, rounds)
             flat = [(count, work) for _, paths in plans for _, count, work in paths]
             for row, (count, work) in zip(rows, flat, strict=True):
                 with storage():
                     peak = await _peak_mb(work)
                 row.extra.update({"records": count, "peak_mb": round(peak, 1)})
-                print(f"  {row.case:16} {row.path:28} {row.ops_per_s or 0:10,.0f} records/s  "
-                      f"peak {peak:7.1f} MB", flush=True)
+                print(
+                    f"  {row.case:16} {row.path:28} {row.ops_per_s or 0:10,.0f} records/s  "
+                    f"peak {peak:7.1f} MB",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(root, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             os.remove(sqlite_file)
 
-    print_table(rows, f"management commands, {records:,} records (naive loop: {naive:,}), "
-                      f"file store on {TMPFS}, orm on PostgreSQL, median of {rounds} "
-                      "rotated round(s)")
+    print_table(
+        rows,
+        f"management commands, {records:,} records (naive loop: {naive:,}), "
+        f"file store on {TMPFS}, orm on PostgreSQL, median of {rounds} "
+        "rotated round(s)",
+    )
     print("\n| case | path | records | peak traced memory MB |\n|---|---|---:|---:|")
     for row in rows:
-        print(f"| {row.case} | {row.path} | {row.extra['records']:,} | "
-              f"{row.extra['peak_mb']:.1f} |")
+        print(
+            f"| {row.case} | {row.path} | {row.extra['records']:,} | {row.extra['peak_mb']:.1f} |"
+        )
     if args.json:
         save_json(rows, args.json)
     return rows

@@ -45,8 +45,10 @@ BENCH = "embeddings"
 
 
 def short_texts(count: int) -> list[str]:
-    return [f"User {i} asked the agent how to reset the password for account {i * 13}."
-            for i in range(count)]
+    return [
+        f"User {i} asked the agent how to reset the password for account {i * 13}."
+        for i in range(count)
+    ]
 
 
 def long_texts(count: int) -> list[str]:
@@ -92,8 +94,9 @@ async def measure_case(case: str, texts: list[str], rounds: int) -> list[Row]:
 
         return once
 
-    rows = await measure_cases([Case(BENCH, case, [(p, timed(p, run)) for p, run in paths])],
-                               rounds)
+    rows = await measure_cases(
+        [Case(BENCH, case, [(p, timed(p, run)) for p, run in paths])], rounds
+    )
     for row in rows:
         row.extra["cpu_ms_per_text"] = round(statistics.median(cpu[row.path]), 2)
 

@@ -151,9 +151,7 @@ class RawStore(Store):
         await asyncio.to_thread(self._write, os.path.join(self.directory, key + ".json"), data)
 
     async def get(self, key: str) -> dict[str, Any] | None:
-        return await asyncio.to_thread(
-            self._read, os.path.join(self.directory, key + ".json")
-        )
+        return await asyncio.to_thread(self._read, os.path.join(self.directory, key + ".json"))
 
 
 class PrismStore(Store):
@@ -227,12 +225,15 @@ def _stores(root: Path) -> list[Store]:
 def _durable_stores(root: Path) -> list[Store]:
     (root / "raw-fsync").mkdir(mode=0o700, parents=True)
     (root / "prism-durable").mkdir(mode=0o700, parents=True)
-    return [RawStore(root / "raw-fsync", fsync=True),
-            PrismStore(root / "prism-durable", durable=True)]
+    return [
+        RawStore(root / "raw-fsync", fsync=True),
+        PrismStore(root / "prism-durable", durable=True),
+    ]
 
 
-def _cases(stores: list[Store], size: Size, ops: int, keys: list[str],
-           values: list[dict[str, Any]]) -> list[tuple[str, str, Measure]]:
+def _cases(
+    stores: list[Store], size: Size, ops: int, keys: list[str], values: list[dict[str, Any]]
+) -> list[tuple[str, str, Measure]]:
     """(case, path, measure) for set and get at 1 and 64 tasks."""
     return set_get_cases(stores, size, TASKS, keys, values, lambda store, tasks: ops)
 
@@ -246,8 +247,9 @@ async def _fill(stores: list[Store], keys: list[str], values: list[dict[str, Any
             raise AssertionError(f"{store.name} did not round-trip a record")
 
 
-async def bench_filesystem(label: str, parent: str, *, sizes: tuple[Size, ...], quick: bool,
-                           rounds: int, durable: bool) -> list[Row]:
+async def bench_filesystem(
+    label: str, parent: str, *, sizes: tuple[Size, ...], quick: bool, rounds: int, durable: bool
+) -> list[Row]:
     """Measure every path in a fresh directory under ``parent``; rows carry ``label``."""
     root = Path(tempfile.mkdtemp(prefix="prism-bench-file-", dir=parent))
     try:
@@ -288,8 +290,11 @@ async def bench_filesystem(label: str, parent: str, *, sizes: tuple[Size, ...], 
 def print_goals(rows: list[Row]) -> None:
     """Print the file backend's ratio against each goal path, per filesystem and case."""
     print("Ratios are medians of same-round ratios (min-max after).\n")
-    print("| filesystem | case | " + " | ".join(
-        f"prism / {path} (goal >= {goal:.1f}x)" for path, goal in GOALS.items()) + " |")
+    print(
+        "| filesystem | case | "
+        + " | ".join(f"prism / {path} (goal >= {goal:.1f}x)" for path, goal in GOALS.items())
+        + " |"
+    )
     print("|---|---|" + "---:|" * len(GOALS))
     for row in rows:
         if row.path != PRISM:
@@ -297,8 +302,9 @@ def print_goals(rows: list[Row]) -> None:
         cells = []
         for other, goal in GOALS.items():
             ratio = pair_ratio(rows, PRISM, other, row.case, bench=row.bench)
-            cells.append("" if ratio is None else
-                         f"{ratio} {'met' if ratio.median >= goal else 'MISSED'}")
+            cells.append(
+                "" if ratio is None else f"{ratio} {'met' if ratio.median >= goal else 'MISSED'}"
+            )
         print(f"| {row.bench.split('@')[-1].strip()} | {row.case} | " + " | ".join(cells) + " |")
 
 
@@ -320,11 +326,17 @@ def pin_malloc() -> bool:
 async def main(argv: list[str] | None = None) -> list[Row]:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--fs", choices=("tmpfs", "disk", "both"), default="both")
-    p.add_argument("--size", choices=[s.label.replace(" ", "") for s in SIZES],
-                   help="only this record size (default: all)")
+    p.add_argument(
+        "--size",
+        choices=[s.label.replace(" ", "") for s in SIZES],
+        help="only this record size (default: all)",
+    )
     p.add_argument("--no-durable", action="store_true", help="skip the durable=True lines")
-    p.add_argument("--default-malloc", action="store_true",
-                   help="leave glibc malloc's thresholds alone (noisier 1 MB figures)")
+    p.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc malloc's thresholds alone (noisier 1 MB figures)",
+    )
     args = p.parse_args(argv)
     rounds = rounds_of(args)
     sizes = tuple(s for s in SIZES if args.size in (None, s.label.replace(" ", "")))
@@ -341,11 +353,17 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         if label == "tmpfs" and not os.path.isdir(parent):
             print(f"(no {parent}: skipping tmpfs)")
             continue
-        found = await bench_filesystem(f"{label} ({parent})", parent, sizes=sizes,
-                                       quick=args.quick, rounds=rounds,
-                                       durable=not args.no_durable)
-        print_table(found, f"file backend on {label} ({parent}), median of {rounds} "
-                           "rotated round(s)")
+        found = await bench_filesystem(
+            f"{label} ({parent})",
+            parent,
+            sizes=sizes,
+            quick=args.quick,
+            rounds=rounds,
+            durable=not args.no_durable,
+        )
+        print_table(
+            found, f"file backend on {label} ({parent}), median of {rounds} rotated round(s)"
+        )
         rows += found
     print("\n## file backend goals\n")
     print_goals(rows)

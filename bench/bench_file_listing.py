@@ -122,9 +122,11 @@ async def main(argv: list[str] | None = None) -> list[Row]:
 
     def record(case: str, path: str, times: list[float], estimated: bool = False) -> None:
         results.append((case, path, times, list(CPU_MS), estimated))
-        print(f"  {case:20} {path:16} median {statistics.median(times):9.2f} ms "
-              f"(CPU {statistics.median(CPU_MS):9.2f} ms){'  (estimated)' if estimated else ''}",
-              flush=True)
+        print(
+            f"  {case:20} {path:16} median {statistics.median(times):9.2f} ms "
+            f"(CPU {statistics.median(CPU_MS):9.2f} ms){'  (estimated)' if estimated else ''}",
+            flush=True,
+        )
 
     try:
         store = FileStorageBackend(data_dir=data_dir)
@@ -132,7 +134,7 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         random.Random(7).shuffle(order)
         print(f"seeding {records:,} records in {data_dir} ...", flush=True)
         for start in range(0, records, 1000):
-            await store.set_many({_key(i): _value(i) for i in order[start:start + 1000]})
+            await store.set_many({_key(i): _value(i) for i in order[start : start + 1000]})
         keys = sorted(_key(i) for i in range(records))
         middle = keys[len(keys) // 2]
         prefix = middle.rsplit("/", 1)[0] + "/"
@@ -146,10 +148,12 @@ async def main(argv: list[str] | None = None) -> list[Row]:
             await fresh.close()
 
         record("first page (cold)", PRISM, await _rounds(cold_first_page, rounds))
-        record("later page", PRISM, await _rounds(
-            lambda: store.keys(limit=PAGE, cursor=middle), rounds))
-        record("prefix page", PRISM, await _rounds(
-            lambda: store.keys(prefix, limit=PAGE), rounds))
+        record(
+            "later page",
+            PRISM,
+            await _rounds(lambda: store.keys(limit=PAGE, cursor=middle), rounds),
+        )
+        record("prefix page", PRISM, await _rounds(lambda: store.keys(prefix, limit=PAGE), rounds))
 
         async def iterate() -> None:
             count = sum([1 async for _ in store.iter_keys()])
@@ -174,8 +178,11 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         jsonl = os.path.join(root, "export.jsonl")
         storage = {"files": {"BACKEND": "file", "OPTIONS": {"data_dir": data_dir}}}
         with override_settings(PRISM_STORAGE=storage):
-            record("prism_export", PRISM, await _rounds(
-                lambda: asyncio.to_thread(_export, "files", jsonl), rounds))
+            record(
+                "prism_export",
+                PRISM,
+                await _rounds(lambda: asyncio.to_thread(_export, "files", jsonl), rounds),
+            )
         with open(jsonl, encoding="utf-8") as fh:
             assert sum(1 for _ in fh) == records
 
@@ -200,12 +207,17 @@ async def main(argv: list[str] | None = None) -> list[Row]:
     return rows
 
 
-def _report(results: list[tuple[str, str, list[float], list[float], bool]], records: int,
-            rounds: int) -> list[Row]:
-    print(f"\n## file store listing, {records:,} records of ~300 B on {TMPFS}, "
-          f"median of {rounds} rounds (directory scan: fewer)\n")
-    print("CPU: the process's CPU time in all its threads; on a shared machine the wall-clock\n"
-          "figure includes waiting for a core, the CPU figure does not.\n")
+def _report(
+    results: list[tuple[str, str, list[float], list[float], bool]], records: int, rounds: int
+) -> list[Row]:
+    print(
+        f"\n## file store listing, {records:,} records of ~300 B on {TMPFS}, "
+        f"median of {rounds} rounds (directory scan: fewer)\n"
+    )
+    print(
+        "CPU: the process's CPU time in all its threads; on a shared machine the wall-clock\n"
+        "figure includes waiting for a core, the CPU figure does not.\n"
+    )
     print("| case | path | median | min-max | CPU | goal |")
     print("|---|---|---:|---:|---:|---|")
     rows = []
@@ -220,8 +232,15 @@ def _report(results: list[tuple[str, str, list[float], list[float], bool]], reco
             cpu_shown = f"{records / (cpu_median / 1000):,.0f} records/CPU-s"
             if path == PRISM:
                 goal = f">= {GOAL_EXPORT:,.0f}/s {'met' if rate >= GOAL_EXPORT else 'MISSED'}"
-            rows.append(Row(BENCH, case, path, ops_per_s=rate,
-                            extra={"records": records, "cpu_ms": cpu_median}))
+            rows.append(
+                Row(
+                    BENCH,
+                    case,
+                    path,
+                    ops_per_s=rate,
+                    extra={"records": records, "cpu_ms": cpu_median},
+                )
+            )
         else:
             shown = f"{median:,.1f} ms" + (" (estimated)" if estimated else "")
             spread = f"{min(times):,.1f}-{max(times):,.1f}"
@@ -229,9 +248,15 @@ def _report(results: list[tuple[str, str, list[float], list[float], bool]], reco
             if path == PRISM and case in GOALS_MS:
                 limit = GOALS_MS[case]
                 goal = f"<= {limit:,.0f} ms {'met' if median <= limit else 'MISSED'}"
-            rows.append(Row(BENCH, case, path, p50_ms=median,
-                            extra={"records": records, "estimated": estimated,
-                                   "cpu_ms": cpu_median}))
+            rows.append(
+                Row(
+                    BENCH,
+                    case,
+                    path,
+                    p50_ms=median,
+                    extra={"records": records, "estimated": estimated, "cpu_ms": cpu_median},
+                )
+            )
         print(f"| {case} | {path} | {shown} | {spread} | {cpu_shown} | {goal} |")
     return rows
 

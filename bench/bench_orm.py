@@ -95,8 +95,10 @@ SIZES = (
 #: Paths too slow for the full operation count at 64 tasks run this share of it.
 SLOW_PATHS = {DJANGO_ORM: 4, DJANGO_CACHE: 4, BATCH_OFF: 4}
 
-def _cases(paths: list[Path], size: Size, ops: int, keys: list[str],
-           values: list[dict[str, Any]]) -> list[tuple[str, str, Measure]]:
+
+def _cases(
+    paths: list[Path], size: Size, ops: int, keys: list[str], values: list[dict[str, Any]]
+) -> list[tuple[str, str, Measure]]:
     """(case, path, measure) for set and get at 1 and 64 tasks."""
 
     def total(path: Any, tasks: int) -> int:
@@ -115,6 +117,7 @@ def _batch_cases(paths: list[Path], repeats: int) -> list[tuple[str, str, Measur
     mapping = {key: agent_record(i) for i, key in enumerate(keys)}
     found: list[tuple[str, str, Measure]] = []
     for path in paths:
+
         async def set_many(path: Path = path) -> float:
             started = time.perf_counter()
             for _ in range(repeats):
@@ -137,15 +140,22 @@ def _batch_cases(paths: list[Path], repeats: int) -> list[tuple[str, str, Measur
 async def _fill(paths: list[Path], keys: list[str], values: list[dict[str, Any]]) -> None:
     for path in paths:
         for start in range(0, len(keys), 64):
-            await asyncio.gather(*(path.set(k, v) for k, v in zip(
-                keys[start:start + 64], values[start:start + 64], strict=True)))
+            await asyncio.gather(
+                *(
+                    path.set(k, v)
+                    for k, v in zip(
+                        keys[start : start + 64], values[start : start + 64], strict=True
+                    )
+                )
+            )
         probe = await path.get(keys[-1])
         if probe != values[-1]:
             raise AssertionError(f"{path.name} did not round-trip a record")
 
 
-async def _measure(bench: str, paths: list[Path], *, quick: bool, rounds: int,
-                   baseline: str, pg_alias: str | None) -> list[Row]:
+async def _measure(
+    bench: str, paths: list[Path], *, quick: bool, rounds: int, baseline: str, pg_alias: str | None
+) -> list[Row]:
     plans: list[tuple[str, str, Measure]] = []
     for size in SIZES:
         keys = [f"{size.label.replace(' ', '')}-{i}" for i in range(size.key_space)]
@@ -156,11 +166,11 @@ async def _measure(bench: str, paths: list[Path], *, quick: bool, rounds: int,
         plans += _batch_cases([p for p in paths if p.batches], 1 if quick else 3)
         for path in paths:  # the batch records exist before any get_many is timed
             if path.batches:
-                await path.set_many({f"batch-{i}": agent_record(i)
-                                     for i in range(BATCH_RECORDS)})
+                await path.set_many({f"batch-{i}": agent_record(i) for i in range(BATCH_RECORDS)})
         await analyze(pg_alias)
-    return await measure_cases(group_cases(bench, plans, baseline=baseline, fast=RAW_ORJSON),
-                               rounds)
+    return await measure_cases(
+        group_cases(bench, plans, baseline=baseline, fast=RAW_ORJSON), rounds
+    )
 
 
 def print_goals(rows: list[Row]) -> None:
@@ -170,15 +180,19 @@ def print_goals(rows: list[Row]) -> None:
     for case, other, goal in GOALS:
         ratio = pair_ratio(rows, PRISM, other, case, bench=BENCH_PG)
         if ratio is not None:
-            print(f"| {case} | {other} | {ratio} | >= {goal:.1f}x "
-                  f"{'met' if ratio.median >= goal else 'MISSED'} |")
+            print(
+                f"| {case} | {other} | {ratio} | >= {goal:.1f}x "
+                f"{'met' if ratio.median >= goal else 'MISSED'} |"
+            )
     for row in rows:
         if row.bench != BENCH_SQLITE or row.path != PRISM:
             continue
         ratio = pair_ratio(rows, PRISM, BATCH_OFF, row.case, bench=BENCH_SQLITE)
         if ratio is not None:
-            print(f"| SQLite {row.case} | {BATCH_OFF} | {ratio} | >= 1.0x "
-                  f"{'met' if ratio.median >= 1.0 else 'MISSED'} |")
+            print(
+                f"| SQLite {row.case} | {BATCH_OFF} | {ratio} | >= 1.0x "
+                f"{'met' if ratio.median >= 1.0 else 'MISSED'} |"
+            )
 
 
 async def main(argv: list[str] | None = None) -> list[Row]:
@@ -198,8 +212,9 @@ async def main(argv: list[str] | None = None) -> list[Row]:
     async with scratch_databases("prism_bench_orm", sqlite_file) as (pg_alias, sqlite_alias):
         paths = await pg_paths(pg_alias, with_batch_off=with_batch_off)
         try:
-            found = await _measure(BENCH_PG, paths, quick=args.quick, rounds=rounds,
-                                   baseline=RAW, pg_alias=pg_alias)
+            found = await _measure(
+                BENCH_PG, paths, quick=args.quick, rounds=rounds, baseline=RAW, pg_alias=pg_alias
+            )
         finally:
             for path in paths:
                 await path.close()
@@ -208,9 +223,14 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         if not args.no_sqlite:
             paths = sqlite_paths(sqlite_alias, with_batch_off=with_batch_off)
             try:
-                found = await _measure(BENCH_SQLITE, paths, quick=args.quick, rounds=rounds,
-                                       baseline=BATCH_OFF if with_batch_off else DJANGO_ORM,
-                                       pg_alias=None)
+                found = await _measure(
+                    BENCH_SQLITE,
+                    paths,
+                    quick=args.quick,
+                    rounds=rounds,
+                    baseline=BATCH_OFF if with_batch_off else DJANGO_ORM,
+                    pg_alias=None,
+                )
             finally:
                 for path in paths:
                     await path.close()

@@ -193,13 +193,15 @@ Measure = Callable[[], Awaitable[float]]
 Plan = tuple[str, str, int, Measure]
 
 
-def _cases(paths: list[Path], size: Size, ops: int, keys: list[str],
-           values: list[dict[str, Any]]) -> list[Plan]:
+def _cases(
+    paths: list[Path], size: Size, ops: int, keys: list[str], values: list[dict[str, Any]]
+) -> list[Plan]:
     """(case, path, measure) for set and get at 1 and 64 tasks."""
     count = len(keys)
     found: list[Plan] = []
     for tasks in TASKS:
         for path in paths:
+
             def set_one(i: int, path: Path = path) -> Awaitable[None]:
                 return path.set(keys[i % count], values[i % count])
 
@@ -207,8 +209,10 @@ def _cases(paths: list[Path], size: Size, ops: int, keys: list[str],
                 return path.get(keys[i % count])
 
             for verb, op in (("set", set_one), ("get", get_one)):
-                def measure(op: Callable[[int], Awaitable[Any]] = op,
-                            tasks: int = tasks) -> Awaitable[float]:
+
+                def measure(
+                    op: Callable[[int], Awaitable[Any]] = op, tasks: int = tasks
+                ) -> Awaitable[float]:
                     return throughput(op, tasks=tasks, total=ops)
 
                 case = f"{verb} {size.label}, {tasks_label(tasks)}"
@@ -216,16 +220,20 @@ def _cases(paths: list[Path], size: Size, ops: int, keys: list[str],
     return found
 
 
-def _batch_cases(paths: list[Path], ops: int, keys: list[str],
-                 values: list[dict[str, Any]]) -> list[Plan]:
+def _batch_cases(
+    paths: list[Path], ops: int, keys: list[str], values: list[dict[str, Any]]
+) -> list[Plan]:
     """(case, path, measure) for set_many/get_many of BATCH records; ops/s counts records."""
-    groups = [keys[i:i + BATCH] for i in range(0, len(keys) - BATCH + 1, BATCH)]
-    mappings = [dict(zip(group, values[i * BATCH:(i + 1) * BATCH], strict=True))
-                for i, group in enumerate(groups)]
+    groups = [keys[i : i + BATCH] for i in range(0, len(keys) - BATCH + 1, BATCH)]
+    mappings = [
+        dict(zip(group, values[i * BATCH : (i + 1) * BATCH], strict=True))
+        for i, group in enumerate(groups)
+    ]
     batches = max(1, ops // BATCH)
     found: list[Plan] = []
     for tasks in TASKS:
         for path in paths:
+
             def set_batch(i: int, path: Path = path) -> Awaitable[None]:
                 return path.set_many(mappings[i % len(mappings)])
 
@@ -233,8 +241,10 @@ def _batch_cases(paths: list[Path], ops: int, keys: list[str],
                 return path.get_many(groups[i % len(groups)])
 
             for verb, op in (("set_many", set_batch), ("get_many", get_batch)):
-                async def measure(op: Callable[[int], Awaitable[Any]] = op,
-                                  tasks: int = tasks) -> float:
+
+                async def measure(
+                    op: Callable[[int], Awaitable[Any]] = op, tasks: int = tasks
+                ) -> float:
                     return BATCH * await throughput(op, tasks=tasks, total=batches)
 
                 case = f"{verb} {BATCH} x 2.5 KB, {tasks_label(tasks)} (records/s)"
@@ -263,8 +273,13 @@ def _timed_cpu(measure: Measure, ops: int, into: list[float]) -> Measure:
 
 
 async def run(url: str, *, quick: bool, rounds: int) -> list[Row]:
-    paths: list[Path] = [RawPath(url), RawPath(url, fast=True),
-                         RawPath(url, socket_timeout=False), PrismPath(url), DjangoPath(url)]
+    paths: list[Path] = [
+        RawPath(url),
+        RawPath(url, fast=True),
+        RawPath(url, socket_timeout=False),
+        PrismPath(url),
+        DjangoPath(url),
+    ]
     plans: list[Plan] = []
     try:
         for size in SIZES:
@@ -280,8 +295,7 @@ async def run(url: str, *, quick: bool, rounds: int) -> list[Row]:
         for case, path_name, ops, measure in plans:
             into = cpu.setdefault((case, path_name), [])
             by_case.setdefault(case, []).append((path_name, _timed_cpu(measure, ops, into)))
-        cases = [Case(BENCH, case, measures, fast=RAW_ORJSON)
-                 for case, measures in by_case.items()]
+        cases = [Case(BENCH, case, measures, fast=RAW_ORJSON) for case, measures in by_case.items()]
         found = await run_rounds(cases, rounds)
     finally:
         for path in paths:
@@ -292,8 +306,7 @@ async def run(url: str, *, quick: bool, rounds: int) -> list[Row]:
             spent = cpu[measured.name, row.path]
             row.extra["cpu_us_per_op"] = statistics.median(spent)
             # CPU per op: lower is better, so the same-round ratio is taken as for latency.
-            row.extra["cpu_ratio"] = same_round_ratio(spent, cpu[measured.name, RAW],
-                                                      latency=True)
+            row.extra["cpu_ratio"] = same_round_ratio(spent, cpu[measured.name, RAW], latency=True)
             rows.append(row)
     return rows
 
@@ -303,14 +316,19 @@ def print_cpu(rows: list[Row]) -> None:
     print("\n| case | path | client CPU us/op | CPU vs baseline (same-round, > 1 cheaper) |")
     print("|---|---|---:|---:|")
     for row in rows:
-        print(f"| {row.case} | {row.path} | {row.extra['cpu_us_per_op']:,.1f} | "
-              f"{row.extra['cpu_ratio']} |")
+        print(
+            f"| {row.case} | {row.path} | {row.extra['cpu_us_per_op']:,.1f} | "
+            f"{row.extra['cpu_ratio']} |"
+        )
 
 
 def print_goals(rows: list[Row]) -> None:
     """Print prism's same-round ratio against each goal path at 64 tasks."""
-    print("\n| case | " + " | ".join(
-        f"prism / {path} (goal >= {goal:.1f}x)" for path, goal in GOALS.items()) + " |")
+    print(
+        "\n| case | "
+        + " | ".join(f"prism / {path} (goal >= {goal:.1f}x)" for path, goal in GOALS.items())
+        + " |"
+    )
     print("|---|" + "---:|" * len(GOALS))
     for case in dict.fromkeys(r.case for r in rows if r.path == PRISM):
         cells = []
@@ -334,9 +352,23 @@ def private_server() -> Iterator[str]:
         port = sock.getsockname()[1]
     directory = tempfile.mkdtemp(prefix="prism-bench-redis-")
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--daemonize", "no", "--dir", directory],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            directory,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 10
@@ -370,8 +402,10 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         url = args.url or stack.enter_context(private_server())
         rows = await run(url, quick=args.quick, rounds=rounds)
     print_table(rows, f"redis backend, median of {rounds} rotated round(s)")
-    print("\n## redis backend, client CPU per operation (lower is better; ratio > 1 is "
-          "cheaper than the baseline)")
+    print(
+        "\n## redis backend, client CPU per operation (lower is better; ratio > 1 is "
+        "cheaper than the baseline)"
+    )
     print_cpu(rows)
     print("\n## redis backend goals\n")
     print_goals(rows)

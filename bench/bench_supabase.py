@@ -106,10 +106,12 @@ class Paths:
 
         from prism_storage.backends.supabase import SupabaseStorageBackend
 
-        self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=100,
-                                                          max_keepalive_connections=100))
-        self.client = AsyncClient(self.url, KEY, AsyncClientOptions(
-            httpx_client=self.http, postgrest_client_retry=False))
+        self.http = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        )
+        self.client = AsyncClient(
+            self.url, KEY, AsyncClientOptions(httpx_client=self.http, postgrest_client_retry=False)
+        )
         # A generous timeout: at 64 tasks the stand-in, not the backend, is the bottleneck.
         self.prism = SupabaseStorageBackend(self.url, KEY, self.table, timeout=60)
         self.pool = AsyncConnectionPool(self.dsn, min_size=16, max_size=16, open=False)
@@ -121,8 +123,9 @@ class Paths:
 
             set_json_loads(orjson.loads, conn)
 
-        self.fast_pool = AsyncConnectionPool(self.dsn, min_size=16, max_size=16, open=False,
-                                             configure=orjson_loads)
+        self.fast_pool = AsyncConnectionPool(
+            self.dsn, min_size=16, max_size=16, open=False, configure=orjson_loads
+        )
         await self.fast_pool.open()
         return self
 
@@ -136,12 +139,21 @@ class Paths:
         from postgrest.types import ReturnMethod
 
         row = {"key": key, "data": value, "updated_at": _now(), "expires_at": None}
-        await self.client.table(self.table).upsert(
-            row, on_conflict="key", returning=ReturnMethod.minimal).execute()
+        await (
+            self.client.table(self.table)
+            .upsert(row, on_conflict="key", returning=ReturnMethod.minimal)
+            .execute()
+        )
 
     async def direct_get(self, key: str) -> Any:
-        response = await self.client.table(self.table).select("data").eq("key", key).or_(
-            f"expires_at.is.null,expires_at.gt.{_now()}").limit(1).execute()
+        response = (
+            await self.client.table(self.table)
+            .select("data")
+            .eq("key", key)
+            .or_(f"expires_at.is.null,expires_at.gt.{_now()}")
+            .limit(1)
+            .execute()
+        )
         return response.data[0]["data"] if response.data else None
 
     async def psycopg_set(self, key: str, value: dict[str, Any], fast: bool = False) -> None:
@@ -159,13 +171,16 @@ class Paths:
                 "VALUES (%s, %s, %s, NULL) ON CONFLICT (key) DO UPDATE SET "
                 "data = EXCLUDED.data, updated_at = EXCLUDED.updated_at, "
                 "expires_at = EXCLUDED.expires_at",
-                [key, data, _now()])
+                [key, data, _now()],
+            )
 
     async def psycopg_get(self, key: str, fast: bool = False) -> Any:
         async with (self.fast_pool if fast else self.pool).connection() as conn:
             cursor = await conn.execute(
                 f'SELECT data FROM "{self.table}" WHERE key = %s '
-                "AND (expires_at IS NULL OR expires_at > %s) LIMIT 1", [key, _now()])
+                "AND (expires_at IS NULL OR expires_at > %s) LIMIT 1",
+                [key, _now()],
+            )
             row = await cursor.fetchone()
             return row[0] if row else None
 
@@ -174,8 +189,10 @@ class Paths:
             DIRECT: {"set": self.direct_set, "get": lambda k, v: self.direct_get(k)},
             PRISM: {"set": self.prism.set, "get": lambda k, v: self.prism.get(k)},
             PSYCOPG: {"set": self.psycopg_set, "get": lambda k, v: self.psycopg_get(k)},
-            PSYCOPG_ORJSON: {"set": lambda k, v: self.psycopg_set(k, v, fast=True),
-                             "get": lambda k, v: self.psycopg_get(k, fast=True)},
+            PSYCOPG_ORJSON: {
+                "set": lambda k, v: self.psycopg_set(k, v, fast=True),
+                "get": lambda k, v: self.psycopg_get(k, fast=True),
+            },
         }
 
 
@@ -187,16 +204,23 @@ async def run(url: str, dsn: str, table: str, *, quick: bool, rounds: int) -> li
         operations = paths.operations()
         await paths.prism.set_many(dict(zip(keys, records, strict=True)))
 
-        def timed(call: Callable[[str, dict[str, Any]], Awaitable[Any]],
-                  tasks: int) -> Callable[[], Awaitable[float]]:
+        def timed(
+            call: Callable[[str, dict[str, Any]], Awaitable[Any]], tasks: int
+        ) -> Callable[[], Awaitable[float]]:
             async def one(i: int) -> None:
                 await call(keys[i % KEY_SPACE], records[i % KEY_SPACE])
 
             return lambda: throughput(one, tasks=tasks, total=total)
 
-        cases = [Case(BENCH, f"{op} x{tasks}",
-                      [(path, timed(ops[op], tasks)) for path, ops in operations.items()])
-                 for op in ("set", "get") for tasks in TASKS]
+        cases = [
+            Case(
+                BENCH,
+                f"{op} x{tasks}",
+                [(path, timed(ops[op], tasks)) for path, ops in operations.items()],
+            )
+            for op in ("set", "get")
+            for tasks in TASKS
+        ]
         return await measure_cases(cases, rounds)
 
 
@@ -220,8 +244,11 @@ async def main(argv: list[str] | None = None) -> list[Row]:
             rows = await run(url, dsn, "agents", quick=args.quick, rounds=rounds)
     finally:
         drop_database(database)
-    print_table(rows, f"supabase backend, ~2.5 KB records, median of {rounds} rotated round(s) "
-                      f"({time.monotonic() - started:.0f} s)")
+    print_table(
+        rows,
+        f"supabase backend, ~2.5 KB records, median of {rounds} rotated round(s) "
+        f"({time.monotonic() - started:.0f} s)",
+    )
     if args.json:
         save_json(rows, args.json)
     return rows

@@ -54,8 +54,12 @@ def dataset(n: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
 
 
 def record(i: int, vector: list[float]) -> dict[str, Any]:
-    return {"embedding": vector, "kind": "memory", "i": i,
-            "text": f"memory number {i} about the quarterly report"}
+    return {
+        "embedding": vector,
+        "kind": "memory",
+        "i": i,
+        "text": f"memory number {i} about the quarterly report",
+    }
 
 
 def exact_top10(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -107,17 +111,30 @@ class RawQdrant(RawCodec):
         await self.client.create_collection(self.name, vectors_config=params)
 
     async def upsert(self, items: list[tuple[int, dict[str, Any]]]) -> None:
-        points = [self.models.PointStruct(
-            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"k{i}")), vector=v["embedding"],
-            payload={"kind": v["kind"], "i": float(i), "text": v["text"], "key": f"k{i}",
-                     "ns": "", "value": self.dumps(v)}) for i, v in items]
+        points = [
+            self.models.PointStruct(
+                id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"k{i}")),
+                vector=v["embedding"],
+                payload={
+                    "kind": v["kind"],
+                    "i": float(i),
+                    "text": v["text"],
+                    "key": f"k{i}",
+                    "ns": "",
+                    "value": self.dumps(v),
+                },
+            )
+            for i, v in items
+        ]
         await self.client.upsert(self.name, points=points, wait=True)
 
     async def search(self, vector: list[float]) -> list[int]:
-        ns = self.models.Filter(must=[self.models.FieldCondition(
-            key="ns", match=self.models.MatchValue(value=""))])
-        response = await self.client.query_points(self.name, query=vector, limit=10,
-                                                  query_filter=ns, with_payload=True)
+        ns = self.models.Filter(
+            must=[self.models.FieldCondition(key="ns", match=self.models.MatchValue(value=""))]
+        )
+        response = await self.client.query_points(
+            self.name, query=vector, limit=10, query_filter=ns, with_payload=True
+        )
         return [self.loads(p.payload["value"])["i"] for p in response.points]
 
     async def close(self) -> None:
@@ -143,21 +160,34 @@ class RawMilvus(RawCodec):
         schema.add_field("meta", self.types.JSON)
         index = self.sync.prepare_index_params()
         index.add_index(field_name="vector", index_type="FLAT", metric_type="COSINE")
-        await self.client.create_collection(self.name, schema=schema, index_params=index,
-                                            consistency_level="Strong")
+        await self.client.create_collection(
+            self.name, schema=schema, index_params=index, consistency_level="Strong"
+        )
 
     async def upsert(self, items: list[tuple[int, dict[str, Any]]]) -> None:
-        rows = [{"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"k{i}")), "vector": v["embedding"],
-                 "ns": "", "key": f"k{i}", "value": self.dumps(v),
-                 "meta": {"kind": v["kind"], "i": float(i), "text": v["text"]}}
-                for i, v in items]
+        rows = [
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"k{i}")),
+                "vector": v["embedding"],
+                "ns": "",
+                "key": f"k{i}",
+                "value": self.dumps(v),
+                "meta": {"kind": v["kind"], "i": float(i), "text": v["text"]},
+            }
+            for i, v in items
+        ]
         for start in range(0, len(rows), 128):
-            await self.client.upsert(self.name, rows[start:start + 128])
+            await self.client.upsert(self.name, rows[start : start + 128])
 
     async def search(self, vector: list[float]) -> list[int]:
-        result = await self.client.search(self.name, data=[vector], limit=10, filter='ns == ""',
-                                          output_fields=["key", "value"],
-                                          search_params={"metric_type": "COSINE"})
+        result = await self.client.search(
+            self.name,
+            data=[vector],
+            limit=10,
+            filter='ns == ""',
+            output_fields=["key", "value"],
+            search_params={"metric_type": "COSINE"},
+        )
         return [self.loads(hit["entity"]["value"])["i"] for hit in result[0]]
 
     async def close(self) -> None:
@@ -177,17 +207,30 @@ class RawPinecone(RawCodec):
         from pinecone import ServerlessSpec
 
         model = await self.control.create_index(
-            self.index_name, spec=ServerlessSpec(cloud="aws", region="us-east-1"), dimension=DIMS,
-            metric="cosine")
+            self.index_name,
+            spec=ServerlessSpec(cloud="aws", region="us-east-1"),
+            dimension=DIMS,
+            metric="cosine",
+        )
         self.index = await self.control.index(host=model.host)
 
     async def upsert(self, items: list[tuple[int, dict[str, Any]]]) -> None:
-        vectors = [{"id": f"k{i}", "values": v["embedding"],
-                    "metadata": {"kind": v["kind"], "i": float(i), "text": v["text"],
-                                 "_prism_key": f"k{i}", "_prism_value": self.dumps(v)}}
-                   for i, v in items]
+        vectors = [
+            {
+                "id": f"k{i}",
+                "values": v["embedding"],
+                "metadata": {
+                    "kind": v["kind"],
+                    "i": float(i),
+                    "text": v["text"],
+                    "_prism_key": f"k{i}",
+                    "_prism_value": self.dumps(v),
+                },
+            }
+            for i, v in items
+        ]
         for start in range(0, len(vectors), 100):
-            await self.index.upsert(vectors=vectors[start:start + 100], show_progress=False)
+            await self.index.upsert(vectors=vectors[start : start + 100], show_progress=False)
 
     async def search(self, vector: list[float]) -> list[int]:
         response = await self.index.query(top_k=10, vector=vector, include_metadata=True)
@@ -200,31 +243,44 @@ class RawPinecone(RawCodec):
 
 # ---------------------------------------------------------------- measuring
 
-async def upsert_rate(n: int, items: list[tuple[int, dict[str, Any]]],
-                      upsert: Callable[[list[tuple[int, dict[str, Any]]]], Awaitable[None]]
-                      ) -> float:
+
+async def upsert_rate(
+    n: int,
+    items: list[tuple[int, dict[str, Any]]],
+    upsert: Callable[[list[tuple[int, dict[str, Any]]]], Awaitable[None]],
+) -> float:
     """Vectors/s of one pass upserting every item, in batches of ``BATCH``."""
     started = time.perf_counter()
     for start in range(0, n, BATCH):
-        await upsert(items[start:start + BATCH])
+        await upsert(items[start : start + BATCH])
     return n / (time.perf_counter() - started)
 
 
-def search_measure(search: Callable[[list[float]], Awaitable[list[int]]],
-                   queries: list[list[float]], p99s: list[float]) -> Measure:
+def search_measure(
+    search: Callable[[list[float]], Awaitable[list[int]]],
+    queries: list[list[float]],
+    p99s: list[float],
+) -> Measure:
     """One pass of every query: its p50 latency in ms (p99 appended to ``p99s``)."""
 
     async def measure() -> float:
-        p50, p99 = await latencies(lambda i: search(queries[i % len(queries)]),
-                                   count=len(queries))
+        p50, p99 = await latencies(lambda i: search(queries[i % len(queries)]), count=len(queries))
         p99s.append(p99)
         return p50
 
     return measure
 
 
-async def run_provider(provider: str, n: int, vectors: np.ndarray, queries: np.ndarray,
-                       truth: np.ndarray, workdir: str, server: Any, rounds: int) -> list[Row]:
+async def run_provider(
+    provider: str,
+    n: int,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    workdir: str,
+    server: Any,
+    rounds: int,
+) -> list[Row]:
     """Upserts (a pass after the first overwrites every record), then searches, each in
     rotated rounds of the raw client, the raw client with orjson and the backend."""
     from prism_storage import VectorStorageBackend
@@ -239,8 +295,9 @@ async def run_provider(provider: str, n: int, vectors: np.ndarray, queries: np.n
     else:
         raws = [RawPinecone(server), RawPinecone(server, fast=True)]
         options = {"api_key": server.api_key, "url": server.url}
-    store = VectorStorageBackend(provider, index_name="bench", dimensions=DIMS, timeout=120,
-                                 **options)
+    store = VectorStorageBackend(
+        provider, index_name="bench", dimensions=DIMS, timeout=120, **options
+    )
 
     async def store_upsert(items: list[tuple[int, dict[str, Any]]]) -> None:
         await store.set_many({f"k{i}": value for i, value in items})
@@ -257,19 +314,28 @@ async def run_provider(provider: str, n: int, vectors: np.ndarray, queries: np.n
     query_list = queries.tolist()
     p99s: dict[str, list[float]] = {label: [] for label, _ in searches}
 
-    def upsert_measure(upsert: Callable[[list[tuple[int, dict[str, Any]]]], Awaitable[None]]
-                       ) -> Measure:
+    def upsert_measure(
+        upsert: Callable[[list[tuple[int, dict[str, Any]]]], Awaitable[None]],
+    ) -> Measure:
         return lambda: upsert_rate(n, items, upsert)
 
-    upsert_case = Case("vector", f"{provider} upsert {n // 1000}k",
-                       [(label, upsert_measure(upsert)) for label, upsert in upserts],
-                       fast=RAW_ORJSON)
+    upsert_case = Case(
+        "vector",
+        f"{provider} upsert {n // 1000}k",
+        [(label, upsert_measure(upsert)) for label, upsert in upserts],
+        fast=RAW_ORJSON,
+    )
     upsert_rows = await measure_cases([upsert_case], rounds)  # every record exists after
-    recalls = {label: recall([await search(q) for q in query_list], truth)
-               for label, search in searches}
-    search_case = Case("vector", f"{provider} search {n // 1000}k",
-                       [(label, search_measure(search, query_list, p99s[label]))
-                        for label, search in searches], fast=RAW_ORJSON, latency=True)
+    recalls = {
+        label: recall([await search(q) for q in query_list], truth) for label, search in searches
+    }
+    search_case = Case(
+        "vector",
+        f"{provider} search {n // 1000}k",
+        [(label, search_measure(search, query_list, p99s[label])) for label, search in searches],
+        fast=RAW_ORJSON,
+        latency=True,
+    )
     search_rows = await measure_cases([search_case], rounds)
     for row in upsert_rows + search_rows:
         row.extra["recall@10"] = recalls[row.path]
@@ -290,9 +356,16 @@ def numpy_rows(n: int, vectors: np.ndarray, queries: np.ndarray) -> list[Row]:
         np.argpartition(-scores, 10)[:10]
         samples.append((time.perf_counter() - started) * 1000)
     samples.sort()
-    return [Row("vector", f"exact numpy search {n // 1000}k", "numpy (the limit)",
-                p50_ms=samples[len(samples) // 2], p99_ms=samples[int(len(samples) * 0.99) - 1],
-                baseline=True)]
+    return [
+        Row(
+            "vector",
+            f"exact numpy search {n // 1000}k",
+            "numpy (the limit)",
+            p50_ms=samples[len(samples) // 2],
+            p99_ms=samples[int(len(samples) * 0.99) - 1],
+            baseline=True,
+        )
+    ]
 
 
 async def main(args: Any) -> list[Row]:
@@ -308,8 +381,9 @@ async def main(args: Any) -> list[Row]:
             rows += numpy_rows(n, vectors, queries)
             for provider in ("qdrant", "milvus", "pinecone"):
                 with tempfile.TemporaryDirectory() as workdir:
-                    rows += await run_provider(provider, n, vectors, queries, truth, workdir,
-                                               server, args.rounds)
+                    rows += await run_provider(
+                        provider, n, vectors, queries, truth, workdir, server, args.rounds
+                    )
                 for index in ("bench", "raw", "raw-orjson"):
                     if server.get_index(index) is not None:
                         server.drop_index(index)
@@ -322,8 +396,11 @@ if __name__ == "__main__":
     arguments = cli.parse_args()
     arguments.rounds = rounds_of(arguments)
     result = asyncio.run(main(arguments))
-    print_table(result, f"vector backend vs raw clients, median of {arguments.rounds} rotated "
-                        "round(s) (search ratios: the reference's p50 / the path's)")
+    print_table(
+        result,
+        f"vector backend vs raw clients, median of {arguments.rounds} rotated "
+        "round(s) (search ratios: the reference's p50 / the path's)",
+    )
     print("\n| case | path | recall@10 |\n|---|---|---:|")
     for row in result:
         if "recall@10" in row.extra and "search" in row.case:

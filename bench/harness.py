@@ -88,6 +88,7 @@ def set_get_cases(
     found: list[tuple[str, str, Measure]] = []
     for tasks in tasks_list:
         for path in paths:
+
             def set_one(i: int, path: SetGetPath = path) -> Awaitable[None]:
                 return path.set(keys[i % count], values[i % count])
 
@@ -98,8 +99,9 @@ def set_get_cases(
             for verb, op in (("set", set_one), ("get", get_one)):
                 case = f"{verb} {size.label}, {tasks_label(tasks)}"
 
-                def measure(op: Callable[[int], Awaitable[Any]] = op, tasks: int = tasks,
-                            ops: int = ops) -> Awaitable[float]:
+                def measure(
+                    op: Callable[[int], Awaitable[Any]] = op, tasks: int = tasks, ops: int = ops
+                ) -> Awaitable[float]:
                     return throughput(op, tasks=tasks, total=ops)
 
                 found.append((case, path.name, measure))
@@ -174,8 +176,9 @@ def rotated(items: Sequence[Any], round_no: int) -> list[Any]:
     return [*items[shift:], *items[:shift]]
 
 
-def same_round_ratio(ours: Sequence[float], theirs: Sequence[float], *,
-                     latency: bool = False) -> Ratio:
+def same_round_ratio(
+    ours: Sequence[float], theirs: Sequence[float], *, latency: bool = False
+) -> Ratio:
     """Median (and range) of ``ours[r] / theirs[r]`` over rounds r; inverted for latencies
     so that > 1 always means ``ours`` did better in that round."""
     if len(ours) != len(theirs) or not ours:
@@ -201,8 +204,7 @@ async def run_rounds(cases: Sequence[Case], rounds: int) -> list[dict[str, list[
     """
     if rounds < 1:
         raise ValueError("at least one round")
-    found: list[dict[str, list[float]]] = [
-        {name: [] for name, _ in case.paths} for case in cases]
+    found: list[dict[str, list[float]]] = [{name: [] for name, _ in case.paths} for case in cases]
     for round_no in range(rounds):
         for case, samples in zip(cases, found, strict=True):
             for name, measure in rotated(case.paths, round_no):
@@ -218,29 +220,36 @@ def case_rows(case: Case, samples: dict[str, list[float]]) -> list[Row]:
     for name, _ in case.paths:
         mine = samples[name]
         middle = statistics.median(mine)
-        rows.append(Row(
-            case.bench, case.name, name,
-            ops_per_s=None if case.latency else middle,
-            p50_ms=middle if case.latency else None,
-            extra={"samples": mine},
-            baseline=name == case.baseline,
-            ratio=same_round_ratio(mine, base, latency=case.latency),
-            ratio_fast=None if fast is None else same_round_ratio(mine, fast,
-                                                                  latency=case.latency),
-            rounds=len(mine),
-        ))
+        rows.append(
+            Row(
+                case.bench,
+                case.name,
+                name,
+                ops_per_s=None if case.latency else middle,
+                p50_ms=middle if case.latency else None,
+                extra={"samples": mine},
+                baseline=name == case.baseline,
+                ratio=same_round_ratio(mine, base, latency=case.latency),
+                ratio_fast=None
+                if fast is None
+                else same_round_ratio(mine, fast, latency=case.latency),
+                rounds=len(mine),
+            )
+        )
     return rows
 
 
 async def measure_cases(cases: Sequence[Case], rounds: int) -> list[Row]:
     """:func:`run_rounds`, then :func:`case_rows` for every case, in case order."""
     found = await run_rounds(cases, rounds)
-    return [row for case, samples in zip(cases, found, strict=True)
-            for row in case_rows(case, samples)]
+    return [
+        row for case, samples in zip(cases, found, strict=True) for row in case_rows(case, samples)
+    ]
 
 
-def group_cases(bench: str, plans: Sequence[tuple[str, str, Measure]], *, baseline: str,
-                fast: str | None = None) -> list[Case]:
+def group_cases(
+    bench: str, plans: Sequence[tuple[str, str, Measure]], *, baseline: str, fast: str | None = None
+) -> list[Case]:
     """Group ``(case, path, measure)`` triples into cases (first-seen order), ``baseline``
     moved first; ``fast`` is set on the cases that have that path."""
     by_case: dict[str, list[tuple[str, Measure]]] = {}
@@ -256,18 +265,19 @@ def group_cases(bench: str, plans: Sequence[tuple[str, str, Measure]], *, baseli
     return cases
 
 
-def pair_ratio(rows: Sequence[Row], ours: str, theirs: str, case: str,
-               bench: str | None = None) -> Ratio | None:
+def pair_ratio(
+    rows: Sequence[Row], ours: str, theirs: str, case: str, bench: str | None = None
+) -> Ratio | None:
     """The same-round ratio of path ``ours`` to path ``theirs`` in one case, from the rows'
     samples (both paths of a case were measured in the same rounds); None if either is
     missing."""
     found: dict[str, Row] = {
-        r.path: r for r in rows if r.case == case and (bench is None or r.bench == bench)}
+        r.path: r for r in rows if r.case == case and (bench is None or r.bench == bench)
+    }
     a, b = found.get(ours), found.get(theirs)
     if a is None or b is None or "samples" not in a.extra or "samples" not in b.extra:
         return None
-    return same_round_ratio(a.extra["samples"], b.extra["samples"],
-                            latency=a.ops_per_s is None)
+    return same_round_ratio(a.extra["samples"], b.extra["samples"], latency=a.ops_per_s is None)
 
 
 async def throughput(op: Callable[[int], Awaitable[Any]], *, tasks: int, total: int) -> float:
@@ -306,8 +316,10 @@ def print_table(rows: list[Row], title: str = "") -> None:
         print(f"\n## {title}\n")
     rounds = sorted({r.rounds for r in rows if r.rounds})
     if rounds:
-        print(f"Ratios: median of same-round ratios over {'/'.join(map(str, rounds))} "
-              "rotated round(s), (min-max) after; > 1 is better than the reference.\n")
+        print(
+            f"Ratios: median of same-round ratios over {'/'.join(map(str, rounds))} "
+            "rotated round(s), (min-max) after; > 1 is better than the reference.\n"
+        )
     columns: list[tuple[str, str, Callable[[Row], str]]] = [
         ("bench", "---", lambda r: r.bench),
         ("case", "---", lambda r: r.case),
@@ -321,8 +333,9 @@ def print_table(rows: list[Row], title: str = "") -> None:
         columns.append(("p99 ms", "---:", lambda r: _fmt(r.p99_ms, 3)))
     columns.append(("vs baseline", "---:", _ratio_cell))
     if any(r.ratio_fast is not None for r in rows):
-        columns.append(("vs raw+orjson", "---:",
-                        lambda r: "" if r.ratio_fast is None else str(r.ratio_fast)))
+        columns.append(
+            ("vs raw+orjson", "---:", lambda r: "" if r.ratio_fast is None else str(r.ratio_fast))
+        )
     print("| " + " | ".join(c[0] for c in columns) + " |")
     print("|" + "|".join(c[1] for c in columns) + "|")
     for row in rows:
@@ -358,9 +371,12 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="fewer operations (a smoke run)")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
-    p.add_argument("--rounds", type=int, default=None,
-                   help=f"rotated rounds per figure (default {ROUNDS}, "
-                        f"{QUICK_ROUNDS} with --quick)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help=f"rotated rounds per figure (default {ROUNDS}, {QUICK_ROUNDS} with --quick)",
+    )
     return p
 
 

@@ -47,8 +47,13 @@ def _conninfo(alias: str, dbname: str | None = None) -> str:
     from psycopg.conninfo import make_conninfo
 
     params = connections[alias].settings_dict
-    parts = {"dbname": dbname or params["NAME"], "user": params["USER"],
-             "password": params["PASSWORD"], "host": params["HOST"], "port": params["PORT"]}
+    parts = {
+        "dbname": dbname or params["NAME"],
+        "user": params["USER"],
+        "password": params["PASSWORD"],
+        "host": params["HOST"],
+        "port": params["PORT"],
+    }
     return make_conninfo(**{k: str(v) for k, v in parts.items() if v})
 
 
@@ -93,9 +98,13 @@ class RawPath(Path):
     async def open(self) -> RawPath:
         from psycopg_pool import AsyncConnectionPool
 
-        self.pool = AsyncConnectionPool(self.conninfo, min_size=RAW_POOL_SIZE,
-                                        max_size=RAW_POOL_SIZE, open=False,
-                                        kwargs={"autocommit": True})
+        self.pool = AsyncConnectionPool(
+            self.conninfo,
+            min_size=RAW_POOL_SIZE,
+            max_size=RAW_POOL_SIZE,
+            open=False,
+            kwargs={"autocommit": True},
+        )
         await self.pool.open(wait=True)
         return self
 
@@ -164,7 +173,8 @@ class LangGraphPath(Path):
         from langgraph.store.postgres import AsyncPostgresStore
 
         self.store = await self.stack.enter_async_context(
-            AsyncPostgresStore.from_conn_string(self.conninfo))
+            AsyncPostgresStore.from_conn_string(self.conninfo)
+        )
         await self.store.setup()
         return self
 
@@ -204,7 +214,8 @@ class DjangoORMPath(Path):
 
         now = timezone.now()
         await self.records.aupdate_or_create(
-            namespace=self.name, key=key,
+            namespace=self.name,
+            key=key,
             defaults={"value": value, "updated_at": now, "expires_at": None},
             create_defaults={"value": value, "created_at": now, "updated_at": now},
         )
@@ -223,8 +234,9 @@ class DjangoCachePath(Path):
     def __init__(self) -> None:
         from django.core.cache.backends.db import DatabaseCache
 
-        self.cache = DatabaseCache(CACHE_TABLE, {"TIMEOUT": None,
-                                                 "OPTIONS": {"MAX_ENTRIES": 10**9}})
+        self.cache = DatabaseCache(
+            CACHE_TABLE, {"TIMEOUT": None, "OPTIONS": {"MAX_ENTRIES": 10**9}}
+        )
 
     async def set(self, key: str, value: dict[str, Any]) -> None:
         await self.cache.aset(key, value)
@@ -234,8 +246,11 @@ class DjangoCachePath(Path):
 
 
 async def pg_paths(alias: str, *, with_batch_off: bool) -> list[Path]:
-    paths: list[Path] = [await RawPath(alias).open(), await RawPath(alias, fast=True).open(),
-                         PrismPath(alias)]
+    paths: list[Path] = [
+        await RawPath(alias).open(),
+        await RawPath(alias, fast=True).open(),
+        PrismPath(alias),
+    ]
     if with_batch_off:
         paths.append(PrismPath(alias, batch=False))
     paths += [await LangGraphPath(alias).open(), DjangoORMPath(alias), DjangoCachePath()]
@@ -290,8 +305,7 @@ async def scratch_databases(pg_name: str, sqlite_file: str) -> AsyncIterator[tup
     def migrate() -> None:
         for alias in (pg_alias, sqlite_alias):
             call_command("migrate", database=alias, verbosity=0, interactive=False)
-        cache = {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
-                 "LOCATION": CACHE_TABLE}
+        cache = {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": CACHE_TABLE}
         with override_settings(CACHES={"default": cache}):
             call_command("createcachetable", database=pg_alias, verbosity=0)
 

@@ -7,7 +7,7 @@ The store browser (:mod:`prism_storage.browser`) is added to the ``Record`` admi
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
@@ -25,8 +25,16 @@ from .models import Record
 # PrettyJSONField is re-exported: it lived here before the forms module.
 __all__ = ["PrettyJSONField", "RecordAdmin", "RecordForm"]
 
+# Django's classes are generic only in its type stubs; at run time they take no parameters.
+if TYPE_CHECKING:
+    _RecordModelForm = forms.ModelForm[Record]
+    _RecordModelAdmin = admin.ModelAdmin[Record]
+else:
+    _RecordModelForm = forms.ModelForm
+    _RecordModelAdmin = admin.ModelAdmin
 
-class RecordForm(forms.ModelForm):
+
+class RecordForm(_RecordModelForm):
     key = forms.CharField(max_length=512, strip=False)
     value = PrettyJSONField()
 
@@ -57,7 +65,7 @@ class ExpiryFilter(admin.SimpleListFilter):
 
 
 @admin.register(Record)
-class RecordAdmin(admin.ModelAdmin):
+class RecordAdmin(_RecordModelAdmin):
     form = RecordForm
     list_display = ("key", "namespace", "size", "updated_at", "expires_at")
     list_filter = ("namespace", ExpiryFilter)
@@ -75,8 +83,7 @@ class RecordAdmin(admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Record | None = None) -> list[Any]:
         if obj is not None and not self.has_change_permission(request, obj):
-            return ["namespace", "key", "pretty_value", "created_at", "updated_at",
-                    "expires_at"]
+            return ["namespace", "key", "pretty_value", "created_at", "updated_at", "expires_at"]
         fields = ["namespace", "key", "value", "expires_at"]
         return fields if obj is None else [*fields, "created_at", "updated_at"]
 

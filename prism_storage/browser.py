@@ -59,16 +59,29 @@ class StoreBrowser:
         wrap = self.admin_site.admin_view
         return [
             path("stores/", wrap(self.stores_view), name="prism_storage_stores"),
-            path("stores/<str:alias>/", wrap(self.records_view),
-                 name="prism_storage_store_records"),
-            path("stores/<str:alias>/record/", wrap(self.record_view),
-                 name="prism_storage_store_record"),
-            path("stores/<str:alias>/record/edit/", wrap(self.edit_view),
-                 name="prism_storage_store_record_edit"),
-            path("stores/<str:alias>/delete/", wrap(self.delete_view),
-                 name="prism_storage_store_delete"),
-            path("stores/<str:alias>/search/", wrap(self.search_view),
-                 name="prism_storage_store_search"),
+            path(
+                "stores/<str:alias>/", wrap(self.records_view), name="prism_storage_store_records"
+            ),
+            path(
+                "stores/<str:alias>/record/",
+                wrap(self.record_view),
+                name="prism_storage_store_record",
+            ),
+            path(
+                "stores/<str:alias>/record/edit/",
+                wrap(self.edit_view),
+                name="prism_storage_store_record_edit",
+            ),
+            path(
+                "stores/<str:alias>/delete/",
+                wrap(self.delete_view),
+                name="prism_storage_store_delete",
+            ),
+            path(
+                "stores/<str:alias>/search/",
+                wrap(self.search_view),
+                name="prism_storage_store_search",
+            ),
         ]
 
     # ------------------------------------------------------------------ helpers
@@ -93,8 +106,9 @@ class StoreBrowser:
         except ConfigurationError as exc:
             raise Http404(_failure(exc)) from exc
 
-    def _store_context(self, request: HttpRequest, alias: str, store: BaseStorageBackend
-                       ) -> dict[str, Any]:
+    def _store_context(
+        self, request: HttpRequest, alias: str, store: BaseStorageBackend
+    ) -> dict[str, Any]:
         user = request.user
         return {
             "alias": alias,
@@ -125,36 +139,46 @@ class StoreBrowser:
         rows: list[dict[str, Any]] = []
         healthy: dict[str, BaseStorageBackend] = {}
         for alias in visible_aliases(request.user):
-            row: dict[str, Any] = {"alias": alias, "url": self._url(
-                "prism_storage_store_records", alias)}
+            row: dict[str, Any] = {
+                "alias": alias,
+                "url": self._url("prism_storage_store_records", alias),
+            }
             try:
                 store = storages[alias]
             except ConfigurationError as exc:
                 row.update(backend="?", health=_failure(exc), ok=False)
             else:
                 healthy[alias] = store
-                row.update(backend=store.backend_name, description=store.describe(),
-                           capabilities=[k for k, v in store.capabilities.items() if v])
+                row.update(
+                    backend=store.backend_name,
+                    description=store.describe(),
+                    capabilities=[k for k, v in store.capabilities.items() if v],
+                )
             rows.append(row)
         health = _ping_all(healthy)
         for row in rows:
             if row["alias"] in health:
                 problem = health[row["alias"]]
                 row.update(ok=problem is None, health=problem or "OK")
-        return TemplateResponse(request, TEMPLATES + "stores.html",
-                                self._context(request, "Stores", rows=rows))
+        return TemplateResponse(
+            request, TEMPLATES + "stores.html", self._context(request, "Stores", rows=rows)
+        )
 
     def records_view(self, request: HttpRequest, alias: str) -> HttpResponse:
         store = self._open(request, alias, "view")
-        context = self._context(request, f"Store “{alias}”",
-                                **self._store_context(request, alias, store))
+        context = self._context(
+            request, f"Store “{alias}”", **self._store_context(request, alias, store)
+        )
         prefix = request.GET.get("q", "")
         cursor = request.GET.get("cursor") or None
-        context.update(prefix=prefix, listing=store.supports_listing,
-                       search_url=self._url("prism_storage_store_search", alias),
-                       record_url=self._url("prism_storage_store_record", alias),
-                       edit_url=self._url("prism_storage_store_record_edit", alias),
-                       delete_url=self._url("prism_storage_store_delete", alias))
+        context.update(
+            prefix=prefix,
+            listing=store.supports_listing,
+            search_url=self._url("prism_storage_store_search", alias),
+            record_url=self._url("prism_storage_store_record", alias),
+            edit_url=self._url("prism_storage_store_record_edit", alias),
+            delete_url=self._url("prism_storage_store_delete", alias),
+        )
         if store.supports_listing:
             try:
                 sync = SyncStore(store)
@@ -165,9 +189,11 @@ class StoreBrowser:
             else:
                 context["rows"] = [self._row(alias, key, values.get(key)) for key in page.keys]
                 context["next_url"] = page.cursor and self._url(
-                    "prism_storage_store_records", alias, q=prefix, cursor=page.cursor)
+                    "prism_storage_store_records", alias, q=prefix, cursor=page.cursor
+                )
                 context["first_url"] = cursor and self._url(
-                    "prism_storage_store_records", alias, q=prefix)
+                    "prism_storage_store_records", alias, q=prefix
+                )
         return TemplateResponse(request, TEMPLATES + "store_records.html", context)
 
     def _row(self, alias: str, key: str, value: dict[str, Any] | None) -> dict[str, Any]:
@@ -204,8 +230,11 @@ class StoreBrowser:
         sync = SyncStore(store)
         key = request.GET.get("key", "")
         adding = not key
-        context = self._context(request, "Add record" if adding else f"Change {key}",
-                                **self._store_context(request, alias, store))
+        context = self._context(
+            request,
+            "Add record" if adding else f"Change {key}",
+            **self._store_context(request, alias, store),
+        )
         initial: dict[str, Any] = {"key": key, "value": {}}
         if not adding and request.method != "POST":
             try:
@@ -217,8 +246,9 @@ class StoreBrowser:
                 if value is None:
                     raise Http404("No record has this key.")
             initial["value"] = value
-        form = RecordValueForm(request.POST if request.method == "POST" else None,
-                               initial=initial, adding=adding)
+        form = RecordValueForm(
+            request.POST if request.method == "POST" else None, initial=initial, adding=adding
+        )
         if request.method == "POST" and form.is_valid():
             key = form.cleaned_data["key"]
             try:
@@ -234,9 +264,13 @@ class StoreBrowser:
                 if not form.errors:
                     messages.success(request, f"Saved the record “{key}”.")
                     return HttpResponseRedirect(
-                        self._url("prism_storage_store_record", alias, key=key))
-        cancel_url = (context["records_url"] if adding
-                      else self._url("prism_storage_store_record", alias, key=key))
+                        self._url("prism_storage_store_record", alias, key=key)
+                    )
+        cancel_url = (
+            context["records_url"]
+            if adding
+            else self._url("prism_storage_store_record", alias, key=key)
+        )
         context.update(form=form, key=key, adding=adding, cancel_url=cancel_url)
         return TemplateResponse(request, TEMPLATES + "record_form.html", context)
 
@@ -249,8 +283,9 @@ class StoreBrowser:
         if not keys:
             messages.warning(request, "Select the records to delete first.")
             return HttpResponseRedirect(records_url)
-        context = self._context(request, "Are you sure?",
-                                **self._store_context(request, alias, store), keys=keys)
+        context = self._context(
+            request, "Are you sure?", **self._store_context(request, alias, store), keys=keys
+        )
         if request.method == "POST" and request.POST.get("confirm") == "yes":
             try:
                 SyncStore(store).delete_many(keys)
@@ -263,8 +298,9 @@ class StoreBrowser:
 
     def search_view(self, request: HttpRequest, alias: str) -> HttpResponse:
         store = self._open(request, alias, "view")
-        context = self._context(request, f"Search “{alias}”",
-                                **self._store_context(request, alias, store))
+        context = self._context(
+            request, f"Search “{alias}”", **self._store_context(request, alias, store)
+        )
         text_search = store.supports_text_search
         form = SearchForm(request.GET or None, text_search=text_search)
         context.update(form=form, searchable=store.supports_search)

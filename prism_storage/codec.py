@@ -116,8 +116,7 @@ def _find_problem(value: Any) -> InvalidValueError | None:
                         )
                     if "\x00" in k or not _utf8_encodable(k):
                         return InvalidValueError(
-                            f"{path}: dict keys must not contain NUL (U+0000) or lone "
-                            "surrogates.",
+                            f"{path}: dict keys must not contain NUL (U+0000) or lone surrogates.",
                             path,
                         )
                     stack.append((v, _child(path, k), depth + 1))
@@ -197,8 +196,11 @@ def encode_value(value: object) -> str:
             text = None
         # A NUL is escaped as backslash-u0000. Looking for the backslash alone is a memchr,
         # far cheaper than the six-character search on a long text that has none.
-        if (text is not None and ("\\" not in text or "\\u0000" not in text)
-                and _utf8_encodable(text)):
+        if (
+            text is not None
+            and ("\\" not in text or "\\u0000" not in text)
+            and _utf8_encodable(text)
+        ):
             return text
     _raise_problem(value)
     # A string that merely spells a backslash-u0000 escape was a false alarm.

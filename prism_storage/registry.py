@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.utils.module_loading import import_string
 
@@ -93,7 +93,7 @@ class Registry:
             if name in cls._providers:
                 with cls._lock:
                     cls._providers[name] = provider_class
-            return provider_class
+            return cast("type[MemoryProvider]", provider_class)
         return entry
 
     @classmethod

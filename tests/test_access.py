@@ -29,8 +29,10 @@ class SearchingStore(MinimalBackend):
     dimensions = 2
 
     async def search(self, embedding: Any, limit: int = 5, *, filter: Any = None) -> list[Any]:
-        return [{"key": k, "score": 1.0, "value": json.loads(v)}
-                for k, v in sorted(self._records().items())][:limit]
+        return [
+            {"key": k, "score": 1.0, "value": json.loads(v)}
+            for k, v in sorted(self._records().items())
+        ][:limit]
 
 
 class TeapotCsrfMiddleware(CsrfViewMiddleware):
@@ -46,8 +48,10 @@ class TeapotCsrfMiddleware(CsrfViewMiddleware):
 def stores(settings, tmp_path):
     settings.PRISM_STORAGE = {
         "default": {"BACKEND": "file", "OPTIONS": {"data_dir": str(tmp_path)}},
-        "searching": {"BACKEND": "tests.test_access.SearchingStore",
-                      "OPTIONS": {"name": "csrf-searching"}},
+        "searching": {
+            "BACKEND": "tests.test_access.SearchingStore",
+            "OPTIONS": {"name": "csrf-searching"},
+        },
     }
     SearchingStore._data.pop("csrf-searching", None)
 
@@ -65,14 +69,18 @@ def token_of(client: Client) -> str:
 
 
 def put(client: Client, key: str, value: dict[str, Any], **extra: Any) -> HttpResponse:
-    return client.put(f"{API}/default/records/{key}", data=json.dumps(value),
-                      content_type="application/json", **extra)
+    return client.put(
+        f"{API}/default/records/{key}",
+        data=json.dumps(value),
+        content_type="application/json",
+        **extra,
+    )
 
 
-def search(client: Client, body: str, content_type: str = "application/json",
-           **extra: Any) -> HttpResponse:
-    return client.post(f"{API}/searching/search", data=body, content_type=content_type,
-                       **extra)
+def search(
+    client: Client, body: str, content_type: str = "application/json", **extra: Any
+) -> HttpResponse:
+    return client.post(f"{API}/searching/search", data=body, content_type=content_type, **extra)
 
 
 def error_code(response: HttpResponse) -> str:
@@ -91,10 +99,12 @@ def test_unsafe_methods_need_the_token_and_get_does_not():
     assert client.get(f"{API}/default/records/").status_code == 200
     token = token_of(client)
     assert put(client, "k", {"v": 1}, headers={"X-CSRFToken": token}).status_code == 201
-    assert search(client, '{"embedding": [1, 0]}',
-                  headers={"X-CSRFToken": token}).status_code == 200
-    assert client.delete(f"{API}/default/records/k",
-                         headers={"X-CSRFToken": token}).status_code == 204
+    assert (
+        search(client, '{"embedding": [1, 0]}', headers={"X-CSRFToken": token}).status_code == 200
+    )
+    assert (
+        client.delete(f"{API}/default/records/k", headers={"X-CSRFToken": token}).status_code == 204
+    )
 
 
 def test_the_api_failure_view_answers_in_the_api_shape(settings):
@@ -109,29 +119,33 @@ def test_the_api_failure_view_answers_in_the_api_shape(settings):
 
 def test_a_wrong_method_is_405_before_the_csrf_check():
     client = login()
-    response = client.post(f"{API}/default/records/k", data="{}",
-                           content_type="application/json")
+    response = client.post(f"{API}/default/records/k", data="{}", content_type="application/json")
     assert response.status_code == 405 and error_code(response) == "method_not_allowed"
 
 
 def test_the_token_is_read_from_the_header_only():
     client = login()
     token = token_of(client)
-    response = client.post(f"{API}/searching/search",
-                           {"csrfmiddlewaretoken": token, "embedding": "[1, 0]"})
+    response = client.post(
+        f"{API}/searching/search", {"csrfmiddlewaretoken": token, "embedding": "[1, 0]"}
+    )
     assert response.status_code == 403
 
 
-@pytest.mark.parametrize("content_type", [
-    "multipart/form-data; boundary=BoUnDaRy",
-    "multipart/form-data",  # no boundary: Django's form parser would fail with an HTML 400
-    "application/x-www-form-urlencoded",
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data; boundary=BoUnDaRy",
+        "multipart/form-data",  # no boundary: Django's form parser would fail with an HTML 400
+        "application/x-www-form-urlencoded",
+    ],
+)
 def test_a_form_content_type_leaves_the_body_to_the_api(content_type):
     client = login()
     token = token_of(client)
-    response = search(client, '{"embedding": [1, 0], "limit": 1}', content_type,
-                      headers={"X-CSRFToken": token})
+    response = search(
+        client, '{"embedding": [1, 0], "limit": 1}', content_type, headers={"X-CSRFToken": token}
+    )
     assert response.status_code == 200 and response.json() == {"results": []}
     response = search(client, "not json", content_type, headers={"X-CSRFToken": token})
     assert response.status_code == 400 and error_code(response) == "malformed_json"
@@ -143,18 +157,29 @@ def test_the_project_settings_apply_referer_and_trusted_origins(settings):
     # Over HTTPS the middleware also requires a same-origin Referer or a trusted Origin.
     response = put(client, "k", {"v": 1}, secure=True, headers={"X-CSRFToken": token})
     assert response.status_code == 403
-    response = put(client, "k", {"v": 1}, secure=True,
-                   headers={"X-CSRFToken": token, "Origin": "https://elsewhere.example"})
+    response = put(
+        client,
+        "k",
+        {"v": 1},
+        secure=True,
+        headers={"X-CSRFToken": token, "Origin": "https://elsewhere.example"},
+    )
     assert response.status_code == 403
     settings.CSRF_TRUSTED_ORIGINS = ["https://elsewhere.example"]
-    response = put(client, "k", {"v": 1}, secure=True,
-                   headers={"X-CSRFToken": token, "Origin": "https://elsewhere.example"})
+    response = put(
+        client,
+        "k",
+        {"v": 1},
+        secure=True,
+        headers={"X-CSRFToken": token, "Origin": "https://elsewhere.example"},
+    )
     assert response.status_code == 201
 
 
 def test_the_projects_own_middleware_class_runs_the_check(settings):
-    settings.MIDDLEWARE = [m if m != CSRF else "tests.test_access.TeapotCsrfMiddleware"
-                           for m in settings.MIDDLEWARE]
+    settings.MIDDLEWARE = [
+        m if m != CSRF else "tests.test_access.TeapotCsrfMiddleware" for m in settings.MIDDLEWARE
+    ]
     client = login()
     response = put(client, "k", {"v": 1})
     assert response.status_code == 418
@@ -186,4 +211,3 @@ def test_a_fresh_cookie_still_reaches_the_response():
     response = put(client, "k", {"v": 1}, headers={"X-CSRFToken": "malformed!"})
     assert response.status_code == 403
     assert response.cookies["csrftoken"].value not in ("", "malformed!")
-

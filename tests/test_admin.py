@@ -67,7 +67,11 @@ def configure(settings, store_config):
 def make_record(key: str, value: dict, namespace: str = "ns1", expires_in: float | None = None):
     now = timezone.now()
     return Record.objects.create(
-        namespace=namespace, key=key, value=value, created_at=now, updated_at=now,
+        namespace=namespace,
+        key=key,
+        value=value,
+        created_at=now,
+        updated_at=now,
         expires_at=None if expires_in is None else now + timedelta(seconds=expires_in),
     )
 
@@ -99,10 +103,14 @@ def test_record_change_form_validates_json_before_saving(root):
     record = make_record("agent/1", {"messages": [{"role": "user", "content": "Hi"}]})
     change = reverse("admin:prism_storage_record_change", args=[record.pk])
     response = root.get(change)
-    assert '{\n  &quot;messages&quot;: [\n    {' in response.content.decode()
+    assert "{\n  &quot;messages&quot;: [\n    {" in response.content.decode()
     form = {"namespace": "ns1", "key": "agent/1", "expires_at_0": "", "expires_at_1": ""}
-    for bad, message in [('{"a": ', "Enter a valid JSON"), ("[1, 2]", "must be a dict"),
-                         ('{"a": NaN}', "not a JSON number"), ('{"a": "\\u0000"}', "NUL")]:
+    for bad, message in [
+        ('{"a": ', "Enter a valid JSON"),
+        ("[1, 2]", "must be a dict"),
+        ('{"a": NaN}', "not a JSON number"),
+        ('{"a": "\\u0000"}', "NUL"),
+    ]:
         response = root.post(change, {**form, "value": bad})
         assert response.status_code == 200, bad
         assert message in response.content.decode(), bad
@@ -120,8 +128,16 @@ def test_record_change_form_validates_json_before_saving(root):
 
 def test_record_add_sets_timestamps(root):
     add = reverse("admin:prism_storage_record_add")
-    response = root.post(add, {"namespace": "ns", "key": " spaced key ", "value": '{"a": 1}',
-                               "expires_at_0": "", "expires_at_1": ""})
+    response = root.post(
+        add,
+        {
+            "namespace": "ns",
+            "key": " spaced key ",
+            "value": '{"a": 1}',
+            "expires_at_0": "",
+            "expires_at_1": "",
+        },
+    )
     assert response.status_code == 302
     record = Record.objects.get(namespace="ns")
     assert record.key == " spaced key "
@@ -144,8 +160,11 @@ def test_view_only_user_sees_pretty_json_read_only():
 def test_store_list_shows_backend_and_health(configure, root, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    configure("file", down={"BACKEND": "file", "OPTIONS": {"data_dir": str(blocker / "x")}},
-              broken={"BACKEND": "file", "OPTIONS": {"nope": 1}})
+    configure(
+        "file",
+        down={"BACKEND": "file", "OPTIONS": {"data_dir": str(blocker / "x")}},
+        broken={"BACKEND": "file", "OPTIONS": {"nope": 1}},
+    )
     response = root.get(url("prism_storage_stores"))
     assert response.status_code == 200
     rows = {r["alias"]: r for r in response.context["rows"]}
@@ -205,10 +224,14 @@ def test_record_detail_edit_and_validation(kind, configure, root):
     edit = url("prism_storage_store_record_edit", "main", key=key)
     response = root.get(edit)
     assert json.loads(response.context["form"]["value"].value()) == sample_value(
-        store.store, keys.index(key))
+        store.store, keys.index(key)
+    )
     original = store.get(key)
-    for bad, message in [("{oops", "Enter a valid JSON"), ("[1]", "must be a dict"),
-                         ('{"a": Infinity}', "not a JSON number")]:
+    for bad, message in [
+        ("{oops", "Enter a valid JSON"),
+        ("[1]", "must be a dict"),
+        ('{"a": Infinity}', "not a JSON number"),
+    ]:
         response = root.post(edit, {"value": bad})
         assert response.status_code == 200 and message in response.content.decode(), bad
     assert store.get(key) == original
@@ -259,22 +282,29 @@ def test_similarity_search_page(kind, configure, root):
     for i in range(3):
         store.set(f"doc-{i}", sample_value(store.store, i))
     embedding = sample_value(store.store, 2)["embedding"]
-    response = root.get(url("prism_storage_store_search", "main",
-                            embedding=json.dumps(embedding), limit=2))
+    response = root.get(
+        url("prism_storage_store_search", "main", embedding=json.dumps(embedding), limit=2)
+    )
     results = response.context["results"]
     assert len(results) == 2 and results[0]["key"] == "doc-2"
     response = root.get(url("prism_storage_store_search", "main", embedding='"x"', limit=2))
     assert "list of numbers" in response.content.decode()
     if supports_text_search(store.store):
         store.set("note", {"text": "the quarterly report"})
-        response = root.get(url("prism_storage_store_search", "main",
-                                text="the quarterly report", limit=1))
+        response = root.get(
+            url("prism_storage_store_search", "main", text="the quarterly report", limit=1)
+        )
         assert [r["key"] for r in response.context["results"]] == ["note"]
 
 
 def test_store_that_cannot_list_says_so(configure, root):
-    configure("file", minimal={"BACKEND": "tests.support.minimal_backend.MinimalBackend",
-                               "OPTIONS": {"name": "admin-unlisted"}})
+    configure(
+        "file",
+        minimal={
+            "BACKEND": "tests.support.minimal_backend.MinimalBackend",
+            "OPTIONS": {"name": "admin-unlisted"},
+        },
+    )
     sync_storages["minimal"].set("known", {"v": 1})
     response = root.get(url("prism_storage_store_records", "minimal"))
     assert response.status_code == 200
@@ -308,14 +338,19 @@ def test_browser_permissions(configure, settings):
         "changer": {"stores": 200, "records": 200, "record": 200, "edit": 200, "delete": 403},
         "deleter": {"stores": 200, "records": 200, "record": 200, "edit": 403, "delete": 200},
     }
-    perms = {"noperms": (), "viewer": ("view_record",), "changer": ("change_record",),
-             "deleter": ("view_record", "delete_record")}
+    perms = {
+        "noperms": (),
+        "viewer": ("view_record",),
+        "changer": ("change_record",),
+        "deleter": ("view_record", "delete_record"),
+    }
     for who, statuses in expected.items():
         client = staff(who, *perms[who])
         for page, status in statuses.items():
             assert client.get(pages[page]).status_code == status, (who, page)
-        response = client.post(url("prism_storage_store_delete", "main"),
-                               {"key": "k", "confirm": "yes"})
+        response = client.post(
+            url("prism_storage_store_delete", "main"), {"key": "k", "confirm": "yes"}
+        )
         assert response.status_code == (302 if who == "deleter" else 403), who
         if who != "deleter":
             response = client.post(pages["edit"], {"value": '{"v": 2}'})

@@ -52,8 +52,7 @@ def sample_value(store, i: int = 0) -> dict:
 
 
 async def put(client, url, value, **extra):
-    return await client.put(url, data=json.dumps(value), content_type="application/json",
-                            **extra)
+    return await client.put(url, data=json.dumps(value), content_type="application/json", **extra)
 
 
 def error_code(response) -> str:
@@ -142,8 +141,12 @@ async def test_store_list_marks_a_misconfigured_store(configure, admin_client):
     configure("file", broken={"BACKEND": "file", "OPTIONS": {"no_such_option": 1}})
     response = await admin_client.get(f"{API}/")
     broken = response.json()["stores"][-1]
-    assert broken == {"alias": "broken", "backend": None, "capabilities": None,
-                      "error": "store_misconfigured"}
+    assert broken == {
+        "alias": "broken",
+        "backend": None,
+        "capabilities": None,
+        "error": "store_misconfigured",
+    }
 
 
 # ---------------------------------------------------------------------- record CRUD
@@ -191,8 +194,7 @@ async def test_hostile_keys_in_urls(kind, configure, admin_client):
     listed: list[str] = []
     cursor = ""
     while True:
-        response = await admin_client.get(f"{API}/main/records/",
-                                          {"limit": 7, "cursor": cursor})
+        response = await admin_client.get(f"{API}/main/records/", {"limit": 7, "cursor": cursor})
         page = response.json()
         listed += page["keys"]
         if page["cursor"] is None:
@@ -217,8 +219,11 @@ async def test_listing_with_prefix_and_limit(kind, configure, admin_client):
     keys = list(first["keys"])
     cursor = first["cursor"]
     while cursor is not None:
-        page = (await admin_client.get(f"{API}/main/records/",
-                                       {"prefix": "user/", "limit": 5, "cursor": cursor})).json()
+        page = (
+            await admin_client.get(
+                f"{API}/main/records/", {"prefix": "user/", "limit": 5, "cursor": cursor}
+            )
+        ).json()
         keys += page["keys"]
         cursor = page["cursor"]
     assert sorted(keys) == [f"user/{i:02}" for i in range(12)]
@@ -237,11 +242,20 @@ async def test_bad_requests_are_400_and_write_nothing(kind, configure, admin_cli
     await store.set("keep", sample_value(store, 1))
     url = key_url("main", "keep")
     bodies = {
-        "malformed_json": ['{"a": ', "{'single': 1}", '{"a": NaN}', '{"a": Infinity}',
-                           b'{"a": "\xff"}', ""],
+        "malformed_json": [
+            '{"a": ',
+            "{'single': 1}",
+            '{"a": NaN}',
+            '{"a": Infinity}',
+            b'{"a": "\xff"}',
+            "",
+        ],
         "invalid_body": ["[1, 2]", '"text"', "42", "null"],
-        "invalid_value": ['{"a": "nul\\u0000"}', '{"a": ' + "[" * 300 + "]" * 300 + "}",
-                          '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"],
+        "invalid_value": [
+            '{"a": "nul\\u0000"}',
+            '{"a": ' + "[" * 300 + "]" * 300 + "}",
+            '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        ],
     }
     for code, cases in bodies.items():
         for body in cases:
@@ -258,22 +272,25 @@ async def test_bad_requests_are_400_and_write_nothing(kind, configure, admin_cli
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_body_over_the_limit_is_413_and_writes_nothing(kind, configure, admin_client,
-                                                             settings):
+async def test_body_over_the_limit_is_413_and_writes_nothing(
+    kind, configure, admin_client, settings
+):
     configure(kind)
     settings.PRISM_STORAGE_API_MAX_BODY = 200
     store = storages["main"]
     big = {"text": "x" * 300}
     response = await put(admin_client, key_url("main", "big"), big)
     assert response.status_code == 413 and error_code(response) == "payload_too_large"
-    response = await admin_client.post(f"{API}/main/search", data=json.dumps(big),
-                                       content_type="application/json")
+    response = await admin_client.post(
+        f"{API}/main/search", data=json.dumps(big), content_type="application/json"
+    )
     assert response.status_code in (400, 413)  # unsupported stores refuse before reading
     assert await store.get("big") is None
     # A body sent without Content-Length (chunked) is measured as it is read.
     factory = AsyncRequestFactory()
-    request = factory.put(key_url("main", "big"), data=json.dumps(big),
-                          content_type="application/json")
+    request = factory.put(
+        key_url("main", "big"), data=json.dumps(big), content_type="application/json"
+    )
     del request.META["CONTENT_LENGTH"]
     request._dont_enforce_csrf_checks = True  # as Django's test Client marks its requests
     request.user = await sync_to_async(User.objects.get)(username="root")
@@ -293,16 +310,22 @@ async def test_unknown_store_and_method(configure, admin_client):
     assert response.status_code == 404 and error_code(response) == "unknown_store"
     response = await admin_client.get(f"{API}/nowhere/records/")
     assert response.status_code == 404 and error_code(response) == "unknown_store"
-    response = await admin_client.post(key_url("main", "k"), data="{}",
-                                       content_type="application/json")
+    response = await admin_client.post(
+        key_url("main", "k"), data="{}", content_type="application/json"
+    )
     assert response.status_code == 405 and error_code(response) == "method_not_allowed"
     assert response["Allow"] == "GET, PUT, DELETE"
     assert await stored_keys() == set()
 
 
 async def test_unsupported_operations_are_400_naming_them(configure, admin_client):
-    configure("file", minimal={"BACKEND": "tests.support.minimal_backend.MinimalBackend",
-                               "OPTIONS": {"name": "api-unsupported"}})
+    configure(
+        "file",
+        minimal={
+            "BACKEND": "tests.support.minimal_backend.MinimalBackend",
+            "OPTIONS": {"name": "api-unsupported"},
+        },
+    )
     response = await admin_client.get(f"{API}/minimal/records/")
     assert response.status_code == 400 and error_code(response) == "unsupported_operation"
     assert "Listing" in response.json()["error"]["message"]
@@ -323,8 +346,7 @@ async def test_search(kind, configure, admin_client):
     url = f"{API}/main/search"
 
     async def post(body):
-        return await admin_client.post(url, data=json.dumps(body),
-                                       content_type="application/json")
+        return await admin_client.post(url, data=json.dumps(body), content_type="application/json")
 
     if not store.supports_search:
         response = await post({"embedding": [0.1, 0.2], "limit": 3})
@@ -340,22 +362,33 @@ async def test_search(kind, configure, admin_client):
     assert len(results) == 2 and results[0]["key"] == "doc-1"
     assert results[0]["score"] >= results[1]["score"]
     assert results[0]["value"] == sample_value(store, 1)
-    for bad in ({"embedding": "nope"}, {"embedding": []}, {"embedding": [True] * dimensions},
-                {"embedding": [0.1] * (dimensions + 1)}):
+    for bad in (
+        {"embedding": "nope"},
+        {"embedding": []},
+        {"embedding": [True] * dimensions},
+        {"embedding": [0.1] * (dimensions + 1)},
+    ):
         response = await post(bad)
         assert response.status_code == 400 and error_code(response) == "invalid_vector", bad
-    for bad in ({"embedding": [0.1] * dimensions, "limit": 0},
-                {"embedding": [0.1] * dimensions, "limit": "3"}):
+    for bad in (
+        {"embedding": [0.1] * dimensions, "limit": 0},
+        {"embedding": [0.1] * dimensions, "limit": "3"},
+    ):
         response = await post(bad)
         assert response.status_code == 400 and error_code(response) == "invalid_parameter"
-    for bad in ({}, {"embedding": [0.1] * dimensions, "text": "both"},
-                {"embedding": [0.1] * dimensions, "filter": [1]},
-                {"embedding": [0.1] * dimensions, "colour": "red"}):
+    for bad in (
+        {},
+        {"embedding": [0.1] * dimensions, "text": "both"},
+        {"embedding": [0.1] * dimensions, "filter": [1]},
+        {"embedding": [0.1] * dimensions, "colour": "red"},
+    ):
         response = await post(bad)
         assert response.status_code == 400 and error_code(response) == "invalid_body", bad
     response = await post({"embedding": [0.0] * dimensions})
-    assert response.status_code == 400 and error_code(response) in ("invalid_vector",
-                                                                     "invalid_value")
+    assert response.status_code == 400 and error_code(response) in (
+        "invalid_vector",
+        "invalid_value",
+    )
     if supports_text_search(store):
         await store.set("note", {"text": "the quarterly report"})
         response = await post({"text": "the quarterly report", "limit": 1})

@@ -51,19 +51,42 @@ def test_rotated_shifts_by_one_each_round() -> None:
 
 def test_run_rounds_rotates_the_order_per_case_and_keeps_rounds_paired() -> None:
     log: list[str] = []
-    first = Case("b", "set", [("raw", recorder(log, "set/raw", [10, 20, 30])),
-                              ("ours", recorder(log, "set/ours", [11, 22, 33]))])
-    second = Case("b", "get", [("raw", recorder(log, "get/raw", [1, 2, 3])),
-                               ("ours", recorder(log, "get/ours", [4, 5, 6]))])
+    first = Case(
+        "b",
+        "set",
+        [
+            ("raw", recorder(log, "set/raw", [10, 20, 30])),
+            ("ours", recorder(log, "set/ours", [11, 22, 33])),
+        ],
+    )
+    second = Case(
+        "b",
+        "get",
+        [
+            ("raw", recorder(log, "get/raw", [1, 2, 3])),
+            ("ours", recorder(log, "get/ours", [4, 5, 6])),
+        ],
+    )
     samples = asyncio.run(run_rounds([first, second], rounds=3))
     # Round by round, every case in turn, each with its paths in the rotated order.
     assert log == [
-        "set/raw", "set/ours", "get/raw", "get/ours",
-        "set/ours", "set/raw", "get/ours", "get/raw",
-        "set/raw", "set/ours", "get/raw", "get/ours",
+        "set/raw",
+        "set/ours",
+        "get/raw",
+        "get/ours",
+        "set/ours",
+        "set/raw",
+        "get/ours",
+        "get/raw",
+        "set/raw",
+        "set/ours",
+        "get/raw",
+        "get/ours",
     ]
-    assert samples == [{"raw": [10, 20, 30], "ours": [11, 22, 33]},
-                       {"raw": [1, 2, 3], "ours": [4, 5, 6]}]
+    assert samples == [
+        {"raw": [10, 20, 30], "ours": [11, 22, 33]},
+        {"raw": [1, 2, 3], "ours": [4, 5, 6]},
+    ]
 
 
 def test_run_rounds_awaits_async_measures() -> None:
@@ -96,8 +119,7 @@ def test_same_round_ratio_is_the_median_of_per_round_ratios_not_a_ratio_of_media
 
 def test_same_round_ratio_for_latencies_is_inverted() -> None:
     # Latencies: half the time of the reference is a 2x ratio, as for throughput.
-    assert same_round_ratio([1.0, 2.0, 3.0], [2.0, 4.0, 3.0], latency=True) == Ratio(
-        2.0, 1.0, 2.0)
+    assert same_round_ratio([1.0, 2.0, 3.0], [2.0, 4.0, 3.0], latency=True) == Ratio(2.0, 1.0, 2.0)
 
 
 def test_same_round_ratio_needs_paired_samples() -> None:
@@ -108,12 +130,17 @@ def test_same_round_ratio_needs_paired_samples() -> None:
 
 
 def test_rows_report_median_ops_and_ratios_against_baseline_and_orjson_path() -> None:
-    case = Case("redis", "set 2.5 KB, 1 task",
-                [("raw", lambda: 0.0), ("raw+orjson", lambda: 0.0), ("ours", lambda: 0.0)],
-                fast="raw+orjson")
-    samples = {"raw": [100.0, 50.0, 80.0, 120.0],
-               "raw+orjson": [200.0, 100.0, 100.0, 240.0],
-               "ours": [150.0, 100.0, 40.0, 180.0]}
+    case = Case(
+        "redis",
+        "set 2.5 KB, 1 task",
+        [("raw", lambda: 0.0), ("raw+orjson", lambda: 0.0), ("ours", lambda: 0.0)],
+        fast="raw+orjson",
+    )
+    samples = {
+        "raw": [100.0, 50.0, 80.0, 120.0],
+        "raw+orjson": [200.0, 100.0, 100.0, 240.0],
+        "ours": [150.0, 100.0, 40.0, 180.0],
+    }
     rows = {r.path: r for r in case_rows(case, samples)}
     assert rows["raw"].baseline and not rows["ours"].baseline
     assert rows["ours"].ops_per_s == statistics.median([150.0, 100.0, 40.0, 180.0]) == 125.0
@@ -133,8 +160,7 @@ def test_rows_without_a_fast_path_have_no_second_ratio() -> None:
 
 
 def test_latency_case_rows_fill_p50_and_invert_the_ratio() -> None:
-    case = Case("vector", "search", [("raw", lambda: 0.0), ("ours", lambda: 0.0)],
-                latency=True)
+    case = Case("vector", "search", [("raw", lambda: 0.0), ("ours", lambda: 0.0)], latency=True)
     rows = case_rows(case, {"raw": [2.0, 4.0, 2.0], "ours": [1.0, 4.0, 4.0]})
     assert rows[1].ops_per_s is None and rows[1].p50_ms == 4.0
     assert rows[1].ratio == Ratio(1.0, 0.5, 2.0)
@@ -153,8 +179,9 @@ def test_measure_cases_end_to_end_with_rotation_shown_in_the_figures() -> None:
 
         return measure
 
-    rows = asyncio.run(measure_cases(
-        [Case("b", "c", [("raw", path(100.0)), ("ours", path(100.0))])], rounds=4))
+    rows = asyncio.run(
+        measure_cases([Case("b", "c", [("raw", path(100.0)), ("ours", path(100.0))])], rounds=4)
+    )
     raw, ours = rows
     assert raw.extra["samples"] == [50.0, 100.0, 50.0, 100.0]
     assert ours.extra["samples"] == [100.0, 50.0, 100.0, 50.0]
@@ -165,8 +192,13 @@ def test_group_cases_puts_the_baseline_first_and_marks_the_fast_path() -> None:
     def m() -> float:
         return 1.0
 
-    plans = [("set", "ours", m), ("set", "raw", m), ("set", "raw+orjson", m),
-             ("get", "ours", m), ("get", "raw", m)]
+    plans = [
+        ("set", "ours", m),
+        ("set", "raw", m),
+        ("set", "raw+orjson", m),
+        ("get", "ours", m),
+        ("get", "raw", m),
+    ]
     cases = group_cases("b", plans, baseline="raw", fast="raw+orjson")
     assert [(c.name, [p for p, _ in c.paths], c.fast) for c in cases] == [
         ("set", ["raw", "ours", "raw+orjson"], "raw+orjson"),
@@ -177,8 +209,10 @@ def test_group_cases_puts_the_baseline_first_and_marks_the_fast_path() -> None:
 
 
 def test_pair_ratio_between_two_non_baseline_paths() -> None:
-    rows = [Row("b", "c", "raw", ops_per_s=1.0, extra={"samples": [1.0, 1.0]}),
-            Row("b", "c", "ours", ops_per_s=4.0, extra={"samples": [4.0, 6.0]}),
-            Row("b", "c", "theirs", ops_per_s=2.0, extra={"samples": [2.0, 2.0]})]
+    rows = [
+        Row("b", "c", "raw", ops_per_s=1.0, extra={"samples": [1.0, 1.0]}),
+        Row("b", "c", "ours", ops_per_s=4.0, extra={"samples": [4.0, 6.0]}),
+        Row("b", "c", "theirs", ops_per_s=2.0, extra={"samples": [2.0, 2.0]}),
+    ]
     assert pair_ratio(rows, "ours", "theirs", "c") == Ratio(2.5, 2.0, 3.0)
     assert pair_ratio(rows, "ours", "missing", "c") is None

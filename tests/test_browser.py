@@ -19,14 +19,20 @@ from prism_storage import sync_storages
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"{CHROMIUM} is absent: apt-get install -y chromium"),
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent: apt-get install -y chromium"
+    ),
 ]
 
 
@@ -39,8 +45,10 @@ def seeded(settings, tmp_path):
     }
     files, orm = sync_storages["files"], sync_storages["default"]
     for i in range(3):
-        files.set(f"agent/{i}", {"messages": [{"role": "user", "content": f"Hello {i}"}],
-                                 "state": {"step": i}})
+        files.set(
+            f"agent/{i}",
+            {"messages": [{"role": "user", "content": f"Hello {i}"}], "state": {"step": i}},
+        )
     files.set("user/42/thread 7", {"note": "a key with a slash and a space"})
     orm.set("memory/alice", {"facts": ["likes tea", "lives in Lyon"]})
     User.objects.create_superuser("admin", "admin@example.com", "pw")
@@ -54,8 +62,9 @@ def page(live_server, seeded):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                          base_url=live_server.url)
+            context = browser.new_context(
+                viewport={"width": 1280, "height": 900}, base_url=live_server.url
+            )
             page = context.new_page()
             page.set_default_timeout(15_000)
             yield page
@@ -74,8 +83,9 @@ class FileStoreProbe:
     def __getattr__(self, name):
         def call(*args):
             with ThreadPoolExecutor(1) as pool:
-                return pool.submit(lambda: list_or_value(
-                    getattr(sync_storages["files"], name)(*args))).result()
+                return pool.submit(
+                    lambda: list_or_value(getattr(sync_storages["files"], name)(*args))
+                ).result()
 
         return call
 
@@ -103,8 +113,7 @@ def test_browse_edit_and_delete_in_a_real_browser(page):
     shot(page, "02-file-store-records")
     page.click("text=user/42/thread 7")
     assert page.inner_text("#prism-record-key") == "user/42/thread 7"
-    assert json.loads(page.inner_text("#prism-value")) == {
-        "note": "a key with a slash and a space"}
+    assert json.loads(page.inner_text("#prism-value")) == {"note": "a key with a slash and a space"}
     shot(page, "03-record")
 
     # Edit: invalid JSON is refused and nothing is saved; valid JSON is saved.
@@ -140,6 +149,5 @@ def test_browse_edit_and_delete_in_a_real_browser(page):
     page.goto("/admin/prism_storage/record/stores/")
     page.click("#prism-stores >> text=default")
     page.click("text=memory/alice")
-    assert json.loads(page.inner_text("#prism-value")) == {
-        "facts": ["likes tea", "lives in Lyon"]}
+    assert json.loads(page.inner_text("#prism-value")) == {"facts": ["likes tea", "lives in Lyon"]}
     shot(page, "07-orm-record")

@@ -75,9 +75,11 @@ def test_decimal_check_ignores_strings_with_exponents():
 
 @given(st.text(any_char, max_size=600))
 def test_key_rules(key):
-    bad = (not key or len(key) > 512
-           or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF
-                  for c in key))
+    bad = (
+        not key
+        or len(key) > 512
+        or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF for c in key)
+    )
     if bad:
         with pytest.raises(InvalidKeyError):
             validate_key(key)

@@ -29,8 +29,10 @@ scalars = (
 )
 values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(any_char, max_size=6) | st.integers(), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(any_char, max_size=6) | st.integers(), children, max_size=4)
+    ),
     max_leaves=24,
 )
 records = st.dictionaries(st.text(any_char, max_size=8), values, max_size=5)

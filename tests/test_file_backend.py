@@ -184,8 +184,11 @@ def test_one_store_serves_several_event_loops(tmp_path):
     asyncio.run(store.set("k", {"v": 1}))
     assert asyncio.run(store.get("k")) == {"v": 1}
     asyncio.run(store.set_many({"a": {"v": 2}, "b": {"v": 3}}))
-    assert asyncio.run(store.get_many(["a", "b", "k"])) == {"a": {"v": 2}, "b": {"v": 3},
-                                                           "k": {"v": 1}}
+    assert asyncio.run(store.get_many(["a", "b", "k"])) == {
+        "a": {"v": 2},
+        "b": {"v": 3},
+        "k": {"v": 1},
+    }
 
 
 @settings(max_examples=2000, deadline=None)

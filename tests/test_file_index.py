@@ -24,9 +24,30 @@ from prism_storage.exceptions import BackendUnavailableError
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = [
-    "a", "A", "a/b", "a/c", "ab", "b", "z", "Z", "é", "e\u0301", "日本語", "日本", "🤖", "🤖/1",
-    "user/1", "user/10", "user/2", "x" * 300, "🤖" * 400, "\uffff", "\U0010ffff",
-    "\U0010ffff\U0010ffff", "\ud7ff", "\ue000",
+    "a",
+    "A",
+    "a/b",
+    "a/c",
+    "ab",
+    "b",
+    "z",
+    "Z",
+    "é",
+    "e\u0301",
+    "日本語",
+    "日本",
+    "🤖",
+    "🤖/1",
+    "user/1",
+    "user/10",
+    "user/2",
+    "x" * 300,
+    "🤖" * 400,
+    "\uffff",
+    "\U0010ffff",
+    "\U0010ffff\U0010ffff",
+    "\ud7ff",
+    "\ue000",
 ]
 
 
@@ -56,8 +77,11 @@ async def test_pages_follow_str_order_with_prefixes_and_cursors(tmp_path):
     # A cursor need not be a stored key, and may lie before or after the prefix range.
     page = await store.keys(limit=100, cursor="b0")
     assert page.keys == [k for k in sorted(KEYS) if k > "b0"] and page.cursor is None
-    assert (await store.keys("user/", limit=100, cursor="a")).keys == ["user/1", "user/10",
-                                                                      "user/2"]
+    assert (await store.keys("user/", limit=100, cursor="a")).keys == [
+        "user/1",
+        "user/10",
+        "user/2",
+    ]
     assert (await store.keys("user/", limit=100, cursor="zz")).keys == []
     first = await store.keys(limit=4)
     assert first.keys == sorted(KEYS)[:4] and first.cursor == first.keys[-1]
@@ -273,8 +297,13 @@ def test_concurrent_sets_and_deletes_never_leave_an_unlisted_record(tmp_path):
     checks = 0
     for _ in range(3):
         racers = [
-            subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), "1500"], env=env,
-                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-c", RACER, str(tmp_path), "1500"],
+                env=env,
+                cwd=ROOT,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for _ in range(2)
         ]
         try:

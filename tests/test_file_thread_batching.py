@@ -57,8 +57,9 @@ async def test_an_exception_reaches_only_its_caller():
             raise PermissionError(f"call {i}")
         return i
 
-    results = await asyncio.gather(*(runner.run(work, i) for i in range(20)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(runner.run(work, i) for i in range(20)), return_exceptions=True
+    )
     assert isinstance(results[7], PermissionError) and str(results[7]) == "call 7"
     assert [r for i, r in enumerate(results) if i != 7] == [i for i in range(20) if i != 7]
 

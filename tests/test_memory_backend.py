@@ -151,4 +151,3 @@ async def test_the_documented_fixture(agent_store):
     await agent_store.set("agent_1", {"messages": [{"role": "user", "content": "Hello"}]})
     assert (await agent_store.get("agent_1"))["messages"][0]["content"] == "Hello"
     assert storages["default"] is agent_store
-

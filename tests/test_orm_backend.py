@@ -50,8 +50,9 @@ class TestORMOnSQLiteInLargeRecordMode(ORMConformance):
     def large_records(self, monkeypatch):
         from prism_storage.backends.orm import LargeRecords
 
-        monkeypatch.setattr(ORMStorageBackend, "large_records",
-                            LargeRecords(write=1, read=1, write_batch=40))
+        monkeypatch.setattr(
+            ORMStorageBackend, "large_records", LargeRecords(write=1, read=1, write_batch=40)
+        )
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "pg"])
@@ -99,8 +100,7 @@ async def test_unreachable_database_fails_fast(close_db_connections):
 
 @pytest.mark.django_db(transaction=True, databases=["default", "pg"])
 @pytest.mark.parametrize("database", ["default", "pg"])
-async def test_the_orm_path_writes_the_json_text_the_codec_made(database,
-                                                               close_db_connections):
+async def test_the_orm_path_writes_the_json_text_the_codec_made(database, close_db_connections):
     import asyncio
 
     from django.db import connections
@@ -109,8 +109,11 @@ async def test_the_orm_path_writes_the_json_text_the_codec_made(database,
     from prism_storage.sync import SyncStore
 
     store = ORMStorageBackend("text", using=database, fast_path=False)
-    value = {"name": "Zoë 🙂", "nested": {"list": [1, 2.5, None, True, -0.0]},
-             "escapes": "quote \" backslash \\ tab \t"}
+    value = {
+        "name": "Zoë 🙂",
+        "nested": {"list": [1, 2.5, None, True, -0.0]},
+        "escapes": 'quote " backslash \\ tab \t',
+    }
     # Batched (several callers), alone (one caller), and from sync code.
     await asyncio.gather(store.set("a", value), store.set("b", value))
     await store.set("c", value)
@@ -122,8 +125,10 @@ async def test_the_orm_path_writes_the_json_text_the_codec_made(database,
 
     def stored_text() -> list[str]:
         with connections[database].cursor() as cursor:
-            cursor.execute(f'SELECT value FROM "{Record._meta.db_table}" '
-                           "WHERE namespace = 'text' ORDER BY key")
+            cursor.execute(
+                f'SELECT value FROM "{Record._meta.db_table}" '
+                "WHERE namespace = 'text' ORDER BY key"
+            )
             return [row[0] for row in cursor.fetchall()]
 
     if database == "default":
@@ -165,6 +170,7 @@ async def test_no_orm_path_sends_the_record_models_signals(path, close_db_connec
     seen: list[tuple[str, str]] = []
     receivers = {}
     for name in ("pre_save", "post_save", "pre_delete", "post_delete"):
+
         def receiver(sender, instance, name=name, **kwargs):  # type: ignore[no-untyped-def]
             seen.append((name, instance.key))
 
@@ -172,6 +178,7 @@ async def test_no_orm_path_sends_the_record_models_signals(path, close_db_connec
         getattr(signals, name).connect(receiver, sender=Record, weak=False)
     try:
         if sync:
+
             def run() -> None:
                 facade = SyncStore(store)
                 facade.set("one", {"v": 1})
@@ -188,8 +195,12 @@ async def test_no_orm_path_sends_the_record_models_signals(path, close_db_connec
             await store.set_many({"a": {"v": 1}, "b": {"v": 2}}, ttl=10)
             await store.delete_many(["a"])
             # Batched as well: concurrent callers on the same store.
-            await asyncio.gather(store.set("c", {"v": 3}), store.set("d", {"v": 4}),
-                                 store.delete("c"), store.delete_many(["d"]))
+            await asyncio.gather(
+                store.set("c", {"v": 3}),
+                store.set("d", {"v": 4}),
+                store.delete("c"),
+                store.delete_many(["d"]),
+            )
         # The writes and deletes did happen.
         assert await store.get_many(["one", "a", "b", "c", "d"]) == {"b": {"v": 2}}
         clock.advance(60)

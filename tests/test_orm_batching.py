@@ -51,8 +51,12 @@ async def fast_path_sessions(expected: int) -> int:
     (a closed connection's server process leaves a moment later) or after 3 s."""
     name = connections["pg"].settings_dict["NAME"]
     for _ in range(30):
-        rows = await sql("pg", "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
-                               "AND application_name = 'prism-storage'", (name,))
+        rows = await sql(
+            "pg",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+            "AND application_name = 'prism-storage'",
+            (name,),
+        )
         if rows[0][0] == expected:
             break
         await asyncio.sleep(0.1)
@@ -61,8 +65,9 @@ async def fast_path_sessions(expected: int) -> int:
 
 def large_record_mode(monkeypatch) -> None:
     """Every record counts as large; a write batch holds one or two small records."""
-    monkeypatch.setattr(ORMStorageBackend, "large_records",
-                        LargeRecords(write=1, read=1, write_batch=40))
+    monkeypatch.setattr(
+        ORMStorageBackend, "large_records", LargeRecords(write=1, read=1, write_batch=40)
+    )
 
 
 @pytest.fixture(params=list(VARIANTS))
@@ -95,8 +100,9 @@ async def test_concurrent_calls_share_one_statement(stores, variant):
         # Rows written by one statement share the transaction id that wrote them: two
         # halves on the fast path's two connections; on the ORM path the first caller,
         # finding the store idle, goes alone and the 63 that queued behind it go together.
-        rows = await sql("pg", f'SELECT count(DISTINCT xmin::text) FROM "{TABLE}" '
-                               "WHERE namespace = 'batch'")
+        rows = await sql(
+            "pg", f"SELECT count(DISTINCT xmin::text) FROM \"{TABLE}\" WHERE namespace = 'batch'"
+        )
         assert rows[0][0] <= 2
 
 
@@ -116,8 +122,17 @@ async def test_call_order_holds_within_a_batch(stores):
         store.set_many({"k": {"v": "c"}, "other": {"v": 1}}),
         store.set("k", {"v": "d"}),
     )
-    assert results == [None, {"v": "a"}, None, False, None, None,
-                       {"k": {"v": "b"}, "same": {"writer": 63}}, None, None]
+    assert results == [
+        None,
+        {"v": "a"},
+        None,
+        False,
+        None,
+        None,
+        {"k": {"v": "b"}, "same": {"writer": 63}},
+        None,
+        None,
+    ]
     assert await store.get_many(["k", "other"]) == {"k": {"v": "d"}, "other": {"v": 1}}
 
 
@@ -125,7 +140,8 @@ async def test_readers_of_one_key_get_their_own_objects(stores):
     store = stores()
     await store.set("shared", {"messages": ["hello"]})
     first, second, many = await asyncio.gather(
-        store.get("shared"), store.get("shared"), store.get_many(["shared"]))
+        store.get("shared"), store.get("shared"), store.get_many(["shared"])
+    )
     first["messages"].append("mutated")
     assert second == {"messages": ["hello"]}
     assert many == {"shared": {"messages": ["hello"]}}
@@ -136,13 +152,17 @@ async def poison(variant, close_db_connections):
     """Make the database itself refuse records whose key starts with ``poison``."""
     alias = VARIANTS[variant]["using"]
     if alias == "pg":
-        add = [f'ALTER TABLE "{TABLE}" ADD CONSTRAINT prism_test_poison '
-               "CHECK (key NOT LIKE 'poison%%') NOT VALID"]
+        add = [
+            f'ALTER TABLE "{TABLE}" ADD CONSTRAINT prism_test_poison '
+            "CHECK (key NOT LIKE 'poison%%') NOT VALID"
+        ]
         drop = [f'ALTER TABLE "{TABLE}" DROP CONSTRAINT prism_test_poison']
     else:
-        add = [f'CREATE TRIGGER prism_test_poison_{event} BEFORE {event} ON "{TABLE}" '
-               f"WHEN NEW.key LIKE 'poison%%' BEGIN SELECT RAISE(ABORT, 'poisoned key'); END"
-               for event in ("INSERT", "UPDATE")]
+        add = [
+            f'CREATE TRIGGER prism_test_poison_{event} BEFORE {event} ON "{TABLE}" '
+            f"WHEN NEW.key LIKE 'poison%%' BEGIN SELECT RAISE(ABORT, 'poisoned key'); END"
+            for event in ("INSERT", "UPDATE")
+        ]
         drop = [f"DROP TRIGGER prism_test_poison_{event}" for event in ("INSERT", "UPDATE")]
     for statement in add:
         await sql(alias, statement)
@@ -205,7 +225,8 @@ async def test_cancelled_callers_do_not_disturb_the_others(stores, variant):
         # flight and some still queued.
         assert all(stored.get(f"c{i}") in (None, {"i": i}) for i in range(10, 20))
         assert {f"c{i}": stored[f"c{i}"] for i in range(20, 64)} == {
-            f"c{i}": {"i": i} for i in range(20, 64)}
+            f"c{i}": {"i": i} for i in range(20, 64)
+        }
         assert not any(f"c{i}" in stored for i in range(10))
     else:
         assert sorted(stored, key=lambda k: int(k[1:])) == [f"c{i}" for i in range(10, 64)]
@@ -229,15 +250,18 @@ async def test_a_lone_caller_on_the_orm_path_goes_straight_out(stores, variant):
         await task
     assert await asyncio.gather(*behind) == [None] * 5
     assert await store.get_many([f"behind{i}" for i in range(5)]) == {
-        f"behind{i}": {"i": i} for i in range(5)}
+        f"behind{i}": {"i": i} for i in range(5)
+    }
     assert await store.get("lone") in (None, {"v": 1})
     if variant == "pg-orm":
         # 64 callers at once: the first finds the store idle and goes alone; the 63 that
         # queued behind it go as one statement (one transaction id).
         await store.set("lone", {"v": 2})
         await asyncio.gather(*(store.set(f"q{i}", {"i": i}) for i in range(64)))
-        rows = await sql("pg", f'SELECT key, xmin::text FROM "{TABLE}" '
-                               "WHERE namespace = 'batch' AND key LIKE 'q%%'")
+        rows = await sql(
+            "pg",
+            f"SELECT key, xmin::text FROM \"{TABLE}\" WHERE namespace = 'batch' AND key LIKE 'q%%'",
+        )
         by_xid: dict[str, set[str]] = {}
         for key, xid in rows:
             by_xid.setdefault(xid, set()).add(key)
@@ -246,8 +270,9 @@ async def test_a_lone_caller_on_the_orm_path_goes_straight_out(stores, variant):
 
 
 @pytest.mark.parametrize("variant", ["pg-orm", "sqlite"])
-async def test_large_writes_on_the_orm_path_are_chunked_and_atomic(stores, variant, poison,
-                                                                   monkeypatch):
+async def test_large_writes_on_the_orm_path_are_chunked_and_atomic(
+    stores, variant, poison, monkeypatch
+):
     import prism_storage.backends.orm.table as table_module
 
     monkeypatch.setattr(table_module, "WRITE_CHUNK_BYTES", 64)  # about one record a statement
@@ -257,15 +282,17 @@ async def test_large_writes_on_the_orm_path_are_chunked_and_atomic(stores, varia
     assert await store.get_many(list(records)) == records
     # The refused record is in the last statement: the earlier ones are rolled back.
     with pytest.raises(IntegrityError):
-        await store.set_many({**{f"new{i}": {"text": "y" * 40} for i in range(5)},
-                              "poison-late": {"text": "z"}})
+        await store.set_many(
+            {**{f"new{i}": {"text": "y" * 40} for i in range(5)}, "poison-late": {"text": "z"}}
+        )
     assert await store.get_many([f"new{i}" for i in range(5)]) == {}
 
 
 @pytest.mark.parametrize("variant", ["pg-orm", "sqlite"])
 async def test_reads_of_large_records_go_in_smaller_batches(stores, variant, monkeypatch):
-    monkeypatch.setattr(ORMStorageBackend, "large_records",
-                        LargeRecords(read_batch=3000))  # "large": over 6 bytes
+    monkeypatch.setattr(
+        ORMStorageBackend, "large_records", LargeRecords(read_batch=3000)
+    )  # "large": over 6 bytes
     store = stores()
     records = {f"r{i}": {"text": "x" * 1000, "i": i} for i in range(12)}
     await store.set_many(records)
@@ -291,8 +318,11 @@ async def test_ttl_and_timestamps_per_record_within_a_batch(stores, variant):
     store = stores("stamps", clock=clock)
     await store.set("old", {"v": 0})
     clock.advance(60)
-    await asyncio.gather(store.set("old", {"v": 1}, ttl=30), store.set("new", {"v": 2}),
-                         store.set_many({"many": {"v": 3}}, ttl=90))
+    await asyncio.gather(
+        store.set("old", {"v": 1}, ttl=30),
+        store.set("new", {"v": 2}),
+        store.set_many({"many": {"v": 3}}, ttl=90),
+    )
     alias = VARIANTS[variant]["using"]
     records = {r.key: r async for r in Record.objects.using(alias).filter(namespace="stamps")}
     assert records["old"].updated_at - records["old"].created_at == timedelta(seconds=60)
@@ -302,15 +332,20 @@ async def test_ttl_and_timestamps_per_record_within_a_batch(stores, variant):
     assert records["many"].expires_at - records["many"].updated_at == timedelta(seconds=90)
     clock.advance(31)
     assert await asyncio.gather(store.get("old"), store.get("new"), store.exists("many")) == [
-        None, {"v": 2}, True]
+        None,
+        {"v": 2},
+        True,
+    ]
 
 
 async def test_every_caller_of_an_unreachable_batch_gets_its_own_error(close_db_connections):
     store = ORMStorageBackend("down", using="unreachable")
     try:
         results = await asyncio.gather(
-            *(store.get(f"k{i}") for i in range(8)), store.set("k", {"v": 1}),
-            return_exceptions=True)
+            *(store.get(f"k{i}") for i in range(8)),
+            store.set("k", {"v": 1}),
+            return_exceptions=True,
+        )
     finally:
         await store.close()
     assert all(isinstance(r, BackendUnavailableError) for r in results)
@@ -378,9 +413,15 @@ def test_sync_caller_inside_atomic_writes_in_its_transaction():
         raise RuntimeError("roll back")
     assert facade.get("rolled-back") is None
     assert facade.get("kept") == {"v": 1}
-    assert _sql("pg", "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
-                      "application_name = 'prism-storage'",
-                (connections["pg"].settings_dict["NAME"],))[0][0] == 0
+    assert (
+        _sql(
+            "pg",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
+            "application_name = 'prism-storage'",
+            (connections["pg"].settings_dict["NAME"],),
+        )[0][0]
+        == 0
+    )
     facade.close()
 
 
@@ -415,15 +456,21 @@ class Watch:
 
     def batches(self, kind: str) -> list[int]:
         """How many operations each call of ``kind`` held."""
-        return [len(r.groups) if kind == "write" else len(r.keys)
-                for requests in self.requests for r in requests if r.kind == kind]
+        return [
+            len(r.groups) if kind == "write" else len(r.keys)
+            for requests in self.requests
+            for r in requests
+            if r.kind == kind
+        ]
 
 
 @pytest.mark.parametrize("variant", ["pg-orm", "sqlite"])
 async def test_writes_of_large_records_go_in_capped_batches_two_at_a_time(
-        stores, variant, monkeypatch):
-    monkeypatch.setattr(ORMStorageBackend, "large_records",
-                        LargeRecords(write=500, write_batch=2500))
+    stores, variant, monkeypatch
+):
+    monkeypatch.setattr(
+        ORMStorageBackend, "large_records", LargeRecords(write=500, write_batch=2500)
+    )
     store = stores()
     await store.set("small", {"v": 1})
     executor = next(iter(store._batchers.values())).executor
@@ -441,10 +488,14 @@ async def test_writes_of_large_records_go_in_capped_batches_two_at_a_time(
     assert await store.get_many(list(records)) == records
     # Call order on one key still holds, and reads never overtake the writes before them.
     results = await asyncio.gather(
-        store.set("k", {"v": "a", "pad": "x" * 1000}), store.get("k"),
-        store.set("k", {"v": "b", "pad": "x" * 1000}), store.get("k"),
+        store.set("k", {"v": "a", "pad": "x" * 1000}),
+        store.get("k"),
+        store.set("k", {"v": "b", "pad": "x" * 1000}),
+        store.get("k"),
         *(store.set(f"more{i}", {"pad": "y" * 1000}) for i in range(6)),
-        store.delete("k"), store.exists("k"))
+        store.delete("k"),
+        store.exists("k"),
+    )
     assert [None if r is None else r.get("v") for r in results[:4]] == [None, "a", None, "b"]
     assert results[-2:] == [None, False]
     # One operation is never split, however large: a set_many over the cap goes whole.
@@ -472,7 +523,8 @@ async def test_reads_of_very_large_records_run_one_by_one(stores, variant, monke
     # Call order on one key: a write waits for the reads before it, and the reads after it
     # wait for the write.
     results = await asyncio.gather(
-        store.get("r1"), store.set("r1", {"v": "new"}), store.get("r1"), store.get("r2"))
+        store.get("r1"), store.set("r1", {"v": "new"}), store.get("r1"), store.get("r2")
+    )
     assert results == [records["r1"], None, {"v": "new"}, records["r2"]]
     # A reader cancelled in flight leaves the others, and the key, as they were.
     tasks = [asyncio.create_task(store.get(k)) for k in ("r3", "r4", "r5")]

@@ -22,16 +22,18 @@ def server(postgrest_standin):
 
 @pytest.fixture
 async def http(server):
-    async with httpx.AsyncClient(base_url=server.url + "/rest/v1",
-                                 headers={"apikey": SERVICE_KEY}) as client:
+    async with httpx.AsyncClient(
+        base_url=server.url + "/rest/v1", headers={"apikey": SERVICE_KEY}
+    ) as client:
         yield client
 
 
 @pytest.fixture
 async def client(server):
     http = httpx.AsyncClient()
-    yield AsyncClient(server.url, SERVICE_KEY,
-                      AsyncClientOptions(httpx_client=http, postgrest_client_retry=False))
+    yield AsyncClient(
+        server.url, SERVICE_KEY, AsyncClientOptions(httpx_client=http, postgrest_client_retry=False)
+    )
     await http.aclose()
 
 
@@ -45,17 +47,23 @@ async def test_upsert_select_filters_and_order(client, table):
     await client.table(table).upsert(rows, on_conflict="key").execute()
     everything = await client.table(table).select("key").order("key").execute()
     assert [r["key"] for r in everything.data] == ["a", "a%c", "a_b", "b", "c"]
-    page = await client.table(table).select("key,data").order("key", desc=True).range(1, 2)\
-        .execute()
+    page = (
+        await client.table(table).select("key,data").order("key", desc=True).range(1, 2).execute()
+    )
     assert page.data == [{"key": "b", "data": {"n": 0}}, {"key": "a_b", "data": {"n": 3}}]
-    ranged = await client.table(table).select("key").gte("key", "a").lt("key", "b")\
-        .neq("key", "a").execute()
+    ranged = (
+        await client.table(table)
+        .select("key")
+        .gte("key", "a")
+        .lt("key", "b")
+        .neq("key", "a")
+        .execute()
+    )
     assert sorted(r["key"] for r in ranged.data) == ["a%c", "a_b"]
     liked = await client.table(table).select("key").like("key", "a*").execute()
     assert len(liked.data) == 3  # like's * is PostgREST's wildcard
     # merge-duplicates overwrites only the sent columns.
-    await client.table(table).upsert({"key": "a", "data": {"n": 99}}, on_conflict="key")\
-        .execute()
+    await client.table(table).upsert({"key": "a", "data": {"n": 99}}, on_conflict="key").execute()
     got = await client.table(table).select("data").eq("key", "a").execute()
     assert got.data == [{"data": {"n": 99}}]
 
@@ -71,18 +79,33 @@ async def test_in_lists_quote_and_bind_values(client, table):
 
 
 async def test_or_is_and_count(client, table):
-    await client.table(table).upsert([
-        {"key": "never", "data": {}, "expires_at": None},
-        {"key": "past", "data": {}, "expires_at": "2000-01-01T00:00:00Z"},
-        {"key": "future", "data": {}, "expires_at": "2999-01-01T00:00:00Z"},
-    ]).execute()
-    alive = await client.table(table).select("key", count="exact")\
-        .or_("expires_at.is.null,expires_at.gt.2024-01-01T00:00:00.000000Z")\
-        .order("key").limit(1).execute()
+    await (
+        client.table(table)
+        .upsert(
+            [
+                {"key": "never", "data": {}, "expires_at": None},
+                {"key": "past", "data": {}, "expires_at": "2000-01-01T00:00:00Z"},
+                {"key": "future", "data": {}, "expires_at": "2999-01-01T00:00:00Z"},
+            ]
+        )
+        .execute()
+    )
+    alive = (
+        await client.table(table)
+        .select("key", count="exact")
+        .or_("expires_at.is.null,expires_at.gt.2024-01-01T00:00:00.000000Z")
+        .order("key")
+        .limit(1)
+        .execute()
+    )
     assert [r["key"] for r in alive.data] == ["future"]
     assert alive.count == 2
-    deleted = await client.table(table).delete(count="exact").lte(
-        "expires_at", "2024-01-01T00:00:00Z").execute()
+    deleted = (
+        await client.table(table)
+        .delete(count="exact")
+        .lte("expires_at", "2024-01-01T00:00:00Z")
+        .execute()
+    )
     assert deleted.count == 1
     assert [r["key"] for r in deleted.data] == ["past"]
 
@@ -110,8 +133,9 @@ async def test_error_shapes_and_statuses(http, table):
     assert (body_column.status_code, body_column.json()["code"]) == (400, "PGRST204")
     single = await http.get(f"/{table}", headers={"Accept": "application/vnd.pgrst.object+json"})
     assert (single.status_code, single.json()["code"]) == (406, "PGRST116")
-    minimal = await http.post(f"/{table}", json=[{"key": "m", "data": {}}],
-                              headers={"Prefer": "return=minimal"})
+    minimal = await http.post(
+        f"/{table}", json=[{"key": "m", "data": {}}], headers={"Prefer": "return=minimal"}
+    )
     assert (minimal.status_code, minimal.content) == (201, b"")
 
 
@@ -121,8 +145,9 @@ async def test_keys_are_checked(server, table):
         wrong = await raw.get(f"/{table}", headers={"apikey": "wrong"})
         assert wrong.status_code == 401
         assert "wrong" not in wrong.text
-        anon = await raw.get(f"/{table}", headers={"apikey": ANON_KEY,
-                                                   "Authorization": f"Bearer {ANON_KEY}"})
+        anon = await raw.get(
+            f"/{table}", headers={"apikey": ANON_KEY, "Authorization": f"Bearer {ANON_KEY}"}
+        )
         assert (anon.status_code, anon.json()["code"]) == (401, "42501")  # RLS + revoke
         service = await raw.get(f"/{table}", headers={"apikey": SERVICE_KEY})
         assert service.status_code == 200
@@ -148,7 +173,10 @@ async def test_sequential_requests_are_not_held_by_nagle(http, table):
     await http.get(f"/{table}")
     started = time.monotonic()
     for _ in range(20):
-        await http.post(f"/{table}", json={"key": "k", "data": {"x": "y" * 2000}},
-                        params={"on_conflict": "key"},
-                        headers={"Prefer": "resolution=merge-duplicates,return=minimal"})
+        await http.post(
+            f"/{table}",
+            json={"key": "k", "data": {"x": "y" * 2000}},
+            params={"on_conflict": "key"},
+            headers={"Prefer": "resolution=merge-duplicates,return=minimal"},
+        )
     assert time.monotonic() - started < 0.6

@@ -171,12 +171,18 @@ def test_the_api_listing_and_records(bare):
     response = client.get("/prism/api/stores/bare/records/")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "unsupported_operation"
-    response = client.put("/prism/api/stores/bare/records/k", data=json.dumps({"v": 1}),
-                          content_type="application/json")
+    response = client.put(
+        "/prism/api/stores/bare/records/k",
+        data=json.dumps({"v": 1}),
+        content_type="application/json",
+    )
     assert response.status_code == 201
     assert client.get("/prism/api/stores/bare/records/k").json() == {"key": "k", "value": {"v": 1}}
-    response = client.post("/prism/api/stores/bare/search", data='{"embedding": [1.0]}',
-                           content_type="application/json")
+    response = client.post(
+        "/prism/api/stores/bare/search",
+        data='{"embedding": [1.0]}',
+        content_type="application/json",
+    )
     assert response.status_code == 400
     assert client.delete("/prism/api/stores/bare/records/k").status_code == 204
     assert BareStore.buckets["b1"] == {}
@@ -201,12 +207,14 @@ def test_the_admin(bare):
     assert response.status_code == 200 and "cannot list its keys" in response.content.decode()
     response = client.get(page("prism_storage_store_record", key="known"))
     assert response.status_code == 200 and '"v": 1' in response.context["value_json"]
-    response = client.post(page("prism_storage_store_record_edit"),
-                           {"key": "added", "value": '{"n": 2}'})
+    response = client.post(
+        page("prism_storage_store_record_edit"), {"key": "added", "value": '{"n": 2}'}
+    )
     assert response.status_code == 302
     assert BareStore.buckets["b1"]["added"] == {"n": 2}
     response = client.get(page("prism_storage_store_search"))
     assert response.status_code == 200 and response.context["searchable"] is False
-    response = client.post(page("prism_storage_store_delete"),
-                           {"key": ["known", "added"], "confirm": "yes"})
+    response = client.post(
+        page("prism_storage_store_delete"), {"key": ["known", "added"], "confirm": "yes"}
+    )
     assert response.status_code == 302 and BareStore.buckets["b1"] == {}

@@ -103,8 +103,9 @@ async def test_prefixes_that_are_string_prefixes_never_collide(redis_server, raw
     assert list(await inner.keys()) == ["foo"]
     assert list(await outer.keys("x:")) == ["x:foo"]
     stored = sorted(await raw.keys(f"{run}:*"))
-    assert stored == sorted([f"{run}:prism:{SEPARATOR}x:foo".encode(),
-                             f"{run}:prism:x:{SEPARATOR}foo".encode()])
+    assert stored == sorted(
+        [f"{run}:prism:{SEPARATOR}x:foo".encode(), f"{run}:prism:x:{SEPARATOR}foo".encode()]
+    )
     await inner.delete_many(["foo", "x:foo"])
     assert await outer.get("x:foo") == {"store": "outer"}
 
@@ -185,11 +186,13 @@ async def test_concurrent_calls_share_one_pipeline(redis_server, raw, closing):
     before = await connections_received(raw)
     await asyncio.gather(*(store.set(f"k{i}", {"i": i}) for i in range(64)))
     assert await asyncio.gather(*(store.get(f"k{i}") for i in range(64))) == [
-        {"i": i} for i in range(64)]
+        {"i": i} for i in range(64)
+    ]
     assert await asyncio.gather(*(store.exists(f"k{i}") for i in range(64))) == [True] * 64
     await asyncio.gather(*(store.delete(f"k{i}") for i in range(0, 64, 2)))
     assert await store.get_many([f"k{i}" for i in range(64)]) == {
-        f"k{i}": {"i": i} for i in range(1, 64, 2)}
+        f"k{i}": {"i": i} for i in range(1, 64, 2)
+    }
     # 256 concurrent calls on one or two connections (a separate client call per caller
     # would have opened 64).
     assert await connections_received(raw) - before <= 2
@@ -221,8 +224,11 @@ async def test_an_error_reply_fails_only_its_own_caller(redis_server, raw, closi
     await store.set_many({f"k{i}": {"i": i} for i in range(10)})
     await raw.hset(f"{prefix}{SEPARATOR}hash", "field", "value")  # GET on it: WRONGTYPE
     results = await asyncio.gather(
-        *(store.get(f"k{i}") for i in range(5)), store.get("hash"),
-        *(store.get(f"k{i}") for i in range(5, 10)), return_exceptions=True)
+        *(store.get(f"k{i}") for i in range(5)),
+        store.get("hash"),
+        *(store.get(f"k{i}") for i in range(5, 10)),
+        return_exceptions=True,
+    )
     assert isinstance(results[5], CorruptRecordError)
     assert results[:5] + results[6:] == [{"i": i} for i in range(10)]
 
@@ -315,10 +321,20 @@ async def test_a_bad_url_is_a_configuration_error_on_use_before_io():
     await store.close()
 
 
-@pytest.mark.parametrize("options", [
-    {"url": 42}, {"url": ""}, {"prefix": 3}, {"ttl": 0}, {"ttl": "60"}, {"timeout": 0},
-    {"timeout": float("nan")}, {"cluster": "yes"}, {"max_connections": 0},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"url": 42},
+        {"url": ""},
+        {"prefix": 3},
+        {"ttl": 0},
+        {"ttl": "60"},
+        {"timeout": 0},
+        {"timeout": float("nan")},
+        {"cluster": "yes"},
+        {"max_connections": 0},
+    ],
+)
 def test_bad_option_values_are_refused(options):
     arguments = {"url": "redis://localhost:6379/0", **options}
     with pytest.raises((InvalidOptionError, InvalidValueError)):
@@ -333,10 +349,12 @@ def test_cluster_is_chosen_by_scheme_or_option():
 
 
 def test_passwords_never_show_in_repr_or_describe():
-    for url in ("redis://agent:pa55-word%2Fx@host:6379/3",
-                "rediss://:pa55-word%2Fx@host:6380/0",
-                "redis://host:6379/0?password=pa55-word%2Fx",
-                "redis+cluster://agent:pa55-word%2Fx@host:7000"):
+    for url in (
+        "redis://agent:pa55-word%2Fx@host:6379/3",
+        "rediss://:pa55-word%2Fx@host:6380/0",
+        "redis://host:6379/0?password=pa55-word%2Fx",
+        "redis+cluster://agent:pa55-word%2Fx@host:7000",
+    ):
         store = RedisStorageBackend(url)
         for text in (repr(store), store.describe()):
             assert "pa55" not in text, text
@@ -346,9 +364,15 @@ def test_passwords_never_show_in_repr_or_describe():
 
 def _make_certificates(directory) -> dict[str, str]:
     """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
+
     def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["openssl", *args],
+            cwd=directory,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     # The extensions strict X.509 verification (Python 3.13's default) insists on.
     (directory / "san.ext").write_text(
@@ -360,17 +384,48 @@ def _make_certificates(directory) -> dict[str, str]:
         "authorityKeyIdentifier=keyid,issuer\n"
     )
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
-            "-subj", "/CN=prism-storage test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-addext", "subjectKeyIdentifier=hash")
-    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr",
-            "-subj", "/CN=127.0.0.1")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.ext")
-    return {"ca": str(directory / "ca.crt"), "server": str(directory / "server.crt"),
-            "key": str(directory / "server.key")}
+    openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=prism-storage test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-addext",
+        "subjectKeyIdentifier=hash",
+    )
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    )
+    return {
+        "ca": str(directory / "ca.crt"),
+        "server": str(directory / "server.crt"),
+        "key": str(directory / "server.key"),
+    }
 
 
 PASSWORD = "s3cret/pa55:word"
@@ -382,13 +437,30 @@ def tls_server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tls")
     certs = _make_certificates(directory)
     tls_port = free_port()
-    server = RedisServer(extra_args=(
-        "--tls-port", str(tls_port), "--tls-cert-file", certs["server"],
-        "--tls-key-file", certs["key"], "--tls-ca-cert-file", certs["ca"],
-        "--tls-auth-clients", "no",
-        "--user", "default", "off",
-        "--user", "agent", "on", f">{PASSWORD}", "~*", "&*", "+@all",
-    ))
+    server = RedisServer(
+        extra_args=(
+            "--tls-port",
+            str(tls_port),
+            "--tls-cert-file",
+            certs["server"],
+            "--tls-key-file",
+            certs["key"],
+            "--tls-ca-cert-file",
+            certs["ca"],
+            "--tls-auth-clients",
+            "no",
+            "--user",
+            "default",
+            "off",
+            "--user",
+            "agent",
+            "on",
+            f">{PASSWORD}",
+            "~*",
+            "&*",
+            "+@all",
+        )
+    )
     server.start()
     server.tls_port = tls_port
     server.ca = certs["ca"]
@@ -400,8 +472,10 @@ def tls_server(tmp_path_factory):
 
 async def test_tls_with_username_password_and_db(tls_server, closing):
     password = quote(PASSWORD, safe="")
-    url = (f"rediss://agent:{password}@127.0.0.1:{tls_server.tls_port}/3"
-           f"?ssl_ca_certs={quote(tls_server.ca)}")
+    url = (
+        f"rediss://agent:{password}@127.0.0.1:{tls_server.tls_port}/3"
+        f"?ssl_ca_certs={quote(tls_server.ca)}"
+    )
     store = RedisStorageBackend(url, prefix="tls:")
     closing(store)
     await store.ping()
@@ -423,7 +497,8 @@ async def test_tls_verifies_the_server_certificate(tls_server, closing):
     password = quote(PASSWORD, safe="")
     # No CA given: the system's CAs do not know our test CA, so the handshake fails.
     store = RedisStorageBackend(
-        f"rediss://agent:{password}@127.0.0.1:{tls_server.tls_port}/0", timeout=3)
+        f"rediss://agent:{password}@127.0.0.1:{tls_server.tls_port}/0", timeout=3
+    )
     closing(store)
     with pytest.raises(BackendUnavailableError) as caught:
         await store.get("k")
@@ -432,8 +507,10 @@ async def test_tls_verifies_the_server_certificate(tls_server, closing):
 
 async def test_wrong_password_is_a_permission_error_without_the_password(tls_server, closing):
     wrong = "wrong-pa55word-xyz"
-    url = (f"rediss://agent:{wrong}@127.0.0.1:{tls_server.tls_port}/0"
-           f"?ssl_ca_certs={quote(tls_server.ca)}")
+    url = (
+        f"rediss://agent:{wrong}@127.0.0.1:{tls_server.tls_port}/0"
+        f"?ssl_ca_certs={quote(tls_server.ca)}"
+    )
     store = RedisStorageBackend(url, timeout=3)
     closing(store)
     for operation in (lambda: store.get("k"), lambda: store.set("k", {}), store.ping):

@@ -121,9 +121,11 @@ async def test_cluster_node_down_fails_fast_then_recovers():
         victim = cluster.nodes[1]
         victim.kill()
         # Keys served by the dead node (and batches touching it) fail fast and typed.
-        for operation in (lambda: store.get_many(list(records)),
-                          lambda: store.set_many(records),
-                          lambda: store.keys(limit=1000)):
+        for operation in (
+            lambda: store.get_many(list(records)),
+            lambda: store.set_many(records),
+            lambda: store.keys(limit=1000),
+        ):
             started = time.monotonic()
             with pytest.raises(BackendUnavailableError):
                 await operation()

@@ -94,8 +94,12 @@ def test_unset_setting_defaults_to_one_orm_store(settings):
         ({"default": {"BACKEND": "orm", "OPTIONS": {"using": "nosuchdb"}}}, ["prism_storage.E009"]),
         ({"default": {"BACKEND": "orm", "OPTIONS": {"alias": "other"}}}, ["prism_storage.E011"]),
         (
-            {"default": {"BACKEND": "tests.test_registry.ThirdPartyStore",
-                         "OPTIONS": {"alias": "x"}}},
+            {
+                "default": {
+                    "BACKEND": "tests.test_registry.ThirdPartyStore",
+                    "OPTIONS": {"alias": "x"},
+                }
+            },
             ["prism_storage.E011"],
         ),
         (
@@ -180,8 +184,10 @@ def test_a_protocol_only_backend_passes_the_checks(settings):
 def test_a_subclass_without_an_alias_parameter_still_learns_its_alias(settings):
     settings.PRISM_STORAGE = {
         "default": {"BACKEND": "orm"},
-        "old": {"BACKEND": "tests.support.minimal_backend.MinimalBackend",
-                "OPTIONS": {"name": "old-style"}},
+        "old": {
+            "BACKEND": "tests.support.minimal_backend.MinimalBackend",
+            "OPTIONS": {"name": "old-style"},
+        },
     }
     store = storages["old"]
     assert store.alias == "old" and store.name == "old-style"

@@ -32,8 +32,9 @@ class TestSupabaseConformance(StorageConformanceTests):
     @pytest.fixture
     def make_store(self, postgrest_standin, supabase_table):
         def make(namespace="main", **options):
-            return SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, supabase_table(),
-                                          **options)
+            return SupabaseStorageBackend(
+                postgrest_standin.url, SERVICE_KEY, supabase_table(), **options
+            )
 
         return make
 
@@ -51,8 +52,9 @@ class TestSupabaseNamespaceConformance(StorageConformanceTests):
         table = supabase_table()
 
         def make(namespace="main", **options):
-            return SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, table,
-                                          namespace=namespace, **options)
+            return SupabaseStorageBackend(
+                postgrest_standin.url, SERVICE_KEY, table, namespace=namespace, **options
+            )
 
         return make
 
@@ -105,7 +107,8 @@ async def test_rows_have_the_documented_shape(store, supabase_admin):
     clock.advance(60)
     await store.set("k", {"v": 2}, ttl=30)
     row = supabase_admin.execute(
-        f'SELECT key, data, created_at, updated_at, expires_at FROM "{store.table}"').fetchone()
+        f'SELECT key, data, created_at, updated_at, expires_at FROM "{store.table}"'
+    ).fetchone()
     key, data, created_at, updated_at, expires_at = row
     assert (key, data) == ("k", {"v": 2})
     assert updated_at.timestamp() == 1_700_000_060
@@ -125,10 +128,12 @@ async def test_huge_floats_are_refused_before_io(store, server):
 async def test_namespace_sweep_leaves_other_namespaces(postgrest_standin, supabase_table):
     table = supabase_table()
     clock = FakeClock()
-    one = SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, table, namespace="one",
-                                 clock=clock)
-    two = SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, table, namespace="two",
-                                 clock=clock)
+    one = SupabaseStorageBackend(
+        postgrest_standin.url, SERVICE_KEY, table, namespace="one", clock=clock
+    )
+    two = SupabaseStorageBackend(
+        postgrest_standin.url, SERVICE_KEY, table, namespace="two", clock=clock
+    )
     await one.set("k", {"v": 1}, ttl=5)
     await two.set("k", {"v": 2}, ttl=5)
     clock.advance(10)
@@ -151,8 +156,9 @@ async def test_default_collation_would_break_prefix_listing(postgrest_standin, s
     def without_c_collation(name):
         return table_sql(name).replace(' collate "C"', "")
 
-    store = SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY,
-                                   supabase_table(without_c_collation))
+    store = SupabaseStorageBackend(
+        postgrest_standin.url, SERVICE_KEY, supabase_table(without_c_collation)
+    )
     await store.set_many({"agents/1": {}, "Agents/1": {}})
     assert list(await store.keys("agents/")) != ["agents/1"]
     await store.close()
@@ -228,11 +234,14 @@ async def test_the_policy_is_what_admits_the_service_role(store, supabase_admin)
         await store.set("k2", {"v": 2})
 
 
-@pytest.mark.parametrize("damage", [
-    'DROP TABLE "{t}"',
-    'ALTER TABLE "{t}" RENAME COLUMN data TO value',
-    'ALTER TABLE "{t}" DROP COLUMN expires_at',
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        'DROP TABLE "{t}"',
+        'ALTER TABLE "{t}" RENAME COLUMN data TO value',
+        'ALTER TABLE "{t}" DROP COLUMN expires_at',
+    ],
+)
 async def test_damaged_table_is_a_configuration_error(store, supabase_admin, damage):
     await store.set("k", {"v": 1})
     supabase_admin.execute(damage.format(t=store.table))
@@ -257,8 +266,7 @@ async def test_transient_conflict_is_retried(store, server):
 
 
 async def test_lasting_conflict_names_the_extra_constraint(store, supabase_admin):
-    supabase_admin.execute(
-        f'CREATE UNIQUE INDEX ON "{store.table}" ((data->>\'email\'))')
+    supabase_admin.execute(f"CREATE UNIQUE INDEX ON \"{store.table}\" ((data->>'email'))")
     await store.set("a", {"email": "x@example.com"})
     with pytest.raises(SchemaMismatchError, match="constraint"):
         await store.set("b", {"email": "x@example.com"})
@@ -273,24 +281,28 @@ async def test_unexpected_client_error_is_typed(store, server):
 # ---------------------------------------------------------------------- configuration
 
 
-@pytest.mark.parametrize("options", [
-    {"url": "ftp://example.com", "key": "k"},
-    {"url": "example.supabase.co", "key": "k"},
-    {"url": "https://x.supabase.co", "key": ""},
-    {"url": "https://x.supabase.co", "key": "k", "table": "agents; drop"},
-    {"url": "https://x.supabase.co", "key": "k", "table": "1agents"},
-    {"url": "https://x.supabase.co", "key": "k", "namespace": "a:b"},
-    {"url": "https://x.supabase.co", "key": "k", "timeout": 0},
-    {"url": "https://x.supabase.co", "key": "k", "ttl": -1},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"url": "ftp://example.com", "key": "k"},
+        {"url": "example.supabase.co", "key": "k"},
+        {"url": "https://x.supabase.co", "key": ""},
+        {"url": "https://x.supabase.co", "key": "k", "table": "agents; drop"},
+        {"url": "https://x.supabase.co", "key": "k", "table": "1agents"},
+        {"url": "https://x.supabase.co", "key": "k", "namespace": "a:b"},
+        {"url": "https://x.supabase.co", "key": "k", "timeout": 0},
+        {"url": "https://x.supabase.co", "key": "k", "ttl": -1},
+    ],
+)
 def test_bad_options_are_refused(options):
     with pytest.raises((InvalidOptionError, ValueError)):
         SupabaseStorageBackend(**options)
 
 
 def test_registry_and_repr():
-    store = Registry.create("supabase", url="https://abc.supabase.co", key=SERVICE_KEY,
-                            table="agent_data")
+    store = Registry.create(
+        "supabase", url="https://abc.supabase.co", key=SERVICE_KEY, table="agent_data"
+    )
     assert isinstance(store, SupabaseStorageBackend)
     assert SERVICE_KEY not in repr(store)
     assert "agent_data" in repr(store)
@@ -303,8 +315,9 @@ def test_checks():
     assert [m.id for m in plain.check()] == ["prism_storage.W030"]
     assert SupabaseStorageBackend("http://127.0.0.1:8000", SERVICE_KEY).check() == []
     legacy_anon = "e30.eyJyb2xlIjoiYW5vbiJ9.sig"  # {"role": "anon"}
-    assert [m.id for m in SupabaseStorageBackend("https://x.supabase.co", legacy_anon)
-            .check()] == ["prism_storage.W031"]
+    assert [m.id for m in SupabaseStorageBackend("https://x.supabase.co", legacy_anon).check()] == [
+        "prism_storage.W031"
+    ]
 
 
 def test_sql_command_prints_the_table_sql():
@@ -347,14 +360,19 @@ async def test_one_client_per_event_loop_and_close(store):
 
 
 @pytest.mark.live
-@pytest.mark.skipif(not (os.environ.get("SUPABASE_URL") and os.environ.get("SUPABASE_KEY")),
-                    reason="SUPABASE_URL and SUPABASE_KEY are not set")
+@pytest.mark.skipif(
+    not (os.environ.get("SUPABASE_URL") and os.environ.get("SUPABASE_KEY")),
+    reason="SUPABASE_URL and SUPABASE_KEY are not set",
+)
 async def test_live_supabase_project():
     """Against a real project whose table (SUPABASE_TABLE, default "agents") was created
     with the shipped SQL; works in its own namespace and removes what it wrote."""
     store = SupabaseStorageBackend(
-        os.environ["SUPABASE_URL"], os.environ["SUPABASE_KEY"],
-        os.environ.get("SUPABASE_TABLE", "agents"), namespace=f"prism-live-{uuid.uuid4().hex}")
+        os.environ["SUPABASE_URL"],
+        os.environ["SUPABASE_KEY"],
+        os.environ.get("SUPABASE_TABLE", "agents"),
+        namespace=f"prism-live-{uuid.uuid4().hex}",
+    )
     try:
         await store.ping()
         await store.set("agent_1", {"messages": [{"role": "user", "content": "Hello"}]})
@@ -362,7 +380,8 @@ async def test_live_supabase_project():
         await store.set_many({f"t/{i}": {"i": i} for i in range(20)}, ttl=600)
         assert len(await store.get_many([f"t/{i}" for i in range(20)])) == 20
         assert [k async for k in store.iter_keys("t/", page_size=7)] == sorted(
-            f"t/{i}" for i in range(20))
+            f"t/{i}" for i in range(20)
+        )
     finally:
         await store.delete_many(["agent_1", *(f"t/{i}" for i in range(20))])
         assert list(await store.keys()) == []

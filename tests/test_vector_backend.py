@@ -22,6 +22,7 @@ from tests.support.vector import DIMENSIONS, closed_port, hash_embedder
 # qdrant-client warns (rightly) when an API key goes over plain HTTP, as in outage tests.
 pytestmark = pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
 
+
 def unique(namespace: str) -> str:
     return f"{namespace}-{uuid.uuid4().hex[:8]}"
 
@@ -31,16 +32,25 @@ class TestQdrantInMemory(StorageConformanceTests):
     def make_store(self):
         def make(namespace="main", **options):
             return VectorStorageBackend(
-                "qdrant", namespace=namespace, dimensions=DIMENSIONS,
-                embedder=hash_embedder, **options)
+                "qdrant",
+                namespace=namespace,
+                dimensions=DIMENSIONS,
+                embedder=hash_embedder,
+                **options,
+            )
 
         return make
 
     @pytest.fixture
     def make_unavailable_store(self):
         return lambda: VectorStorageBackend(
-            "qdrant", dimensions=DIMENSIONS, embedder=hash_embedder,
-            url=f"http://127.0.0.1:{closed_port()}", api_key="qdrant-secret-key", timeout=1)
+            "qdrant",
+            dimensions=DIMENSIONS,
+            embedder=hash_embedder,
+            url=f"http://127.0.0.1:{closed_port()}",
+            api_key="qdrant-secret-key",
+            timeout=1,
+        )
 
 
 class TestQdrantOnDisk(StorageConformanceTests):
@@ -48,8 +58,13 @@ class TestQdrantOnDisk(StorageConformanceTests):
     def make_store(self, tmp_path):
         def make(namespace="main", **options):
             return VectorStorageBackend(
-                "qdrant", namespace=namespace, dimensions=DIMENSIONS, path=str(tmp_path / "q"),
-                embedder=hash_embedder, **options)
+                "qdrant",
+                namespace=namespace,
+                dimensions=DIMENSIONS,
+                path=str(tmp_path / "q"),
+                embedder=hash_embedder,
+                **options,
+            )
 
         return make
 
@@ -59,16 +74,27 @@ class TestMilvusLite(StorageConformanceTests):
     def make_store(self, milvus_db):
         def make(namespace="main", **options):
             return VectorStorageBackend(
-                "milvus", namespace=unique(namespace), index_name="conformance",
-                dimensions=DIMENSIONS, path=milvus_db, embedder=hash_embedder, **options)
+                "milvus",
+                namespace=unique(namespace),
+                index_name="conformance",
+                dimensions=DIMENSIONS,
+                path=milvus_db,
+                embedder=hash_embedder,
+                **options,
+            )
 
         return make
 
     @pytest.fixture
     def make_unavailable_store(self):
         return lambda: VectorStorageBackend(
-            "milvus", dimensions=DIMENSIONS, embedder=hash_embedder,
-            url=f"http://127.0.0.1:{closed_port()}", api_key="root:milvus-secret", timeout=1)
+            "milvus",
+            dimensions=DIMENSIONS,
+            embedder=hash_embedder,
+            url=f"http://127.0.0.1:{closed_port()}",
+            api_key="root:milvus-secret",
+            timeout=1,
+        )
 
 
 class TestPinecone(StorageConformanceTests):
@@ -76,34 +102,53 @@ class TestPinecone(StorageConformanceTests):
     def make_store(self, pinecone_server):
         def make(namespace="main", **options):
             return VectorStorageBackend(
-                "pinecone", api_key=pinecone_server.api_key, namespace=unique(namespace),
-                index_name="conformance", dimensions=DIMENSIONS, url=pinecone_server.url,
-                embedder=hash_embedder, **options)
+                "pinecone",
+                api_key=pinecone_server.api_key,
+                namespace=unique(namespace),
+                index_name="conformance",
+                dimensions=DIMENSIONS,
+                url=pinecone_server.url,
+                embedder=hash_embedder,
+                **options,
+            )
 
         return make
 
     @pytest.fixture
     def make_unavailable_store(self):
         return lambda: VectorStorageBackend(
-            "pinecone", api_key="pcsk-secret-key", dimensions=DIMENSIONS,
-            url=f"http://127.0.0.1:{closed_port()}", embedder=hash_embedder, timeout=1)
+            "pinecone",
+            api_key="pcsk-secret-key",
+            dimensions=DIMENSIONS,
+            url=f"http://127.0.0.1:{closed_port()}",
+            embedder=hash_embedder,
+            timeout=1,
+        )
 
 
 # ------------------------------------------------------------------ pinecone metadata size
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.integers() | st.text(),
+    st.none()
+    | st.booleans()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers()
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(fields=st.dictionaries(st.text(), st.text() | st.floats(allow_nan=False,
-                                                                  allow_infinity=False)
-                              | st.booleans(), max_size=3),
-       key=st.text(), value=st.dictionaries(st.text(), _json_values, max_size=4))
+@given(
+    fields=st.dictionaries(
+        st.text(),
+        st.text() | st.floats(allow_nan=False, allow_infinity=False) | st.booleans(),
+        max_size=3,
+    ),
+    key=st.text(),
+    value=st.dictionaries(st.text(), _json_values, max_size=4),
+)
 def test_pinecone_metadata_size_is_the_exact_json_size(fields, key, value):
     from prism_storage.backends.vector.pinecone import KEY, VALUE, metadata_size
     from prism_storage.codec import encode_value
@@ -119,9 +164,14 @@ def test_pinecone_metadata_size_is_the_exact_json_size(fields, key, value):
 
 async def test_pinecone_metadata_limit_is_checked_before_sending(pinecone_server):
     store = VectorStorageBackend(
-        "pinecone", api_key=pinecone_server.api_key, namespace=unique("meta"),
-        index_name="conformance", dimensions=DIMENSIONS, url=pinecone_server.url,
-        embedder=hash_embedder)
+        "pinecone",
+        api_key=pinecone_server.api_key,
+        namespace=unique("meta"),
+        index_name="conformance",
+        dimensions=DIMENSIONS,
+        url=pinecone_server.url,
+        embedder=hash_embedder,
+    )
     # Quotes are escaped twice on the way (in the value's JSON, then in the metadata's),
     # and short string fields are copied into the metadata for filters.
     quotes = '"' * 1000

@@ -56,6 +56,7 @@ async def make(request):
 
 # ---------------------------------------------------------------- score equivalence
 
+
 @pytest.fixture(scope="module")
 def dataset():
     rng = np.random.default_rng(20240601)
@@ -77,8 +78,10 @@ def exact_scores(metric: str, vectors: np.ndarray, query: np.ndarray) -> np.ndar
 async def test_every_provider_returns_the_same_results_and_scores(make, dataset, metric):
     vectors, queries = dataset
     records = {f"doc-{i:04}": {"embedding": v.tolist(), "i": i} for i, v in enumerate(vectors)}
-    stores = {p: make(p, f"equivalence-{metric}", dimensions=64, metric=metric, timeout=60)
-              for p in PROVIDERS}
+    stores = {
+        p: make(p, f"equivalence-{metric}", dimensions=64, metric=metric, timeout=60)
+        for p in PROVIDERS
+    }
     for store in stores.values():
         await store.set_many(records)
     for query in queries:
@@ -99,11 +102,13 @@ async def test_every_provider_returns_the_same_results_and_scores(make, dataset,
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_search_limit_and_score_meaning(make, provider):
     store = make(provider, "limits", dimensions=3, metric="euclidean")
-    await store.set_many({
-        "near": {"embedding": [1.0, 0.0, 0.0]},
-        "far": {"embedding": [4.0, 0.0, 0.0]},  # distance 3
-        "other": {"embedding": [1.0, 2.0, 0.0]},  # distance 2
-    })
+    await store.set_many(
+        {
+            "near": {"embedding": [1.0, 0.0, 0.0]},
+            "far": {"embedding": [4.0, 0.0, 0.0]},  # distance 3
+            "other": {"embedding": [1.0, 2.0, 0.0]},  # distance 2
+        }
+    )
     results = await store.search([1.0, 0.0, 0.0], limit=2)
     assert [r["key"] for r in results] == ["near", "other"]
     assert [r["score"] for r in results] == pytest.approx([1.0, 1 / 3], abs=1e-6)
@@ -153,10 +158,12 @@ FILTER_CASES = [
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_filters(make, provider):
     store = make(provider, "filters", dimensions=4)
-    await store.set_many({
-        key: {**value, "embedding": [1.0, i + 1.0, 0.5, -1.0]}
-        for i, (key, value) in enumerate(FILTER_RECORDS.items())
-    })
+    await store.set_many(
+        {
+            key: {**value, "embedding": [1.0, i + 1.0, 0.5, -1.0]}
+            for i, (key, value) in enumerate(FILTER_RECORDS.items())
+        }
+    )
     for spec, expected in FILTER_CASES:
         results = await store.search([1.0, 1.0, 1.0, 1.0], limit=10, filter=spec)
         assert "".join(sorted(r["key"] for r in results)) == expected, spec
@@ -166,14 +173,29 @@ async def test_filters(make, provider):
 async def test_bad_filters_are_refused_before_io(provider):
     store = unreachable(provider)
     vector = [1.0, 0.0, 0.0, 0.0]
-    for unsupported in ({"kind": {"$regex": "^n"}}, {"kind": {"$exists": True}},
-                        {"$not": {"kind": "note"}}):
+    for unsupported in (
+        {"kind": {"$regex": "^n"}},
+        {"kind": {"$exists": True}},
+        {"$not": {"kind": "note"}},
+    ):
         with pytest.raises(UnsupportedOperationError):
             await store.search(vector, filter=unsupported)
-    for invalid in ({"n": {"$gt": "3"}}, {"n": {"$gt": True}}, {"n": {"$in": []}},
-                    {"n": {"$in": 3}}, {"n": None}, {"n": {"$eq": [1]}}, {"n": {}},
-                    {"$or": []}, {"$and": {"n": 1}}, {"embedding": 1}, {"_prism_key": "a"},
-                    {"bad-name": 1}, {"kind": "x" * 1025}, {"score": math.nan}):
+    for invalid in (
+        {"n": {"$gt": "3"}},
+        {"n": {"$gt": True}},
+        {"n": {"$in": []}},
+        {"n": {"$in": 3}},
+        {"n": None},
+        {"n": {"$eq": [1]}},
+        {"n": {}},
+        {"$or": []},
+        {"$and": {"n": 1}},
+        {"embedding": 1},
+        {"_prism_key": "a"},
+        {"bad-name": 1},
+        {"kind": "x" * 1025},
+        {"score": math.nan},
+    ):
         with pytest.raises(InvalidValueError):
             await store.search(vector, filter=invalid)
     await store.close()
@@ -181,12 +203,14 @@ async def test_bad_filters_are_refused_before_io(provider):
 
 # ---------------------------------------------------------------- vectors and records
 
+
 def unreachable(provider: str, **options) -> VectorStorageBackend:
     options.setdefault("dimensions", 4)
     if provider == "pinecone":
         options.setdefault("api_key", "pcsk-never-shown-1234")
-    return VectorStorageBackend(provider, url=f"http://127.0.0.1:{closed_port()}", timeout=1,
-                                **options)
+    return VectorStorageBackend(
+        provider, url=f"http://127.0.0.1:{closed_port()}", timeout=1, **options
+    )
 
 
 BAD_VECTORS = [
@@ -243,10 +267,17 @@ async def test_embedders_and_text_fields(make, provider):
         return hash_embedder(text)[:4]
 
     store = make(provider, "embedders", dimensions=4, embedder=embed, text_field="body")
-    chat = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant",
-                                                            "content": "Hello!"}]}
-    await store.set_many({"body": {"body": "the body text", "title": "t"}, "chat": chat,
-                          "plain": {"n": 1}, "own": {"embedding": [0.5, 0.5, 0.5, 0.5]}})
+    chat = {
+        "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    }
+    await store.set_many(
+        {
+            "body": {"body": "the body text", "title": "t"},
+            "chat": chat,
+            "plain": {"n": 1},
+            "own": {"embedding": [0.5, 0.5, 0.5, 0.5]},
+        }
+    )
     assert seen[:3] == ["the body text", "Hi\nHello!", '{"n":1}']
     assert await store.get("own") == {"embedding": [0.5, 0.5, 0.5, 0.5]}
     assert await store.get("chat") == chat
@@ -259,8 +290,9 @@ async def test_embedders_and_text_fields(make, provider):
 
 
 async def test_embedder_by_dotted_path_through_the_registry():
-    store = Registry.create("vector", provider="qdrant", dimensions=8,
-                            embedder="tests.support.vector.hash_embedder")
+    store = Registry.create(
+        "vector", provider="qdrant", dimensions=8, embedder="tests.support.vector.hash_embedder"
+    )
     await store.set("k", {"text": "hello"})
     assert (await store.search("hello", limit=1))[0]["key"] == "k"
     await store.close()
@@ -282,14 +314,17 @@ async def test_namespaces_isolate_search(make, provider):
 
 # ---------------------------------------------------------------- schemas and options
 
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_an_existing_index_with_another_shape_is_refused(make, provider, tmp_path):
     index = f"shape-{uuid.uuid4().hex[:8]}"
     shared = {"path": str(tmp_path / "qdrant")} if provider == "qdrant" else {}
     original = make(provider, index, dimensions=4, metric="cosine", **shared)
     await original.set("kept", {"embedding": [1.0, 2.0, 3.0, 4.0]})
-    for options in ({"dimensions": 5, "metric": "cosine"},
-                    {"dimensions": 4, "metric": "euclidean"}):
+    for options in (
+        {"dimensions": 5, "metric": "cosine"},
+        {"dimensions": 4, "metric": "euclidean"},
+    ):
         other = make(provider, index, namespace=original.namespace, **options, **shared)
         with pytest.raises(SchemaMismatchError, match="configured with"):
             await other.get("kept")
@@ -315,39 +350,46 @@ async def test_secrets_never_appear_in_errors_or_repr(provider):
     await store.close()
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"provider": "chroma"}, "provider"),
-    ({"provider": "qdrant", "metric": "manhattan"}, "metric"),
-    ({"provider": "qdrant", "dimensions": 0}, "dimensions"),
-    ({"provider": "qdrant", "dimensions": "384"}, "dimensions"),
-    ({"provider": "qdrant", "url": "http://localhost:6333", "path": "/tmp/x"}, "not both"),
-    ({"provider": "milvus", "index_name": "9lives"}, "Milvus"),
-    ({"provider": "milvus", "path": "/tmp/milvus"}, ".db"),
-    ({"provider": "pinecone"}, "api_key"),
-    ({"provider": "pinecone", "api_key": "k", "index_name": "Upper_Case"}, "Pinecone"),
-    ({"provider": "qdrant", "embedder": "no.such.module.embed"}, "embedder"),
-    ({"provider": "qdrant", "embedder": 42}, "embedder"),
-    ({"provider": "qdrant", "timeout": 0}, "timeout"),
-    ({"provider": "qdrant", "namespace": ""}, "namespace"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"provider": "chroma"}, "provider"),
+        ({"provider": "qdrant", "metric": "manhattan"}, "metric"),
+        ({"provider": "qdrant", "dimensions": 0}, "dimensions"),
+        ({"provider": "qdrant", "dimensions": "384"}, "dimensions"),
+        ({"provider": "qdrant", "url": "http://localhost:6333", "path": "/tmp/x"}, "not both"),
+        ({"provider": "milvus", "index_name": "9lives"}, "Milvus"),
+        ({"provider": "milvus", "path": "/tmp/milvus"}, ".db"),
+        ({"provider": "pinecone"}, "api_key"),
+        ({"provider": "pinecone", "api_key": "k", "index_name": "Upper_Case"}, "Pinecone"),
+        ({"provider": "qdrant", "embedder": "no.such.module.embed"}, "embedder"),
+        ({"provider": "qdrant", "embedder": 42}, "embedder"),
+        ({"provider": "qdrant", "timeout": 0}, "timeout"),
+        ({"provider": "qdrant", "namespace": ""}, "namespace"),
+    ],
+)
 def test_invalid_options(options, message):
     with pytest.raises(InvalidOptionError, match=message):
         VectorStorageBackend(**options)
 
 
-@pytest.mark.parametrize(("provider", "module", "extra"), [
-    ("qdrant", "qdrant_client", "qdrant"),
-    ("milvus", "pymilvus", "milvus"),
-    ("milvus", "milvus_lite", "milvus"),
-    ("pinecone", "pinecone", "pinecone"),
-])
+@pytest.mark.parametrize(
+    ("provider", "module", "extra"),
+    [
+        ("qdrant", "qdrant_client", "qdrant"),
+        ("milvus", "pymilvus", "milvus"),
+        ("milvus", "milvus_lite", "milvus"),
+        ("pinecone", "pinecone", "pinecone"),
+    ],
+)
 def test_check_dependencies_names_the_extra(monkeypatch, provider, module, extra):
     VectorStorageBackend.check_dependencies(provider=provider)
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == module else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a)
+    )
     with pytest.raises(MissingDependencyError, match=rf"prism-storage\[{extra}\]"):
         VectorStorageBackend.check_dependencies(provider=provider)
 
@@ -356,25 +398,42 @@ def test_importing_the_backend_imports_no_client():
     import subprocess
     import sys
 
-    code = ("import sys; import prism_storage.backends.vector; "
-            "print(sorted(m for m in ('qdrant_client', 'pymilvus', 'pinecone') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
-                         check=True)
+    code = (
+        "import sys; import prism_storage.backends.vector; "
+        "print(sorted(m for m in ('qdrant_client', 'pymilvus', 'pinecone') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        check=True,
+    )
     assert out.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------- live services
 
 LIVE = [
-    ("qdrant", "QDRANT_URL", lambda: {"url": os.environ["QDRANT_URL"],
-                                      "api_key": os.environ.get("QDRANT_API_KEY")}),
-    ("milvus", "MILVUS_URI", lambda: {"url": os.environ["MILVUS_URI"],
-                                      "api_key": os.environ.get("MILVUS_TOKEN")}),
-    ("pinecone", "PINECONE_API_KEY", lambda: {
-        "api_key": os.environ["PINECONE_API_KEY"],
-        "environment": os.environ.get("PINECONE_ENVIRONMENT")}),
+    (
+        "qdrant",
+        "QDRANT_URL",
+        lambda: {"url": os.environ["QDRANT_URL"], "api_key": os.environ.get("QDRANT_API_KEY")},
+    ),
+    (
+        "milvus",
+        "MILVUS_URI",
+        lambda: {"url": os.environ["MILVUS_URI"], "api_key": os.environ.get("MILVUS_TOKEN")},
+    ),
+    (
+        "pinecone",
+        "PINECONE_API_KEY",
+        lambda: {
+            "api_key": os.environ["PINECONE_API_KEY"],
+            "environment": os.environ.get("PINECONE_ENVIRONMENT"),
+        },
+    ),
 ]
 
 
@@ -383,12 +442,21 @@ LIVE = [
 async def test_live_round_trip_and_search(provider, variable, options):
     if not os.environ.get(variable):
         pytest.skip(f"{variable} is not set")
-    store = VectorStorageBackend(provider, index_name="prism-storage-live-tests", dimensions=4,
-                                 namespace=f"live-{uuid.uuid4().hex[:8]}", timeout=30,
-                                 **options())
+    store = VectorStorageBackend(
+        provider,
+        index_name="prism-storage-live-tests",
+        dimensions=4,
+        namespace=f"live-{uuid.uuid4().hex[:8]}",
+        timeout=30,
+        **options(),
+    )
     try:
-        await store.set_many({"a": {"embedding": [1.0, 0.0, 0.0, 0.0], "kind": "x"},
-                              "b": {"embedding": [0.0, 1.0, 0.0, 0.0], "kind": "y"}})
+        await store.set_many(
+            {
+                "a": {"embedding": [1.0, 0.0, 0.0, 0.0], "kind": "x"},
+                "b": {"embedding": [0.0, 1.0, 0.0, 0.0], "kind": "y"},
+            }
+        )
         assert await store.get("a") == {"embedding": [1.0, 0.0, 0.0, 0.0], "kind": "x"}
         hits = await store.search([1.0, 0.1, 0.0, 0.0], limit=2, filter={"kind": "x"})
         assert [h["key"] for h in hits] == ["a"]

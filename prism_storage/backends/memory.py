@@ -166,8 +166,11 @@ class MemoryStorageBackend(BaseStorageBackend):
         page: list[str] = []
         with self._space.lock:
             ordered = self._space.ordered
-            start = (bisect.bisect_right(ordered, cursor) if cursor is not None and
-                     cursor >= prefix else bisect.bisect_left(ordered, prefix))
+            start = (
+                bisect.bisect_right(ordered, cursor)
+                if cursor is not None and cursor >= prefix
+                else bisect.bisect_left(ordered, prefix)
+            )
             for index in range(start, len(ordered)):
                 key = ordered[index]
                 if not key.startswith(prefix):
@@ -182,8 +185,11 @@ class MemoryStorageBackend(BaseStorageBackend):
     async def sweep(self) -> int:
         now = self.clock()
         with self._space.lock:
-            expired = [key for key, (_data, expires_at) in self._space.records.items()
-                       if expires_at is not None and expires_at <= now]
+            expired = [
+                key
+                for key, (_data, expires_at) in self._space.records.items()
+                if expires_at is not None and expires_at <= now
+            ]
             for key in expired:
                 self._space.remove(key)
         return len(expired)

@@ -83,7 +83,10 @@ def batch_size(value: str) -> int:
 
 def add_batch_size_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--batch-size", type=batch_size, default=DEFAULT_BATCH_SIZE, metavar="N",
+        "--batch-size",
+        type=batch_size,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
         help=f"records per batch read and write (default {DEFAULT_BATCH_SIZE})",
     )
 
@@ -113,11 +116,13 @@ class OnExisting(enum.Enum):
 def add_existing_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="replace records whose key already exists in the destination",
     )
     group.add_argument(
-        "--skip-existing", action="store_true",
+        "--skip-existing",
+        action="store_true",
         help="keep records whose key already exists in the destination (resumes a copy)",
     )
 
@@ -160,7 +165,7 @@ async def key_batches(
     while True:
         page = await store.keys(prefix, limit=max(size, LIST_PAGE_SIZE), cursor=cursor)
         for start in range(0, len(page.keys), size):
-            yield page.keys[start:start + size]
+            yield page.keys[start : start + size]
         if page.cursor is None:
             return
         cursor = page.cursor
@@ -245,7 +250,10 @@ def progress_bar(command: BaseCommand, verbosity: int, description: str) -> Prog
     except ImportError:
         return _NoProgress()
     bar: Progress = tqdm(
-        desc=description, unit="rec", unit_scale=True, dynamic_ncols=True,
+        desc=description,
+        unit="rec",
+        unit_scale=True,
+        dynamic_ncols=True,
         file=_PartialLineWriter(command.stderr),
     )
     return bar

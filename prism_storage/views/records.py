@@ -35,11 +35,22 @@ async def store_list(request: HttpRequest, store: None) -> HttpResponse:
         try:
             instance = storages[alias]
         except ConfigurationError:
-            stores.append({"alias": alias, "backend": None, "capabilities": None,
-                           "error": "store_misconfigured"})
+            stores.append(
+                {
+                    "alias": alias,
+                    "backend": None,
+                    "capabilities": None,
+                    "error": "store_misconfigured",
+                }
+            )
             continue
-        stores.append({"alias": alias, "backend": instance.backend_name,
-                       "capabilities": capabilities(instance)})
+        stores.append(
+            {
+                "alias": alias,
+                "backend": instance.backend_name,
+                "capabilities": capabilities(instance),
+            }
+        )
     return JsonResponse({"stores": stores})
 
 

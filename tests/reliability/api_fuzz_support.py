@@ -100,9 +100,17 @@ class Fuzzer:
         self.kind = kind
         self.client = client
 
-    async def send(self, method: str, url: str, body: bytes | str = b"",
-                   content_type: str = "application/json", *, client: Client | None = None,
-                   csrf_page: bool = False, **extra: Any) -> tuple[int, Any]:
+    async def send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | str = b"",
+        content_type: str = "application/json",
+        *,
+        client: Client | None = None,
+        csrf_page: bool = False,
+        **extra: Any,
+    ) -> tuple[int, Any]:
         """Send one request; return (status, parsed JSON body or None for 204/CSRF page).
 
         ``csrf_page``: Django's own HTML 403 page for a CSRF failure is allowed.
@@ -111,8 +119,7 @@ class Fuzzer:
         endpoint = endpoint_of(method, url)
         REQUESTS[(self.kind, endpoint)] += 1
         headers = {"X-CSRFToken": client.csrf_token} if client.csrf_token else None
-        response = await client.generic(method, url, body, content_type, headers=headers,
-                                        **extra)
+        response = await client.generic(method, url, body, content_type, headers=headers, **extra)
         return response.status_code, check_response(response, endpoint, csrf_page=csrf_page)
 
 
@@ -221,13 +228,17 @@ class Body:
 
 
 json_scalars = (
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=10,
 )
 json_objects = st.dictionaries(st.text(max_size=10), json_values, max_size=5)
@@ -241,10 +252,26 @@ def bodies(draw: st.DrawFn) -> Body:
     """JSON bodies: valid, broken in every documented way, or in no particular way."""
     obj = draw(json_objects)
     text = json.dumps(obj, ensure_ascii=draw(st.booleans()))
-    kind = draw(st.sampled_from([
-        "valid", "truncated", "constant", "duplicate", "nested", "top-level", "huge number",
-        "bad utf-8", "utf-16/32", "bom", "empty", "surrogate escape", "trailing", "bytes",
-    ]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "valid",
+                "truncated",
+                "constant",
+                "duplicate",
+                "nested",
+                "top-level",
+                "huge number",
+                "bad utf-8",
+                "utf-16/32",
+                "bom",
+                "empty",
+                "surrogate escape",
+                "trailing",
+                "bytes",
+            ]
+        )
+    )
     if kind == "valid":
         return Body(text.encode())
     if kind == "truncated":
@@ -266,15 +293,27 @@ def bodies(draw: st.DrawFn) -> Body:
         value = draw(st.one_of(st.lists(json_values, max_size=3), json_scalars))
         return Body(json.dumps(value).encode(), "invalid_body")
     if kind == "huge number":
-        number = draw(st.sampled_from(
-            ["1e400", "-1e400", "1e-400", "9" * 400, "-" + "9" * 5000, "1" + "0" * 4300,
-             "0." + "0" * 400 + "1", "123456789012345678901234567890"]))
+        number = draw(
+            st.sampled_from(
+                [
+                    "1e400",
+                    "-1e400",
+                    "1e-400",
+                    "9" * 400,
+                    "-" + "9" * 5000,
+                    "1" + "0" * 4300,
+                    "0." + "0" * 400 + "1",
+                    "123456789012345678901234567890",
+                ]
+            )
+        )
         return Body(f'{{"n": {number}}}'.encode())
     if kind == "bad utf-8":
         at = draw(st.integers(0, len(text)))
         garbage = draw(st.sampled_from(BAD_UTF8))
-        return Body(b'{"s": "' + garbage + b'", "t": ' + text[:at].encode() + b"1}",
-                    "malformed_json")
+        return Body(
+            b'{"s": "' + garbage + b'", "t": ' + text[:at].encode() + b"1}", "malformed_json"
+        )
     if kind == "utf-16/32":
         codec = draw(st.sampled_from(["utf-16", "utf-16-le", "utf-16-be", "utf-32"]))
         return Body(json.dumps({"v": obj}).encode(codec), "malformed_json")
@@ -293,11 +332,21 @@ def bodies(draw: st.DrawFn) -> Body:
 
 
 CONTENT_TYPES = [
-    "application/json", "application/json; charset=utf-8", "application/json; charset=latin-1",
-    "application/json; charset=utf-16", "APPLICATION/JSON", "text/plain", "text/html",
-    "application/octet-stream", "application/x-www-form-urlencoded",
-    "multipart/form-data; boundary=fuzz", "multipart/form-data", "",
-    'application/json; charset="', "application/vnd.api+json", "*/*",
+    "application/json",
+    "application/json; charset=utf-8",
+    "application/json; charset=latin-1",
+    "application/json; charset=utf-16",
+    "APPLICATION/JSON",
+    "text/plain",
+    "text/html",
+    "application/octet-stream",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=fuzz",
+    "multipart/form-data",
+    "",
+    'application/json; charset="',
+    "application/vnd.api+json",
+    "*/*",
 ]
 content_types = st.sampled_from(CONTENT_TYPES)
 
@@ -306,9 +355,39 @@ content_types = st.sampled_from(CONTENT_TYPES)
 
 _any_char = st.characters(codec=None, exclude_categories=())  # surrogates and controls too
 PATH_TRICKS = [
-    "%2F", "%2f", "..", ".", "%2e%2e", "%2E%2E%2F", "%00", "%0a", "%0D", "%7f", "%c2%85",
-    "%252e", "%252F", "%25", "%ED%A0%80", "%ff", "%C0%AE", "%E2%80%AE", "+", "%20", ";",
-    "%3B", "%3F", "%23", "~", "%u002e", "\\", "%5C", "//", "/", "a", "..%2F", "%2e/",
+    "%2F",
+    "%2f",
+    "..",
+    ".",
+    "%2e%2e",
+    "%2E%2E%2F",
+    "%00",
+    "%0a",
+    "%0D",
+    "%7f",
+    "%c2%85",
+    "%252e",
+    "%252F",
+    "%25",
+    "%ED%A0%80",
+    "%ff",
+    "%C0%AE",
+    "%E2%80%AE",
+    "+",
+    "%20",
+    ";",
+    "%3B",
+    "%3F",
+    "%23",
+    "~",
+    "%u002e",
+    "\\",
+    "%5C",
+    "//",
+    "/",
+    "a",
+    "..%2F",
+    "%2e/",
 ]
 
 
@@ -354,6 +433,7 @@ def key_paths(draw: st.DrawFn) -> KeyPath:
 
 # --------------------------------------------------------------------- query strings
 
+
 def _query_value(draw: st.DrawFn, pool: list[str]) -> str | None:
     choice = draw(st.sampled_from(["absent", "pool", "text", "int"]))
     if choice == "absent":
@@ -365,12 +445,66 @@ def _query_value(draw: st.DrawFn, pool: list[str]) -> str | None:
     return draw(st.text(_any_char, max_size=30))
 
 
-LIMITS = ["", "0", "1", "-1", "10000", "10001", "1.5", "1e3", " 5", "+5", "0x10", "5_0",
-          "٣", "NaN", "inf", "9" * 5000, "99999999999999999999", "abc", "\x00", "1\n"]
-CURSORS = ["", "\x00", "a\nb", "zzzz", "user/", "~" * 600, "%", "*", "-1", "0", "9" * 50,
-           "\ud800", "eyJ4IjogMX0=", '{"offset": 5}', "null", "../", "\uffff"]
-PREFIXES = ["", "user/", "u", "a\nb", "\x00", "\x7f", "x" * 513, "%", "_", "*", "\ud800",
-            "..", "[", "\\", "'", "emoji-🤖", "USER/"]
+LIMITS = [
+    "",
+    "0",
+    "1",
+    "-1",
+    "10000",
+    "10001",
+    "1.5",
+    "1e3",
+    " 5",
+    "+5",
+    "0x10",
+    "5_0",
+    "٣",
+    "NaN",
+    "inf",
+    "9" * 5000,
+    "99999999999999999999",
+    "abc",
+    "\x00",
+    "1\n",
+]
+CURSORS = [
+    "",
+    "\x00",
+    "a\nb",
+    "zzzz",
+    "user/",
+    "~" * 600,
+    "%",
+    "*",
+    "-1",
+    "0",
+    "9" * 50,
+    "\ud800",
+    "eyJ4IjogMX0=",
+    '{"offset": 5}',
+    "null",
+    "../",
+    "\uffff",
+]
+PREFIXES = [
+    "",
+    "user/",
+    "u",
+    "a\nb",
+    "\x00",
+    "\x7f",
+    "x" * 513,
+    "%",
+    "_",
+    "*",
+    "\ud800",
+    "..",
+    "[",
+    "\\",
+    "'",
+    "emoji-🤖",
+    "USER/",
+]
 
 
 @dataclass(frozen=True)
@@ -381,10 +515,15 @@ class Query:
     repeat_limit: str | None = None  # a second ``limit=`` (Django keeps the last)
 
     def query_string(self) -> str:
-        pairs = [("prefix", self.prefix), ("cursor", self.cursor), ("limit", self.limit),
-                 ("limit", self.repeat_limit)]
-        return "&".join(f"{name}={percent_encode(value)}" for name, value in pairs
-                        if value is not None)
+        pairs = [
+            ("prefix", self.prefix),
+            ("cursor", self.cursor),
+            ("limit", self.limit),
+            ("limit", self.repeat_limit),
+        ]
+        return "&".join(
+            f"{name}={percent_encode(value)}" for name, value in pairs if value is not None
+        )
 
     @property
     def effective_limit(self) -> str | None:
@@ -394,8 +533,12 @@ class Query:
 @st.composite
 def queries(draw: st.DrawFn) -> Query:
     repeat = draw(st.sampled_from(LIMITS)) if draw(st.integers(0, 5)) == 0 else None
-    return Query(_query_value(draw, PREFIXES), _query_value(draw, CURSORS),
-                 _query_value(draw, LIMITS), repeat)
+    return Query(
+        _query_value(draw, PREFIXES),
+        _query_value(draw, CURSORS),
+        _query_value(draw, LIMITS),
+        repeat,
+    )
 
 
 def decoded_query_value(value: str) -> str:
@@ -420,9 +563,30 @@ def limit_outcome(raw: str | None) -> int | None:
 
 _junk = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(
-        st.sampled_from(["$and", "$or", "$eq", "$gt", "$in", "$regex", "kind", "n", "", "a.b",
-                         "embedding", "_prism_key", "x" * 70]), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "$and",
+                    "$or",
+                    "$eq",
+                    "$gt",
+                    "$in",
+                    "$regex",
+                    "kind",
+                    "n",
+                    "",
+                    "a.b",
+                    "embedding",
+                    "_prism_key",
+                    "x" * 70,
+                ]
+            ),
+            children,
+            max_size=3,
+        )
+    ),
     max_leaves=8,
 )
 
@@ -455,15 +619,33 @@ def search_bodies(draw: st.DrawFn, dimensions: int) -> dict[str, Any]:
     elif shape == "text":
         body["text"] = draw(st.one_of(st.text(_any_char, max_size=40), _junk))
     if draw(st.booleans()):
-        body["limit"] = draw(st.one_of(st.integers(-5, 105), st.sampled_from(
-            [True, 1.0, "3", None, 10**30, []])))
+        body["limit"] = draw(
+            st.one_of(st.integers(-5, 105), st.sampled_from([True, 1.0, "3", None, 10**30, []]))
+        )
     if draw(st.booleans()):
-        body["filter"] = draw(st.one_of(_junk, st.sampled_from([
-            {"n": {"$gt": 1}}, {"kind": "note"}, {"$or": [{"n": 1}, {"n": {"$in": [2, 3]}}]},
-            {"n": {"$regex": "x"}}, {"$not": {"n": 1}}, {"n": {"$gt": "x"}}, {"n": {}},
-            {"$or": []}, {"n": {"$in": []}}, {"n": {"$gt": 1e400}}, {"embedding": 1},
-            {"n": {"$eq": [1]}}, {"n": {"$eq": {"a": 1}}}, {"s": "x" * 2000},
-        ])))
+        body["filter"] = draw(
+            st.one_of(
+                _junk,
+                st.sampled_from(
+                    [
+                        {"n": {"$gt": 1}},
+                        {"kind": "note"},
+                        {"$or": [{"n": 1}, {"n": {"$in": [2, 3]}}]},
+                        {"n": {"$regex": "x"}},
+                        {"$not": {"n": 1}},
+                        {"n": {"$gt": "x"}},
+                        {"n": {}},
+                        {"$or": []},
+                        {"n": {"$in": []}},
+                        {"n": {"$gt": 1e400}},
+                        {"embedding": 1},
+                        {"n": {"$eq": [1]}},
+                        {"n": {"$eq": {"a": 1}}},
+                        {"s": "x" * 2000},
+                    ]
+                ),
+            )
+        )
     if draw(st.integers(0, 9)) == 0:
         body[draw(st.sampled_from(["colour", "", "Embedding", "topK"]))] = 1
     return body

@@ -66,8 +66,22 @@ KINDS = sorted(STORE_KINDS)
 HEAVY_KINDS = ["file", "orm", "redis"]
 
 #: Keys the stores hold before each test (hostile ones included), shared prefixes for listing.
-SEEDED = ["user/1", "user/2", "user/10", "user/20/x", "u", "bot/1", "../../etc/passwd", "..",
-          "100%", "%2e%2e%2f", "emoji-🤖-agent", "USER/3", "user_1", "question?"]
+SEEDED = [
+    "user/1",
+    "user/2",
+    "user/10",
+    "user/20/x",
+    "u",
+    "bot/1",
+    "../../etc/passwd",
+    "..",
+    "100%",
+    "%2e%2e%2f",
+    "emoji-🤖-agent",
+    "USER/3",
+    "user_1",
+    "question?",
+]
 
 
 def fuzz_settings(examples: int):  # type: ignore[no-untyped-def]
@@ -84,17 +98,16 @@ def report_requests():
     total = sum(REQUESTS.values())
     endpoints = sorted({endpoint for _, endpoint in REQUESTS})
     kinds = sorted({kind for kind, _ in REQUESTS})
-    print(f"\nAPI fuzzing: {total} requests over {len(endpoints)} endpoints x "
-          f"{len(kinds)} stores")
+    print(f"\nAPI fuzzing: {total} requests over {len(endpoints)} endpoints x {len(kinds)} stores")
     for kind in kinds:
         print(f"  {kind:9}", {e: REQUESTS[(kind, e)] for e in endpoints})
 
 
 def _user(name: str, *codenames: str, superuser: bool = False, active: bool = True) -> User:
-    user = User.objects.create_user(name, password="pw", is_superuser=superuser,
-                                    is_active=active)
-    user.user_permissions.set(Permission.objects.filter(
-        content_type__app_label="prism_storage", codename__in=codenames))
+    user = User.objects.create_user(name, password="pw", is_superuser=superuser, is_active=active)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="prism_storage", codename__in=codenames)
+    )
     return user
 
 
@@ -108,9 +121,11 @@ async def world(settings, store_config):
         if made:
             await restore(made["seed"])  # an example that failed may have left a write
             return made
-        settings.PRISM_STORAGE = {"default": {"BACKEND": "orm"},
-                                  "main": store_config(kind, "main"),
-                                  "other": store_config(kind, "other")}
+        settings.PRISM_STORAGE = {
+            "default": {"BACKEND": "orm"},
+            "main": store_config(kind, "main"),
+            "other": store_config(kind, "other"),
+        }
         main = storages["main"]
         await main.set_many({key: sample_value(main, i) for i, key in enumerate(SEEDED)})
         await storages["other"].set("user/1", sample_value(storages["other"], 99))
@@ -174,12 +189,12 @@ async def test_put_bodies(kind, world, body: Body, content_type: str, existing: 
 @fuzz_settings(60)
 @given(
     size=st.integers(0, 2_000),
-    length=st.sampled_from(["truthful", None, "0", "1", "-5", "abc", "99999999999999999999",
-                            "513", "1e3", " 600 "]),
+    length=st.sampled_from(
+        ["truthful", None, "0", "1", "-5", "abc", "99999999999999999999", "513", "1e3", " 600 "]
+    ),
     where=st.sampled_from(["put", "search"]),
 )
-async def test_body_size_limit(kind, world, settings, size: int, length: str | None,
-                               where: str):
+async def test_body_size_limit(kind, world, settings, size: int, length: str | None, where: str):
     """PRISM_STORAGE_API_MAX_BODY holds whatever Content-Length says (or if it is absent)."""
     w = await world(kind)
     settings.PRISM_STORAGE_API_MAX_BODY = 512
@@ -265,8 +280,10 @@ async def test_keys_in_paths(kind, world, path: KeyPath):
 
 @pytest.mark.parametrize("kind", ["file", "orm"])
 @fuzz_settings(30)
-@given(alias=st.text(st.characters(codec="utf-8"), min_size=1, max_size=20),
-       method=st.sampled_from(["GET", "PUT", "DELETE", "POST", "PATCH"]))
+@given(
+    alias=st.text(st.characters(codec="utf-8"), min_size=1, max_size=20),
+    method=st.sampled_from(["GET", "PUT", "DELETE", "POST", "PATCH"]),
+)
 async def test_unknown_aliases(kind, world, alias: str, method: str):
     """Any alias that is not configured is a JSON 404 unknown_store, never a 500."""
     w = await world(kind)
@@ -289,13 +306,21 @@ ALLOWED = {"stores": "GET", "record": "GET, PUT, DELETE", "listing": "GET", "sea
 async def test_methods(kind, world):
     """Every method on every endpoint: what it is for, or 405 naming the allowed ones."""
     w = await world(kind)
-    urls = {"stores": f"{API}/", "record": key_url("main", "fuzz-method"),
-            "listing": f"{API}/main/records/", "search": f"{API}/main/search"}
+    urls = {
+        "stores": f"{API}/",
+        "record": key_url("main", "fuzz-method"),
+        "listing": f"{API}/main/records/",
+        "search": f"{API}/main/search",
+    }
     for name, url in urls.items():
         for method in METHODS:
             response = await w["fuzzer"].client.generic(
-                method, url, b"{}", "application/json",
-                headers={"X-CSRFToken": w["fuzzer"].client.csrf_token})
+                method,
+                url,
+                b"{}",
+                "application/json",
+                headers={"X-CSRFToken": w["fuzzer"].client.csrf_token},
+            )
             endpoint = f"record {method}" if name == "record" else name
             if endpoint not in STATUSES:
                 endpoint = "record other"
@@ -323,8 +348,9 @@ async def test_listing_parameters(kind, world, query: Query):
     context = (query, status, answer)
     prefix = decoded_query_value(query.prefix or "")
     cursor = decoded_query_value(query.cursor or "")
-    limit = limit_outcome(None if query.effective_limit is None
-                          else decoded_query_value(query.effective_limit))
+    limit = limit_outcome(
+        None if query.effective_limit is None else decoded_query_value(query.effective_limit)
+    )
     wanted = sorted(k for k in w["seed"]["main"] if k.startswith(prefix))
     await assert_unchanged(w["seed"], context)
     if limit == 0 or (prefix and not key_is_valid(prefix)) or not key_is_valid(cursor[:512] or "x"):
@@ -344,8 +370,10 @@ async def test_listing_parameters(kind, world, query: Query):
         if next_cursor is None:
             break
         status, page = await fuzzer.send(
-            "GET", f"{API}/main/records/", query_params={
-                "prefix": prefix, "limit": limit, "cursor": next_cursor})
+            "GET",
+            f"{API}/main/records/",
+            query_params={"prefix": prefix, "limit": limit, "cursor": next_cursor},
+        )
         assert status == 200, (context, page)
         listed += page["keys"]
         next_cursor = page["cursor"]
@@ -354,10 +382,34 @@ async def test_listing_parameters(kind, world, query: Query):
 
 @pytest.mark.parametrize("kind", KINDS)
 @fuzz_settings(25)
-@given(ttl=st.one_of(
-    st.sampled_from(["0", "-1", "nan", "inf", "-inf", "1e309", "1e300", "1e18", "abc", "",
-                     "0.0001", "3600", " 60", "0x10", "1_000", "\x00", "9" * 400, "-0"]),
-    st.floats().map(repr), st.integers(-(10**20), 10**20).map(str)))
+@given(
+    ttl=st.one_of(
+        st.sampled_from(
+            [
+                "0",
+                "-1",
+                "nan",
+                "inf",
+                "-inf",
+                "1e309",
+                "1e300",
+                "1e18",
+                "abc",
+                "",
+                "0.0001",
+                "3600",
+                " 60",
+                "0x10",
+                "1_000",
+                "\x00",
+                "9" * 400,
+                "-0",
+            ]
+        ),
+        st.floats().map(repr),
+        st.integers(-(10**20), 10**20).map(str),
+    )
+)
 async def test_ttl_parameter(kind, world, ttl: str):
     """Any ``?ttl=``: stored (with an expiry where supported), or 400, writing nothing."""
     w = await world(kind)
@@ -417,8 +469,9 @@ async def test_search_bodies(kind, world, data):
     assert scores == sorted(scores, reverse=True), context
 
 
-def search_refusals(body: dict, raw: bytes, dimensions: int,
-                    text_search: bool) -> tuple[set[str], set[str]]:
+def search_refusals(
+    body: dict, raw: bytes, dimensions: int, text_search: bool
+) -> tuple[set[str], set[str]]:
     """The documented reasons to refuse ``body``: those that must refuse it, and those that
     may (the filter language, vectors beyond what float32 norms hold, odd texts). A
     refusal names one of them."""
@@ -439,8 +492,11 @@ def search_refusals(body: dict, raw: bytes, dimensions: int,
         may.update({"invalid_value", "unsupported_operation"})
     if "embedding" in body:
         vector = body["embedding"]
-        if type(vector) is not list or len(vector) != dimensions or not all(
-                finite(x) and type(x) is not bool for x in vector):
+        if (
+            type(vector) is not list
+            or len(vector) != dimensions
+            or not all(finite(x) and type(x) is not bool for x in vector)
+        ):
             must.add("invalid_vector")
         elif any(abs(x) > 1e18 or 0 < abs(x) < 1e-18 for x in vector):
             may.update({"invalid_vector", "invalid_value"})
@@ -458,8 +514,14 @@ def search_refusals(body: dict, raw: bytes, dimensions: int,
 
 
 OPERATIONS = ["stores", "get", "put", "delete", "list", "search"]
-NEEDS = {"stores": "view", "get": "view", "list": "view", "search": "view", "put": "change",
-         "delete": "delete"}
+NEEDS = {
+    "stores": "view",
+    "get": "view",
+    "list": "view",
+    "search": "view",
+    "put": "change",
+    "delete": "delete",
+}
 USERS = {
     # name -> (permission codenames, superuser, active)
     "anonymous": None,
@@ -470,8 +532,11 @@ USERS = {
     "superuser": ((), True, True),
     "inactive": ((), True, False),
 }
-GRANTS = {"view": {"view_record", "change_record"}, "change": {"change_record"},
-          "delete": {"delete_record"}}
+GRANTS = {
+    "view": {"view_record", "change_record"},
+    "change": {"change_record"},
+    "delete": {"delete_record"},
+}
 POLICIES = {
     "none": None,
     "read-only": lambda user, alias, operation: operation == "view",
@@ -520,7 +585,8 @@ async def clients(db):
                 if who not in users:
                     codenames, superuser, active = USERS[who]
                     users[who] = await sync_to_async(_user)(
-                        who, *codenames, superuser=superuser, active=active)
+                        who, *codenames, superuser=superuser, active=active
+                    )
                 await client.aforce_login(users[who])
             made[(who, csrf)] = client
         return made[(who, csrf)]
@@ -530,16 +596,21 @@ async def clients(db):
 
 @pytest.mark.parametrize("kind", KINDS)
 @fuzz_settings(100)
-@given(who=st.sampled_from(list(USERS)), operation=st.sampled_from(OPERATIONS),
-       policy=st.sampled_from(list(POLICIES)), csrf=st.sampled_from(["valid", "missing", "wrong"]),
-       json_csrf=st.booleans())
+@given(
+    who=st.sampled_from(list(USERS)),
+    operation=st.sampled_from(OPERATIONS),
+    policy=st.sampled_from(list(POLICIES)),
+    csrf=st.sampled_from(["valid", "missing", "wrong"]),
+    json_csrf=st.booleans(),
+)
 async def test_access(kind, world, clients, settings, who, operation, policy, csrf, json_csrf):
     """Who may do what, with and without CSRF tokens and an access policy: as documented,
     and a refused request writes nothing."""
     w = await world(kind)
     settings.PRISM_STORAGE_ACCESS = POLICIES[policy]
-    settings.CSRF_FAILURE_VIEW = ("prism_storage.views.csrf_failure" if json_csrf
-                                  else "django.views.csrf.csrf_failure")
+    settings.CSRF_FAILURE_VIEW = (
+        "prism_storage.views.csrf_failure" if json_csrf else "django.views.csrf.csrf_failure"
+    )
     client = await clients(who, csrf)
     main, key = w["main"], SEEDED[1]
     value = sample_value(main, 50)
@@ -549,11 +620,15 @@ async def test_access(kind, world, clients, settings, who, operation, policy, cs
         "put": ("PUT", key_url("main", key), json.dumps(value)),
         "delete": ("DELETE", key_url("main", key), b""),
         "list": ("GET", f"{API}/main/records/", b""),
-        "search": ("POST", f"{API}/main/search", json.dumps({"embedding": value.get(
-            "embedding", [1.0] * 8)})),
+        "search": (
+            "POST",
+            f"{API}/main/search",
+            json.dumps({"embedding": value.get("embedding", [1.0] * 8)}),
+        ),
     }[operation]
-    status, answer = await w["fuzzer"].send(method, url, body, client=client,
-                                            csrf_page=not json_csrf)
+    status, answer = await w["fuzzer"].send(
+        method, url, body, client=client, csrf_page=not json_csrf
+    )
     expected = expected_access(who, operation, policy, csrf)
     context = (who, operation, policy, csrf, status, answer)
     if expected == "csrf":
@@ -587,8 +662,12 @@ async def test_regression_bodies_must_be_utf8(kind, world):
     """UTF-16/32 bodies were accepted (json.loads guesses the encoding from bytes), and a
     UTF-8-encoded lone surrogate was answered as invalid_value instead of malformed_json."""
     w = await world(kind)
-    for data in ('{"v": 1}'.encode("utf-16"), '{"v": 1}'.encode("utf-16-le"),
-                 '{"v": 1}'.encode("utf-32"), b'{"v": "\xed\xa0\x80"}'):
+    for data in (
+        '{"v": 1}'.encode("utf-16"),
+        '{"v": 1}'.encode("utf-16-le"),
+        '{"v": 1}'.encode("utf-32"),
+        b'{"v": "\xed\xa0\x80"}',
+    ):
         status, answer = await w["fuzzer"].send("PUT", key_url("main", "k"), data)
         assert (status, error_code(answer)) == (400, "malformed_json"), data
     await assert_unchanged(w["seed"], "utf-16")
@@ -615,12 +694,12 @@ async def test_regression_ttl_beyond_the_maximum(kind, world):
     """``?ttl=1e300`` overflowed the file backend's timestamps (a 500 from os.utime)."""
     w = await world(kind)
     for ttl in ("1e300", str(MAX_TTL + 1), "9" * 400):
-        status, answer = await w["fuzzer"].send("PUT", key_url("main", "k") + f"?ttl={ttl}",
-                                                b'{"v": 1}')
+        status, answer = await w["fuzzer"].send(
+            "PUT", key_url("main", "k") + f"?ttl={ttl}", b'{"v": 1}'
+        )
         assert (status, error_code(answer)) == (400, "invalid_parameter"), ttl
     await assert_unchanged(w["seed"], "ttl")
-    status, _ = await w["fuzzer"].send("PUT", key_url("main", "k") + f"?ttl={MAX_TTL}",
-                                       b'{"v": 1}')
+    status, _ = await w["fuzzer"].send("PUT", key_url("main", "k") + f"?ttl={MAX_TTL}", b'{"v": 1}')
     assert status == 201 and await w["main"].get("k") == {"v": 1}
 
 
@@ -633,8 +712,10 @@ async def test_regression_cursor_with_a_control_character(kind, world):
         assert (status, error_code(answer)) == (400, "invalid_parameter"), cursor
 
 
-@pytest.mark.parametrize("content_type", [
-    "multipart/form-data", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["multipart/form-data", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"],
+)
 async def test_regression_search_with_a_form_content_type(world, settings, content_type):
     """A POST with a form content type was parsed by CsrfViewMiddleware before the view:
     Django's HTML 400 page for a malformed multipart body, and a consumed (empty) body
@@ -644,14 +725,14 @@ async def test_regression_search_with_a_form_content_type(world, settings, conte
     body = json.dumps({"embedding": sample_value(w["main"], 3)["embedding"], "limit": 1})
     status, answer = await w["fuzzer"].send("POST", f"{API}/main/search", body, content_type)
     assert status == 200 and answer["results"][0]["key"] == SEEDED[3], answer
-    status, answer = await w["fuzzer"].send("POST", f"{API}/main/search", "--x\r\n",
-                                            content_type)
+    status, answer = await w["fuzzer"].send("POST", f"{API}/main/search", "--x\r\n", content_type)
     assert (status, error_code(answer)) == (400, "malformed_json")
     settings.CSRF_FAILURE_VIEW = "prism_storage.views.csrf_failure"
     tokenless = session_client(csrf=None)
     await tokenless.aforce_login(await User.objects.aget(username="root"))
-    status, answer = await w["fuzzer"].send("POST", f"{API}/main/search", body, content_type,
-                                            client=tokenless)
+    status, answer = await w["fuzzer"].send(
+        "POST", f"{API}/main/search", body, content_type, client=tokenless
+    )
     assert (status, error_code(answer)) == (403, "csrf_failed")
 
 
@@ -659,9 +740,11 @@ async def test_embedding_components_beyond_float32_scores_are_refused(world):
     """Engines score in float32: a huge component would make every later score NaN."""
     w = await world("vector")
     for embedding in ([1e300] + [0.5] * 7, [2e9] + [0.5] * 7):
-        status, answer = await w["fuzzer"].send("PUT", key_url("main", "big"),
-                                                json.dumps({"embedding": embedding}))
+        status, answer = await w["fuzzer"].send(
+            "PUT", key_url("main", "big"), json.dumps({"embedding": embedding})
+        )
         assert (status, error_code(answer)) == (400, "invalid_value")
-        status, answer = await w["fuzzer"].send("POST", f"{API}/main/search",
-                                                json.dumps({"embedding": embedding}))
+        status, answer = await w["fuzzer"].send(
+            "POST", f"{API}/main/search", json.dumps({"embedding": embedding})
+        )
         assert (status, error_code(answer)) == (400, "invalid_vector")

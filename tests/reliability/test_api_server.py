@@ -22,10 +22,28 @@ import pytest
 from prism_storage.testing.conformance import HOSTILE_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYS = ["../../etc/passwd", "..", ".", "...", "/etc/passwd", "user/42/thread/7", "100%",
-        "%2e%2e%2f", "question?", "hash#tag", "[brackets]", "with space", "a+b",
-        "C:\\Windows\\System32", "\\\\server\\share", "quote'\"`", "emoji-🤖-agent",
-        "日本語のキー", "rtl\u202eoverride", "🤖" * 512]
+KEYS = [
+    "../../etc/passwd",
+    "..",
+    ".",
+    "...",
+    "/etc/passwd",
+    "user/42/thread/7",
+    "100%",
+    "%2e%2e%2f",
+    "question?",
+    "hash#tag",
+    "[brackets]",
+    "with space",
+    "a+b",
+    "C:\\Windows\\System32",
+    "\\\\server\\share",
+    "quote'\"`",
+    "emoji-🤖-agent",
+    "日本語のキー",
+    "rtl\u202eoverride",
+    "🤖" * 512,
+]
 
 
 def free_port() -> int:
@@ -53,9 +71,23 @@ def server(tmp_path) -> Iterator[str]:
         ),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.support.api_server:application", "--host",
-         "127.0.0.1", "--port", str(port), "--lifespan", "off", "--log-level", "warning"],
-        cwd=ROOT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.support.api_server:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -77,9 +109,15 @@ def login(client: httpx.Client) -> dict[str, str]:
     """Log in through the admin's login form; return the CSRF header for API writes."""
     client.get("/admin/login/")
     token = client.cookies["csrftoken"]
-    response = client.post("/admin/login/", data={
-        "username": "admin", "password": "server-test-pw", "csrfmiddlewaretoken": token,
-        "next": "/admin/"})
+    response = client.post(
+        "/admin/login/",
+        data={
+            "username": "admin",
+            "password": "server-test-pw",
+            "csrfmiddlewaretoken": token,
+            "next": "/admin/",
+        },
+    )
     assert response.status_code == 302 and "sessionid" in client.cookies
     return {"X-CSRFToken": client.cookies["csrftoken"]}
 
@@ -91,8 +129,7 @@ def test_hostile_keys_round_trip_through_uvicorn(server, alias):
         headers = login(client)
         api = f"/prism/api/stores/{alias}/records/"
         for i, key in enumerate(KEYS):
-            response = client.put(api + encoded(key), json={"i": i, "key": key},
-                                  headers=headers)
+            response = client.put(api + encoded(key), json={"i": i, "key": key}, headers=headers)
             assert response.status_code == 201, (key, response.text)
             assert response.json() == {"key": key, "value": {"i": i, "key": key}}
         listed = client.get(api, params={"limit": 1000}).json()["keys"]

@@ -30,8 +30,11 @@ SECONDS = float(os.environ.get("PRISM_SOAK_SECONDS", "6"))
 
 def _database_settings(alias: str) -> dict:
     settings = connections[alias].settings_dict
-    return {k: settings[k] for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT",
-                                     "OPTIONS") if k in settings}
+    return {
+        k: settings[k]
+        for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
+        if k in settings
+    }
 
 
 def _candidates(ops: list[tuple[str, int, int, int]]) -> set[int]:
@@ -51,7 +54,8 @@ def test_processes_and_tasks_on_overlapping_keys(kind, store_config):
     config = store_config(kind, "soak")
     env = dict(os.environ)
     env["PRISM_WORKER_CONFIG"] = json.dumps(
-        {"store": config, "databases": {"default": _database_settings("default")}}, default=str)
+        {"store": config, "databases": {"default": _database_settings("default")}}, default=str
+    )
     env["DJANGO_SETTINGS_MODULE"] = "tests.reliability.worker_settings"
     env["PYTHONPATH"] = str(ROOT)
     env["PRISM_WORKER_SECONDS"] = str(SECONDS)
@@ -59,9 +63,14 @@ def test_processes_and_tasks_on_overlapping_keys(kind, store_config):
     # An embedded engine that locks its files is driven by one process (with many tasks).
     processes = PROCESSES if probe.shared_across_processes else 1
     procs = [
-        subprocess.Popen([sys.executable, "-m", "tests.reliability.soak_worker"], cwd=ROOT,
-                         env={**env, "PRISM_WORKER_ID": str(i)}, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.reliability.soak_worker"],
+            cwd=ROOT,
+            env={**env, "PRISM_WORKER_ID": str(i)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(processes)
     ]
     outputs = []

@@ -33,8 +33,7 @@ KILLS = int(os.environ.get("PRISM_CRASH_KILLS", "6"))
 def _worker_env(store: dict, databases: dict | None, deletes: bool = False) -> dict[str, str]:
     env = dict(os.environ)
     env["PRISM_WORKER_DELETES"] = "1" if deletes else "0"
-    env["PRISM_WORKER_CONFIG"] = json.dumps({"store": store, "databases": databases},
-                                            default=str)
+    env["PRISM_WORKER_CONFIG"] = json.dumps({"store": store, "databases": databases}, default=str)
     env["DJANGO_SETTINGS_MODULE"] = "tests.reliability.worker_settings"
     env["PYTHONPATH"] = str(ROOT)
     return env
@@ -45,7 +44,11 @@ def _run_and_kill(env: dict[str, str], start: int, seconds: float) -> dict[str, 
     env = {**env, "PRISM_WORKER_START": str(start)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.reliability.crash_writer"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -94,13 +97,22 @@ def _verify_elsewhere(env: dict[str, str], acked: dict[str, int]) -> None:
         "asyncio.run(_verify({'BACKEND': 'orm', 'OPTIONS': {'namespace': 'default'}},"
         " json.loads(sys.argv[1])))"
     )
-    result = subprocess.run([sys.executable, "-c", code, json.dumps(acked)], cwd=ROOT,
-                            env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(acked)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def _crash_loop(store_config: dict, databases: dict | None, verify,  # type: ignore[no-untyped-def]
-                deletes: bool = False) -> None:
+def _crash_loop(
+    store_config: dict,
+    databases: dict | None,
+    verify,  # type: ignore[no-untyped-def]
+    deletes: bool = False,
+) -> None:
     rng = random.Random(1234)
     env = _worker_env(store_config, databases, deletes)
     acked: dict[str, int] = {}
@@ -151,8 +163,13 @@ def test_file_store_survives_sigkill(tmp_path):
 def _orm_databases(alias: str) -> dict:
     settings = dict(connections[alias].settings_dict)
     settings.pop("TEST", None)
-    return {"default": {k: v for k, v in settings.items() if k in
-                        ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")}}
+    return {
+        "default": {
+            k: v
+            for k, v in settings.items()
+            if k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
+        }
+    }
 
 
 @pytest.mark.django_db(transaction=True, databases=["default"])
@@ -161,8 +178,9 @@ def test_orm_store_on_sqlite_survives_sigkill(tmp_path):
     db_path = tmp_path / "crash.sqlite3"
     databases = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(db_path)}}
     env = _worker_env({"BACKEND": "orm"}, databases)
-    subprocess.run([sys.executable, "-m", "django", "migrate", "-v", "0"], cwd=ROOT,
-                   env=env, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "django", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
     _crash_loop({"BACKEND": "orm"}, databases, lambda acked: _verify_elsewhere(env, acked))
 
 

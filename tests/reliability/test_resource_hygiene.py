@@ -59,7 +59,9 @@ async def test_open_close_cycles_do_not_leak(kind, store_config, close_db_connec
                 connections.close_all()
 
         assert await asyncio.to_thread(in_a_worker_thread, f"k{i % 5}") == {
-            "i": i, "text": "x" * 200}
+            "i": i,
+            "text": "x" * 200,
+        }
         await store.close()
 
     async def settle() -> tracemalloc.Snapshot:
@@ -87,7 +89,8 @@ async def test_open_close_cycles_do_not_leak(kind, store_config, close_db_connec
     # A leaked thread per cycle would add sixty; thread pools grow lazily up to their size
     # (asyncio's default executor to min(32, CPUs + 4)), so a few more may still appear.
     assert threading.active_count() <= threads + 8, (
-        f"threads grew from {threads} to {threading.active_count()}")
+        f"threads grew from {threads} to {threading.active_count()}"
+    )
     # A few hundred bytes per cycle would be caches; a leaked client or loop is far more.
     assert grown < CYCLES * 2_000, f"memory grew by {grown} bytes in {CYCLES} cycles: {top}"
 
@@ -125,10 +128,19 @@ print(len(opened), still_open)
 
 def test_embedded_qdrant_on_disk_leaves_no_sqlite_connection_open(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-W", "error::ResourceWarning", "-c", EMBEDDED_QDRANT_SCRIPT,
-         str(tmp_path / "q")],
-        capture_output=True, text=True, cwd=str(Path(__file__).resolve().parents[2]),
-        timeout=120)
+        [
+            sys.executable,
+            "-W",
+            "error::ResourceWarning",
+            "-c",
+            EMBEDDED_QDRANT_SCRIPT,
+            str(tmp_path / "q"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(Path(__file__).resolve().parents[2]),
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     opened, still_open = map(int, result.stdout.split())
     assert opened >= 1, "the embedded engine opened no SQLite connection: nothing was checked"

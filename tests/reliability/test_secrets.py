@@ -29,18 +29,38 @@ def closed_port() -> int:
 def failing_stores() -> dict[str, tuple[str, dict]]:
     port = closed_port()
     return {
-        "redis": ("redis", {"url": f"redis://agent:{REDIS_PASSWORD}@127.0.0.1:{port}/0",
-                            "timeout": 2}),
-        "redis-cluster": ("redis", {"url": f"redis+cluster://agent:{REDIS_PASSWORD}@127.0.0.1:"
-                                           f"{port}/0", "timeout": 2}),
-        "supabase": ("supabase", {"url": f"http://127.0.0.1:{port}", "key": SUPABASE_KEY,
-                                  "timeout": 2}),
-        "pinecone": ("vector", {"provider": "pinecone", "api_key": PINECONE_KEY,
-                                "url": f"http://127.0.0.1:{port}", "dimensions": 4,
-                                "timeout": 2}),
-        "qdrant": ("vector", {"provider": "qdrant", "api_key": QDRANT_KEY,
-                              "url": f"http://127.0.0.1:{port}", "dimensions": 4,
-                              "timeout": 2}),
+        "redis": (
+            "redis",
+            {"url": f"redis://agent:{REDIS_PASSWORD}@127.0.0.1:{port}/0", "timeout": 2},
+        ),
+        "redis-cluster": (
+            "redis",
+            {"url": f"redis+cluster://agent:{REDIS_PASSWORD}@127.0.0.1:{port}/0", "timeout": 2},
+        ),
+        "supabase": (
+            "supabase",
+            {"url": f"http://127.0.0.1:{port}", "key": SUPABASE_KEY, "timeout": 2},
+        ),
+        "pinecone": (
+            "vector",
+            {
+                "provider": "pinecone",
+                "api_key": PINECONE_KEY,
+                "url": f"http://127.0.0.1:{port}",
+                "dimensions": 4,
+                "timeout": 2,
+            },
+        ),
+        "qdrant": (
+            "vector",
+            {
+                "provider": "qdrant",
+                "api_key": QDRANT_KEY,
+                "url": f"http://127.0.0.1:{port}",
+                "dimensions": 4,
+                "timeout": 2,
+            },
+        ),
     }
 
 
@@ -104,8 +124,10 @@ async def test_no_secret_in_repr_errors_or_logs(name, caplog):
 def test_no_secret_in_api_responses_or_admin_pages(client, django_user_model, settings):
     settings.PRISM_STORAGE = {
         "default": {"BACKEND": "orm"},
-        **{name: {"BACKEND": backend, "OPTIONS": options}
-           for name, (backend, options) in failing_stores().items()},
+        **{
+            name: {"BACKEND": backend, "OPTIONS": options}
+            for name, (backend, options) in failing_stores().items()
+        },
     }
     admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
     client.force_login(admin)
@@ -116,12 +138,17 @@ def test_no_secret_in_api_responses_or_admin_pages(client, django_user_model, se
         assert api.status_code == 503, (name, api.content[:300])
         assert api.json()["error"]["code"]
         pages.append(api)
-        pages.append(client.put(f"/prism/api/stores/{name}/records/agent-1",
-                                data={"v": 1, "embedding": [0.1, 0.2, 0.3, 0.4]},
-                                content_type="application/json"))
+        pages.append(
+            client.put(
+                f"/prism/api/stores/{name}/records/agent-1",
+                data={"v": 1, "embedding": [0.1, 0.2, 0.3, 0.4]},
+                content_type="application/json",
+            )
+        )
         pages.append(client.get(f"/admin/prism_storage/record/stores/{name}/"))
-        pages.append(client.get(f"/admin/prism_storage/record/stores/{name}/record/",
-                                {"key": "agent-1"}))
+        pages.append(
+            client.get(f"/admin/prism_storage/record/stores/{name}/record/", {"key": "agent-1"})
+        )
     for response in pages:
         assert response.status_code < 500 or response.status_code == 503
         assert_no_secret(response.content.decode("utf-8", "replace"), response.request["PATH_INFO"])

@@ -27,8 +27,14 @@ FAIL_FAST_SECONDS = 6.0
 
 def run_load_through_outage(env: dict[str, str], stop, start, seconds: float = 9.0):  # type: ignore[no-untyped-def]
     env = {**env, "PRISM_WORKER_SECONDS": str(seconds), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.reliability.load_worker"], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.load_worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
@@ -52,7 +58,7 @@ def check_outcomes(lines: list[list[str]]) -> dict[str, int]:
     assert {ln[4] for ln in errors} == {"BackendUnavailableError"}, errors[:5]
     assert max(float(ln[-1]) for ln in errors) < FAIL_FAST_SECONDS
     last_error = max(i for i, ln in enumerate(lines) if ln[3] == "err")
-    after = lines[last_error + 1:]
+    after = lines[last_error + 1 :]
     assert len([ln for ln in after if ln[3] == "ok"]) >= 10, "no recovery after the restart"
     acked: dict[str, int] = {}
     for op, key, version, outcome, *_ in lines:
@@ -62,15 +68,30 @@ def check_outcomes(lines: list[list[str]]) -> dict[str, int]:
 
 
 def test_orm_on_postgresql_recovers_from_a_restart(throwaway_postgres: ThrowawayPostgres):
-    subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(throwaway_postgres.port), "-U",
-                    "postgres", "-c", "CREATE DATABASE faults"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(throwaway_postgres.port),
+            "-U",
+            "postgres",
+            "-c",
+            "CREATE DATABASE faults",
+        ],
+        check=True,
+        capture_output=True,
+    )
     databases = {"default": throwaway_postgres.settings("faults")}
     env = dict(os.environ)
     env["PRISM_WORKER_CONFIG"] = json.dumps(
-        {"store": {"BACKEND": "orm", "OPTIONS": {"namespace": "load"}}, "databases": databases})
+        {"store": {"BACKEND": "orm", "OPTIONS": {"namespace": "load"}}, "databases": databases}
+    )
     env["DJANGO_SETTINGS_MODULE"] = "tests.reliability.worker_settings"
-    subprocess.run([sys.executable, "-m", "django", "migrate", "-v", "0"], cwd=ROOT, env=env,
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "django", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
 
     def stop() -> None:
         throwaway_postgres.stop("immediate")
@@ -84,8 +105,14 @@ def test_orm_on_postgresql_recovers_from_a_restart(throwaway_postgres: Throwaway
         "keys = json.loads(sys.argv[1]);"
         "print(json.dumps(sync_storages['default'].get_many(keys)))"
     )
-    result = subprocess.run([sys.executable, "-c", code, json.dumps(sorted(acked))], cwd=ROOT,
-                            env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(sorted(acked))],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     stored = json.loads(result.stdout)
     for key, version in acked.items():
         assert check_record(key, stored[key]) >= version, key
@@ -93,8 +120,10 @@ def test_orm_on_postgresql_recovers_from_a_restart(throwaway_postgres: Throwaway
 
 def test_redis_recovers_from_a_restart_without_losing_acknowledged_writes():
     with RedisServer(persistent=True).start() as server:
-        config = {"BACKEND": "redis", "OPTIONS": {"url": server.url, "prefix": "faults:",
-                                                  "timeout": 2}}
+        config = {
+            "BACKEND": "redis",
+            "OPTIONS": {"url": server.url, "prefix": "faults:", "timeout": 2},
+        }
         env = dict(os.environ)
         env["PRISM_WORKER_CONFIG"] = json.dumps({"store": config, "databases": None})
         env["DJANGO_SETTINGS_MODULE"] = "tests.reliability.worker_settings"

@@ -13,25 +13,49 @@ from typing import Any
 
 from psycopg import sql
 
-RESERVED = {"select", "order", "limit", "offset", "on_conflict", "columns", "or", "and",
-            "not.or", "not.and"}
-_OPERATORS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=",
-              "like": "LIKE", "ilike": "ILIKE"}
+RESERVED = {
+    "select",
+    "order",
+    "limit",
+    "offset",
+    "on_conflict",
+    "columns",
+    "or",
+    "and",
+    "not.or",
+    "not.and",
+}
+_OPERATORS = {
+    "eq": "=",
+    "neq": "<>",
+    "gt": ">",
+    "gte": ">=",
+    "lt": "<",
+    "lte": "<=",
+    "like": "LIKE",
+    "ilike": "ILIKE",
+}
 _IS_VALUES = {"null": "NULL", "true": "TRUE", "false": "FALSE", "unknown": "UNKNOWN"}
 
 
 class QueryError(Exception):
     """A request PostgREST would refuse: HTTP ``status`` with a PostgREST error body."""
 
-    def __init__(self, status: int, code: str, message: str, details: str | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = {"code": code, "message": message, "details": details, "hint": hint}
 
 
 def parse_error(message: str) -> QueryError:
-    return QueryError(400, "PGRST100", "\"failed to parse filter\"", message)
+    return QueryError(400, "PGRST100", '"failed to parse filter"', message)
 
 
 @dataclass
@@ -95,7 +119,7 @@ class _Reader:
         start = self.pos
         while self.pos < len(self.text) and self.text[self.pos] not in stops:
             self.pos += 1
-        return self.text[start:self.pos]
+        return self.text[start : self.pos]
 
     def element(self) -> str:
         """A list or logic-tree value: ``"quoted \\" value"`` or characters up to , or )."""
@@ -127,8 +151,9 @@ class _Reader:
         return values
 
 
-def _condition(table: Table, column: str, expression: str, reader: _Reader | None = None
-               ) -> tuple[sql.Composable, list[Any]]:
+def _condition(
+    table: Table, column: str, expression: str, reader: _Reader | None = None
+) -> tuple[sql.Composable, list[Any]]:
     """SQL for ``column=expression`` (or a term of a logic tree read from ``reader``)."""
     ident = table.column(column)
     source = reader or _Reader(expression)
@@ -141,20 +166,24 @@ def _condition(table: Table, column: str, expression: str, reader: _Reader | Non
     if operator == "in":
         values = source.items()
         values = [] if values == [""] else values
-        clause: sql.Composable = sql.SQL("FALSE") if not values else sql.SQL("{} IN ({})").format(
-            ident, sql.SQL(", ").join([sql.Placeholder()] * len(values)))
+        clause: sql.Composable = (
+            sql.SQL("FALSE")
+            if not values
+            else sql.SQL("{} IN ({})").format(
+                ident, sql.SQL(", ").join([sql.Placeholder()] * len(values))
+            )
+        )
         params = values
     elif operator == "is":
-        word = (source.element() if reader else source.text[source.pos:]).lower()
+        word = (source.element() if reader else source.text[source.pos :]).lower()
         if word not in _IS_VALUES:
             raise parse_error(f"unknown is value {word!r}")
         clause = sql.SQL("{} IS {}").format(ident, sql.SQL(_IS_VALUES[word]))
     elif operator in _OPERATORS:
-        value = source.element() if reader else source.text[source.pos:]
+        value = source.element() if reader else source.text[source.pos :]
         if operator in ("like", "ilike"):
             value = value.replace("*", "%")
-        clause = sql.SQL("{} {} {}").format(ident, sql.SQL(_OPERATORS[operator]),
-                                            sql.Placeholder())
+        clause = sql.SQL("{} {} {}").format(ident, sql.SQL(_OPERATORS[operator]), sql.Placeholder())
         params = [value]
     else:
         raise parse_error(f"unknown operator {operator!r}")
@@ -231,8 +260,12 @@ def order_by(table: Table, order: str | None) -> sql.Composable:
         column, *modifiers = term.split(".")
         parts = [table.column(column)]
         for modifier in modifiers:
-            words = {"asc": "ASC", "desc": "DESC", "nullsfirst": "NULLS FIRST",
-                     "nullslast": "NULLS LAST"}
+            words = {
+                "asc": "ASC",
+                "desc": "DESC",
+                "nullsfirst": "NULLS FIRST",
+                "nullslast": "NULLS LAST",
+            }
             if modifier not in words:
                 raise parse_error(f"unknown order modifier {modifier!r}")
             parts.append(sql.SQL(words[modifier]))
@@ -248,6 +281,5 @@ def non_negative(query: dict[str, str], name: str) -> int | None:
     except ValueError:
         number = -1
     if number < 0:
-        raise QueryError(400, "PGRST100", f"\"failed to parse {name} parameter\"",
-                         query[name])
+        raise QueryError(400, "PGRST100", f'"failed to parse {name} parameter"', query[name])
     return number

@@ -66,8 +66,10 @@ from tests.standins._postgrest_query import (
 
 _PREFIX = "/rest/v1/"
 _SINGLE = "application/vnd.pgrst.object+json"
-_GATEWAY_401 = {"message": "Invalid API key",
-                "hint": "Double check your Supabase `anon` or `service_role` API key."}
+_GATEWAY_401 = {
+    "message": "Invalid API key",
+    "hint": "Double check your Supabase `anon` or `service_role` API key.",
+}
 _CONFLICT_CODES = {"23505", "23503"}
 
 
@@ -90,9 +92,17 @@ class RecordedRequest:
 class PostgRESTStandIn:
     """The server, run in a background thread on a free loopback port."""
 
-    def __init__(self, dsn: str, service_key: str, *, anon_key: str | None = None,
-                 service_role: str = "service_role", anon_role: str = "anon",
-                 schema: str = "public", pool_size: int = 8) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        service_key: str,
+        *,
+        anon_key: str | None = None,
+        service_role: str = "service_role",
+        anon_role: str = "anon",
+        schema: str = "public",
+        pool_size: int = 8,
+    ) -> None:
         self.dsn = dsn
         self.schema = schema
         self.roles = {service_key: service_role}
@@ -117,13 +127,17 @@ class PostgRESTStandIn:
         return f"http://{host}:{port}"
 
     def start(self) -> PostgRESTStandIn:
-        self.pool = ConnectionPool(self.dsn, min_size=1, max_size=self.pool_size, open=True,
-                                   kwargs={"autocommit": False})
+        self.pool = ConnectionPool(
+            self.dsn, min_size=1, max_size=self.pool_size, open=True, kwargs={"autocommit": False}
+        )
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.standin = self
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True,
-                                        name="postgrest-standin")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name="postgrest-standin",
+        )
         self._thread.start()
         return self
 
@@ -148,11 +162,16 @@ class PostgRESTStandIn:
 
     # ------------------------------------------------------------------ faults
 
-    def fail_next(self, status: int, count: int = 1, *, code: str | None = None,
-                  message: str | None = None) -> None:
+    def fail_next(
+        self, status: int, count: int = 1, *, code: str | None = None, message: str | None = None
+    ) -> None:
         """Answer the next ``count`` requests with ``status`` and a PostgREST error body."""
-        body = {"code": code or str(status), "message": message or f"injected {status}",
-                "details": None, "hint": None}
+        body = {
+            "code": code or str(status),
+            "message": message or f"injected {status}",
+            "details": None,
+            "hint": None,
+        }
         with self._lock:
             self._faults += [Fault(status=status, body=body) for _ in range(count)]
 
@@ -190,8 +209,10 @@ class PostgRESTStandIn:
             ).fetchall()
             if not rows:
                 raise QueryError(
-                    404, "PGRST205",
-                    f"Could not find the table '{self.schema}.{name}' in the schema cache")
+                    404,
+                    "PGRST205",
+                    f"Could not find the table '{self.schema}.{name}' in the schema cache",
+                )
             table = Table(self.schema, name, [r[0] for r in rows], [r[0] for r in rows if r[1]])
             self._tables[name] = table
         return table
@@ -266,8 +287,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
         query = parse_qsl(parts.query, keep_blank_values=True)
-        standin.requests.append(RecordedRequest(method, parts.path, query,
-                                                {k.lower(): v for k, v in self.headers.items()}))
+        standin.requests.append(
+            RecordedRequest(
+                method, parts.path, query, {k.lower(): v for k, v in self.headers.items()}
+            )
+        )
         fault = standin._next_fault()
         if fault is not None:
             time.sleep(fault.delay)
@@ -284,8 +308,13 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, headers = exc.status, json.dumps(exc.body).encode(), {}
         self._reply(status, payload, headers, send_body=method != "HEAD")
 
-    def _reply(self, status: int, payload: bytes, headers: dict[str, str] | None = None,
-               send_body: bool = True) -> None:
+    def _reply(
+        self,
+        status: int,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+        send_body: bool = True,
+    ) -> None:
         self.send_response(status)
         if payload or status not in (204,):
             self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -309,14 +338,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return role
         raise QueryError(401, "PGRST301", "No suitable key or wrong key type")
 
-    def _answer(self, method: str, path: str, query: list[tuple[str, str]], body: bytes
-                ) -> tuple[int, bytes, dict[str, str]]:
+    def _answer(
+        self, method: str, path: str, query: list[tuple[str, str]], body: bytes
+    ) -> tuple[int, bytes, dict[str, str]]:
         role = self._role()
         if role is None:
             return 401, json.dumps(_GATEWAY_401).encode(), {}
-        if not path.startswith(_PREFIX) or "/" in path[len(_PREFIX):]:
+        if not path.startswith(_PREFIX) or "/" in path[len(_PREFIX) :]:
             raise QueryError(404, "PGRST125", f"Invalid path specified in request URL: {path}")
-        name = unquote(path[len(_PREFIX):])
+        name = unquote(path[len(_PREFIX) :])
         prefer = {p.strip() for h in self.headers.get_all("Prefer") or [] for p in h.split(",")}
         standin = self.server.standin
         assert standin.pool is not None
@@ -341,8 +371,9 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(exc, errors.UndefinedTable | errors.UndefinedColumn):
             self.server.standin.forget(table)
         if isinstance(exc, psycopg.OperationalError) and not exc.sqlstate:
-            return QueryError(503, "PGRST000", "Database client error. Retrying the connection.",
-                              str(exc))
+            return QueryError(
+                503, "PGRST000", "Database client error. Retrying the connection.", str(exc)
+            )
         status = 500
         if code in _CONFLICT_CODES:
             status = 409
@@ -352,38 +383,58 @@ class _Handler(BaseHTTPRequestHandler):
             status = 404
         elif code[:2] in ("22", "23", "42"):
             status = 400
-        return QueryError(status, code, diag.message_primary or str(exc), diag.message_detail,
-                          diag.message_hint)
+        return QueryError(
+            status, code, diag.message_primary or str(exc), diag.message_detail, diag.message_hint
+        )
 
     # ------------------------------------------------------------------ verbs
 
     @staticmethod
     def _aggregate(inner: sql.Composable) -> sql.Composed:
-        return sql.SQL(
-            "SELECT coalesce(json_agg(_r), '[]')::text, count(*) FROM ({}) _r").format(inner)
+        return sql.SQL("SELECT coalesce(json_agg(_r), '[]')::text, count(*) FROM ({}) _r").format(
+            inner
+        )
 
-    def _answer_rows(self, rows_json: str, count: int, status: int, prefer: set[str],
-                     total: int | None = None, first: int = 0) -> tuple[int, bytes, dict[str, str]]:
+    def _answer_rows(
+        self,
+        rows_json: str,
+        count: int,
+        status: int,
+        prefer: set[str],
+        total: int | None = None,
+        first: int = 0,
+    ) -> tuple[int, bytes, dict[str, str]]:
         headers = {}
         if "count=exact" in prefer or total is not None:
             shown = f"{first}-{first + count - 1}" if count else "*"
             headers["Content-Range"] = f"{shown}/{count if total is None else total}"
         if self.headers.get("Accept", "").startswith(_SINGLE):
             if count != 1:
-                raise QueryError(406, "PGRST116",
-                                 "JSON object requested, multiple (or no) rows returned",
-                                 f"The result contains {count} rows")
+                raise QueryError(
+                    406,
+                    "PGRST116",
+                    "JSON object requested, multiple (or no) rows returned",
+                    f"The result contains {count} rows",
+                )
             return status, json.dumps(json.loads(rows_json)[0]).encode(), headers
         return status, rows_json.encode(), headers
 
-    def _select(self, conn: psycopg.Connection[Any], table: Table, query: list[tuple[str, str]],
-                prefer: set[str]) -> tuple[int, bytes, dict[str, str]]:
+    def _select(
+        self,
+        conn: psycopg.Connection[Any],
+        table: Table,
+        query: list[tuple[str, str]],
+        prefer: set[str],
+    ) -> tuple[int, bytes, dict[str, str]]:
         params = dict(query)
         condition, values = where(table, query)
         limit, offset = non_negative(params, "limit"), non_negative(params, "offset") or 0
         statement = sql.SQL("SELECT {} FROM {} WHERE {}{}").format(
-            select_list(table, params.get("select")), table.identifier, condition,
-            order_by(table, params.get("order")))
+            select_list(table, params.get("select")),
+            table.identifier,
+            condition,
+            order_by(table, params.get("order")),
+        )
         if limit is not None:
             statement += sql.SQL(" LIMIT {}").format(sql.Literal(limit))
         if offset:
@@ -391,13 +442,20 @@ class _Handler(BaseHTTPRequestHandler):
         rows_json, count = conn.execute(self._aggregate(statement), values).fetchone()  # type: ignore[misc]
         total = None
         if "count=exact" in prefer:
-            counted = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table.identifier,
-                                                                          condition)
+            counted = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+                table.identifier, condition
+            )
             total = conn.execute(counted, values).fetchone()[0]  # type: ignore[index]
         return self._answer_rows(rows_json, count, 200, prefer, total, offset)
 
-    def _insert(self, conn: psycopg.Connection[Any], table: Table, query: list[tuple[str, str]],
-                prefer: set[str], body: bytes) -> tuple[int, bytes, dict[str, str]]:
+    def _insert(
+        self,
+        conn: psycopg.Connection[Any],
+        table: Table,
+        query: list[tuple[str, str]],
+        prefer: set[str],
+        body: bytes,
+    ) -> tuple[int, bytes, dict[str, str]]:
         params = dict(query)
         try:
             payload = json.loads(body or b"null")
@@ -406,40 +464,62 @@ class _Handler(BaseHTTPRequestHandler):
         rows = [payload] if isinstance(payload, dict) else payload
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise QueryError(400, "PGRST102", "All object keys must match")
-        names = split_names(params["columns"]) if "columns" in params else list(
-            rows[0] if rows else {})
+        names = (
+            split_names(params["columns"]) if "columns" in params else list(rows[0] if rows else {})
+        )
         for column in names:
             if column not in table.columns:
-                raise QueryError(400, "PGRST204", f"Could not find the '{column}' column of "
-                                 f"'{table.name}' in the schema cache")
+                raise QueryError(
+                    400,
+                    "PGRST204",
+                    f"Could not find the '{column}' column of '{table.name}' in the schema cache",
+                )
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in names)
-        statement = sql.SQL("INSERT INTO {t} AS _t ({c}) SELECT {c} FROM "
-                            "json_populate_recordset(NULL::{t}, %s::json)").format(
-            t=table.identifier, c=columns)
+        statement = sql.SQL(
+            "INSERT INTO {t} AS _t ({c}) SELECT {c} FROM "
+            "json_populate_recordset(NULL::{t}, %s::json)"
+        ).format(t=table.identifier, c=columns)
         if "resolution=merge-duplicates" in prefer or "resolution=ignore-duplicates" in prefer:
             target = split_names(params.get("on_conflict", "")) or table.primary_key
             action = sql.SQL("NOTHING")
             if "resolution=merge-duplicates" in prefer:
-                action = sql.SQL("UPDATE SET {}").format(sql.SQL(", ").join(
-                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in names))
+                action = sql.SQL("UPDATE SET {}").format(
+                    sql.SQL(", ").join(
+                        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in names
+                    )
+                )
             statement += sql.SQL(" ON CONFLICT ({}) DO {}").format(
-                sql.SQL(", ").join(table.column(c) for c in target), action)
+                sql.SQL(", ").join(table.column(c) for c in target), action
+            )
         return self._write(conn, table, statement, [json.dumps(rows)], params, prefer, 201)
 
-    def _delete(self, conn: psycopg.Connection[Any], table: Table, query: list[tuple[str, str]],
-                prefer: set[str]) -> tuple[int, bytes, dict[str, str]]:
+    def _delete(
+        self,
+        conn: psycopg.Connection[Any],
+        table: Table,
+        query: list[tuple[str, str]],
+        prefer: set[str],
+    ) -> tuple[int, bytes, dict[str, str]]:
         condition, values = where(table, query)
         statement = sql.SQL("DELETE FROM {} WHERE {}").format(table.identifier, condition)
         return self._write(conn, table, statement, values, dict(query), prefer, 200)
 
-    def _write(self, conn: psycopg.Connection[Any], table: Table, statement: sql.Composable,
-               values: list[Any], params: dict[str, str], prefer: set[str], status: int
-               ) -> tuple[int, bytes, dict[str, str]]:
+    def _write(
+        self,
+        conn: psycopg.Connection[Any],
+        table: Table,
+        statement: sql.Composable,
+        values: list[Any],
+        params: dict[str, str],
+        prefer: set[str],
+        status: int,
+    ) -> tuple[int, bytes, dict[str, str]]:
         representation = "return=representation" in prefer
         returning = select_list(table, params.get("select")) if representation else sql.SQL("1")
-        wrapped = sql.SQL("WITH _w AS ({} RETURNING {}) "
-                          "SELECT coalesce(json_agg(_w), '[]')::text, count(*) FROM _w").format(
-            statement, returning)
+        wrapped = sql.SQL(
+            "WITH _w AS ({} RETURNING {}) "
+            "SELECT coalesce(json_agg(_w), '[]')::text, count(*) FROM _w"
+        ).format(statement, returning)
         rows_json, count = conn.execute(wrapped, values).fetchone()  # type: ignore[misc]
         if representation:
             return self._answer_rows(rows_json, count, status, prefer)

@@ -32,8 +32,9 @@ TEXTS = [
     "The weather is sunny today",
     "Café naïve résumé: 東京の天気は晴れです",
     # Longer than the 256 word-piece limit: only its beginning is embedded.
-    " ".join(f"Agent {i} summarised the quarterly report and filed ticket {i * 7}."
-             for i in range(40)),
+    " ".join(
+        f"Agent {i} summarised the quarterly report and filed ticket {i * 7}." for i in range(40)
+    ),
 ]
 
 LAYERS = 6
@@ -46,8 +47,8 @@ def load_safetensors(path: Path) -> dict[str, np.ndarray]:
     """The tensors of a ``.safetensors`` file (8-byte header size, JSON header, raw data)."""
     raw = path.read_bytes()
     (header_size,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + header_size])
-    data = memoryview(raw)[8 + header_size:]
+    header = json.loads(raw[8 : 8 + header_size])
+    data = memoryview(raw)[8 + header_size :]
     tensors = {}
     for name, info in header.items():
         if name == "__metadata__":
@@ -79,25 +80,34 @@ def encode(weights: dict[str, np.ndarray], ids: list[int]) -> np.ndarray:
         return x @ w[f"{name}.weight"].T + w[f"{name}.bias"]
 
     length = len(ids)
-    x = (w["embeddings.word_embeddings.weight"][ids]
-         + w["embeddings.position_embeddings.weight"][:length]
-         + w["embeddings.token_type_embeddings.weight"][0])
+    x = (
+        w["embeddings.word_embeddings.weight"][ids]
+        + w["embeddings.position_embeddings.weight"][:length]
+        + w["embeddings.token_type_embeddings.weight"][0]
+    )
     x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
     head = x.shape[1] // HEADS
     for layer in range(LAYERS):
         p = f"encoder.layer.{layer}"
-        q, k, v = (linear(x, f"{p}.attention.self.{n}").reshape(length, HEADS, head)
-                   .transpose(1, 0, 2) for n in ("query", "key", "value"))
+        q, k, v = (
+            linear(x, f"{p}.attention.self.{n}").reshape(length, HEADS, head).transpose(1, 0, 2)
+            for n in ("query", "key", "value")
+        )
         scores = q @ k.transpose(0, 2, 1) / math.sqrt(head)
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
         scores /= scores.sum(axis=-1, keepdims=True)
         context = (scores @ v).transpose(1, 0, 2).reshape(length, -1)
-        x = _layer_norm(linear(context, f"{p}.attention.output.dense") + x,
-                        w[f"{p}.attention.output.LayerNorm.weight"],
-                        w[f"{p}.attention.output.LayerNorm.bias"])
+        x = _layer_norm(
+            linear(context, f"{p}.attention.output.dense") + x,
+            w[f"{p}.attention.output.LayerNorm.weight"],
+            w[f"{p}.attention.output.LayerNorm.bias"],
+        )
         hidden = _gelu(linear(x, f"{p}.intermediate.dense"))
-        x = _layer_norm(linear(hidden, f"{p}.output.dense") + x,
-                        w[f"{p}.output.LayerNorm.weight"], w[f"{p}.output.LayerNorm.bias"])
+        x = _layer_norm(
+            linear(hidden, f"{p}.output.dense") + x,
+            w[f"{p}.output.LayerNorm.weight"],
+            w[f"{p}.output.LayerNorm.bias"],
+        )
     return x
 
 
@@ -115,10 +125,16 @@ def main(safetensors: str) -> None:
         ids = tokenizer.encode(text).ids
         vector = encode(weights, ids).mean(axis=0)
         vector /= np.linalg.norm(vector)
-        cases.append({"text": text, "tokens": len(ids),
-                      "vector": [round(float(x), 6) for x in vector]})
-    FIXTURE.write_text(json.dumps({"model": "all-MiniLM-L6-v2 float32 (model.safetensors)",
-                                   "cases": cases}, ensure_ascii=False) + "\n")
+        cases.append(
+            {"text": text, "tokens": len(ids), "vector": [round(float(x), 6) for x in vector]}
+        )
+    FIXTURE.write_text(
+        json.dumps(
+            {"model": "all-MiniLM-L6-v2 float32 (model.safetensors)", "cases": cases},
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
     print(f"wrote {len(cases)} reference vectors to {FIXTURE}")
 
 

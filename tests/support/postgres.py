@@ -56,10 +56,21 @@ class ThrowawayPostgres:
         subprocess.run(command, check=True, capture_output=True, timeout=60)
 
     def start(self) -> None:
-        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
-                   "-c fsync=off -c max_connections=100")
-        self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.root, "log"), "-w",
-                  "-o", options, "start")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
+            "-c fsync=off -c max_connections=100"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            self.data,
+            "-l",
+            os.path.join(self.root, "log"),
+            "-w",
+            "-o",
+            options,
+            "start",
+        )
 
     def stop(self, mode: str = "immediate") -> None:
         self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
@@ -79,9 +90,14 @@ class ThrowawayPostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def settings(self, name: str = "postgres") -> dict:
-        return {"ENGINE": "django.db.backends.postgresql", "NAME": name, "USER": "postgres",
-                "HOST": "127.0.0.1", "PORT": str(self.port),
-                "OPTIONS": {"connect_timeout": 2}}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": "postgres",
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "OPTIONS": {"connect_timeout": 2},
+        }
 
 
 @pytest.fixture

@@ -101,24 +101,44 @@ class RedisServer:
 
     def command_line(self) -> list[str]:
         args = [
-            REDIS_SERVER, "--port", str(self.port), "--bind", HOST, "--daemonize", "no",
-            "--dir", str(self.directory), "--save", "", "--protected-mode", "no",
-            "--logfile", str(self.directory / "redis.log"),
+            REDIS_SERVER,
+            "--port",
+            str(self.port),
+            "--bind",
+            HOST,
+            "--daemonize",
+            "no",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--protected-mode",
+            "no",
+            "--logfile",
+            str(self.directory / "redis.log"),
         ]
         if self.persistent:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
         if self.cluster:
-            args += ["--cluster-enabled", "yes", "--cluster-config-file",
-                     str(self.directory / "nodes.conf"), "--cluster-node-timeout", "5000"]
+            args += [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(self.directory / "nodes.conf"),
+                "--cluster-node-timeout",
+                "5000",
+            ]
         return args + list(self.extra_args)
 
     def start(self, *, wait: bool = True) -> RedisServer:
         if self.process is not None and self.process.poll() is None:
             return self
         self.process = subprocess.Popen(
-            self.command_line(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            self.command_line(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
         if wait:
@@ -201,9 +221,19 @@ class RedisClusterNodes:
         for node in self.nodes:
             node.wait_ready()
         subprocess.run(
-            [REDIS_CLI, "--cluster", "create", *(f"{HOST}:{n.port}" for n in self.nodes),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
+            [
+                REDIS_CLI,
+                "--cluster",
+                "create",
+                *(f"{HOST}:{n.port}" for n in self.nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=60,
         )
         self.wait_ok()
         return self
@@ -243,4 +273,3 @@ def redis_cluster() -> Iterator[RedisClusterNodes]:
         yield cluster.start()
     finally:
         cluster.cleanup()
-

@@ -47,8 +47,10 @@ def redis_store_config(redis_server):
     run = uuid.uuid4().hex[:8]
 
     def make(namespace: str = "main") -> dict:
-        return {"BACKEND": "redis",
-                "OPTIONS": {"url": redis_server.url, "prefix": f"test-{run}:{namespace}:"}}
+        return {
+            "BACKEND": "redis",
+            "OPTIONS": {"url": redis_server.url, "prefix": f"test-{run}:{namespace}:"},
+        }
 
     return make
 

@@ -45,10 +45,12 @@ def closed_port() -> int:
 
 def create_roles(conn: psycopg.Connection) -> None:
     for role in SUPABASE_ROLES:
-        conn.execute(sql.SQL(
-            "DO $$ BEGIN CREATE ROLE {} NOLOGIN; "
-            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-        ).format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL(
+                "DO $$ BEGIN CREATE ROLE {} NOLOGIN; "
+                "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+            ).format(sql.Identifier(role))
+        )
 
 
 def create_database(prefix: str) -> str:
@@ -56,16 +58,20 @@ def create_database(prefix: str) -> str:
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_dsn("postgres"), autocommit=True) as conn:
         create_roles(conn)
-        conn.execute(sql.SQL(
-            "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' "
-            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US'").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL(
+                "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' "
+                "LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+            ).format(sql.Identifier(name))
+        )
     return name
 
 
 def drop_database(name: str) -> None:
     with psycopg.connect(pg_dsn("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +112,13 @@ def supabase_table(supabase_admin: psycopg.Connection) -> Callable[..., str]:
 @pytest.fixture
 def supabase_store_config(postgrest_standin, supabase_table):  # type: ignore[no-untyped-def]
     def make(namespace: str = "main") -> dict:
-        return {"BACKEND": "supabase", "OPTIONS": {
-            "url": postgrest_standin.url, "key": SERVICE_KEY, "table": supabase_table()}}
+        return {
+            "BACKEND": "supabase",
+            "OPTIONS": {
+                "url": postgrest_standin.url,
+                "key": SERVICE_KEY,
+                "table": supabase_table(),
+            },
+        }
 
     return make

@@ -52,14 +52,26 @@ STATE: dict[str, dict[str, Any]] = {
 
 
 MEMORIES: dict[str, dict[str, Any]] = {
-    "support-bot/memory/1": {"text": "Customer u-42 prefers answers by email, not chat.",
-                             "agent": "support-bot", "kind": "preference"},
-    "support-bot/memory/2": {"text": "Build minute quotas reset on the first of each month.",
-                             "agent": "support-bot", "kind": "fact"},
-    "support-bot/memory/3": {"text": "Password resets are done from the account settings page.",
-                             "agent": "support-bot", "kind": "fact"},
-    "research-agent/memory/1": {"text": "User u-7 studies retrieval augmented generation.",
-                                "agent": "research-agent", "kind": "preference"},
+    "support-bot/memory/1": {
+        "text": "Customer u-42 prefers answers by email, not chat.",
+        "agent": "support-bot",
+        "kind": "preference",
+    },
+    "support-bot/memory/2": {
+        "text": "Build minute quotas reset on the first of each month.",
+        "agent": "support-bot",
+        "kind": "fact",
+    },
+    "support-bot/memory/3": {
+        "text": "Password resets are done from the account settings page.",
+        "agent": "support-bot",
+        "kind": "fact",
+    },
+    "research-agent/memory/1": {
+        "text": "User u-7 studies retrieval augmented generation.",
+        "agent": "research-agent",
+        "kind": "preference",
+    },
 }
 
 

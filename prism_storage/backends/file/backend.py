@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.checks import CheckMessage, Error, Warning
 
@@ -27,6 +28,8 @@ from .records import TempNames, read_record, remove_record, write_record
 from .threads import BatchedThreadRunner
 
 __all__ = ["FileStorageBackend"]
+
+T = TypeVar("T")
 
 
 class FileStorageBackend(BaseStorageBackend):
@@ -72,7 +75,9 @@ class FileStorageBackend(BaseStorageBackend):
         self._scan = DirectoryScan()
         self._temps = TempNames()
         self._index = FileIndex(
-            self._directory_path, durable=durable, file_name=file_name,
+            self._directory_path,
+            durable=durable,
+            file_name=file_name,
             entry_key=self._scan.key_of,
         )
         self._runners: LoopBoundClients[BatchedThreadRunner] = LoopBoundClients(
@@ -98,8 +103,9 @@ class FileStorageBackend(BaseStorageBackend):
             target = target.parent
         if self.data_dir.exists() and not self.data_dir.is_dir():
             messages.append(
-                Error(f"data_dir {str(self.data_dir)!r} is not a directory.",
-                      id="prism_storage.E008")
+                Error(
+                    f"data_dir {str(self.data_dir)!r} is not a directory.", id="prism_storage.E008"
+                )
             )
         elif not self.data_dir.exists() and not self.create_if_missing:
             messages.append(
@@ -163,9 +169,10 @@ class FileStorageBackend(BaseStorageBackend):
 
     # ------------------------------------------------------------------ async API
 
-    async def _run(self, action: str, function: Any, *args: Any) -> Any:
+    async def _run(self, action: str, function: Callable[..., T], *args: Any) -> T:
         try:
-            return await self._runners.get().run(function, *args)
+            result: T = await self._runners.get().run(function, *args)
+            return result
         except OSError as exc:
             error = self._unavailable(exc, action)
             raise error from error.__cause__

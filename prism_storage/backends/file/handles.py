@@ -44,9 +44,14 @@ def as_os_errors(path: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.DatabaseError as exc:
-        hint = "" if isinstance(exc, sqlite3.OperationalError) else (
-            "; it is rebuilt from the records if it is deleted, with its -wal and -shm "
-            "files, while no process uses the store")
+        hint = (
+            ""
+            if isinstance(exc, sqlite3.OperationalError)
+            else (
+                "; it is rebuilt from the records if it is deleted, with its -wal and -shm "
+                "files, while no process uses the store"
+            )
+        )
         raise OSError(errno.EIO, f"{exc} (file store index {path!r}{hint})") from exc
 
 
@@ -106,8 +111,11 @@ class HandlePool:
 
     def give(self, handle: Handle) -> None:
         """Hand back a handle taken with :meth:`take`."""
-        if (handle.generation == self._generation and handle.pid == os.getpid()
-                and len(self._idle) < _IDLE_LIMIT):
+        if (
+            handle.generation == self._generation
+            and handle.pid == os.getpid()
+            and len(self._idle) < _IDLE_LIMIT
+        ):
             self._idle.append(handle)
         else:
             handle.close()
@@ -127,7 +135,9 @@ class HandlePool:
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             with as_os_errors(self.path):
                 conn = sqlite3.connect(
-                    self.path, timeout=BUSY_TIMEOUT, isolation_level=None,
+                    self.path,
+                    timeout=BUSY_TIMEOUT,
+                    isolation_level=None,
                     check_same_thread=False,
                 )
                 try:

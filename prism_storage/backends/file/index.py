@@ -161,8 +161,11 @@ class FileIndex:
         conn.execute("BEGIN IMMEDIATE")
         try:
             with os.scandir(self.directory) as entries:
-                rows = [(key, entry.name) for entry in entries
-                        if (key := self._entry_key(entry)) is not None]
+                rows = [
+                    (key, entry.name)
+                    for entry in entries
+                    if (key := self._entry_key(entry)) is not None
+                ]
             conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?)", rows)
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('complete', '1')")
             conn.execute("COMMIT")
@@ -203,13 +206,17 @@ class FileIndex:
     def _insert_missing(self, conn: sqlite3.Connection, keys: list[str]) -> None:
         missing: list[str] = []
         for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start:start + _CHUNK]
+            chunk = keys[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            found = {k for (k,) in conn.execute(
-                f"SELECT key FROM keys WHERE key IN ({marks})", chunk)}
+            found = {
+                k for (k,) in conn.execute(f"SELECT key FROM keys WHERE key IN ({marks})", chunk)
+            }
             missing.extend(k for k in chunk if k not in found)
-        _in_one_transaction(conn, "INSERT OR IGNORE INTO keys VALUES (?, ?)",
-                            [(k, self._file_name(k)) for k in missing])
+        _in_one_transaction(
+            conn,
+            "INSERT OR IGNORE INTO keys VALUES (?, ?)",
+            [(k, self._file_name(k)) for k in missing],
+        )
 
     @contextlib.contextmanager
     def removing(self, keys: Iterable[str]) -> Iterator[None]:

@@ -20,8 +20,7 @@ from typing import Any
 from ...exceptions import CorruptRecordError
 from .names import file_name
 
-__all__ = ["TEMP_PREFIX", "TempNames", "is_expired", "read_record", "remove_record",
-           "write_record"]
+__all__ = ["TEMP_PREFIX", "TempNames", "is_expired", "read_record", "remove_record", "write_record"]
 
 TEMP_PREFIX = ".tmp-"
 # A file whose owner-execute bit is set has a TTL, and its mtime is its expiry time; this

@@ -25,7 +25,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, router
@@ -81,8 +81,9 @@ class ORMStorageBackend(BaseStorageBackend):
         alias: str | None = None,
     ) -> None:
         super().__init__(alias=alias)
-        if namespace is not None and (not isinstance(namespace, str) or not namespace
-                                      or len(namespace) > 255):
+        if namespace is not None and (
+            not isinstance(namespace, str) or not namespace or len(namespace) > 255
+        ):
             raise InvalidOptionError("namespace must be a non-empty str of at most 255 chars.")
         if using is not None and not isinstance(using, str):
             raise InvalidOptionError("using must be a database alias (str).")
@@ -212,7 +213,10 @@ class ORMStorageBackend(BaseStorageBackend):
     async def _get(self, key: str) -> dict[str, Any] | None:
         batcher = self._batcher()
         if batcher is not None:
-            return await self._submit(batcher, "read", keys=(key,), single=True)
+            return cast(
+                "dict[str, Any] | None",
+                await self._submit(batcher, "read", keys=(key,), single=True),
+            )
         found = await self._run("read", self._table.read, self._db_alias(), [key], self.clock())
         return found.get(key)
 
@@ -225,15 +229,14 @@ class ORMStorageBackend(BaseStorageBackend):
     async def _exists(self, key: str) -> bool:
         batcher = self._batcher()
         if batcher is not None:
-            return await self._submit(batcher, "exists", keys=(key,), single=True)
-        found = await self._run("read", self._table.exists, self._db_alias(), [key],
-                                self.clock())
+            return cast(bool, await self._submit(batcher, "exists", keys=(key,), single=True))
+        found = await self._run("read", self._table.exists, self._db_alias(), [key], self.clock())
         return key in found
 
     async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         batcher = self._batcher()
         if batcher is not None:
-            return await self._submit(batcher, "read", keys=keys)
+            return cast("dict[str, dict[str, Any]]", await self._submit(batcher, "read", keys=keys))
         return await self._run("read", self._table.read, self._db_alias(), keys, self.clock())
 
     async def _set_many(
@@ -256,8 +259,9 @@ class ORMStorageBackend(BaseStorageBackend):
         await self._run("delete", self._table.delete, self._db_alias(), keys)
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
-        return await self._run("list keys", self._table.keys, self._db_alias(), prefix, limit,
-                               cursor, self.clock())
+        return await self._run(
+            "list keys", self._table.keys, self._db_alias(), prefix, limit, cursor, self.clock()
+        )
 
     async def sweep(self) -> int:
         return await self._run("sweep", self._table.sweep, self._db_alias(), self.clock())

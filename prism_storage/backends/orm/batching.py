@@ -108,8 +108,11 @@ class Batcher:
         if policy.direct and not self._pending:
             if self._solo and not self._busy and not self._reading:
                 return await self._direct(op)
-            if op.kind == "read" and policy.direct_reads and not any(
-                    not keys.isdisjoint(op.keys) for keys in self._busy):
+            if (
+                op.kind == "read"
+                and policy.direct_reads
+                and not any(not keys.isdisjoint(op.keys) for keys in self._busy)
+            ):
                 return await self._read_alone(op)
         self._pending.append(op)
         if not self._dispatch_scheduled and len(self._busy) < policy.capacity:
@@ -221,8 +224,11 @@ class Batcher:
                     reading[key] = left
                 else:
                     del reading[key]
-            if (self._pending and not self._dispatch_scheduled
-                    and len(self._busy) < self.executor.policy.capacity):
+            if (
+                self._pending
+                and not self._dispatch_scheduled
+                and len(self._busy) < self.executor.policy.capacity
+            ):
                 # An operation on this read's keys waited for it.
                 self._dispatch_scheduled = True
                 task = self._loop.create_task(self._drive(None), context=contextvars.Context())
@@ -287,8 +293,10 @@ class Batcher:
         kind = run[0].kind
         if kind == "write":
             groups = [
-                [(key, value, data, None if op.ttl is None else now + op.ttl)
-                 for key, value, data in op.rows]
+                [
+                    (key, value, data, None if op.ttl is None else now + op.ttl)
+                    for key, value, data in op.rows
+                ]
                 for op in run
             ]
             return Request(kind, now, [], groups)

@@ -17,8 +17,16 @@ from .thread import on_connection_thread
 
 __all__ = ["ORMExecutor", "as_django_error"]
 
-_DJANGO_ERRORS = ("DataError", "IntegrityError", "InternalError", "ProgrammingError",
-                  "NotSupportedError", "OperationalError", "InterfaceError", "DatabaseError")
+_DJANGO_ERRORS = (
+    "DataError",
+    "IntegrityError",
+    "InternalError",
+    "ProgrammingError",
+    "NotSupportedError",
+    "OperationalError",
+    "InterfaceError",
+    "DatabaseError",
+)
 
 
 class ORMExecutor:

@@ -75,8 +75,11 @@ class LargeRecords:
             base,
             capacity=2 if large_writes else 1,
             write_limit=self.write_batch if large_writes else None,
-            read_limit=(max(1, int(self.read_batch // read_size))
-                        if read_size * self.read_batch_records > self.read_batch else None),
+            read_limit=(
+                max(1, int(self.read_batch // read_size))
+                if read_size * self.read_batch_records > self.read_batch
+                else None
+            ),
             direct_reads=bool(read_size) and read_size >= self.read,
         )
 

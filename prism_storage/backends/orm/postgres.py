@@ -71,8 +71,7 @@ class _Statements:
         )
         # One key: a plain equality plans and runs measurably faster than ``= ANY``.
         self.read_one = (
-            f"SELECT {key}, {value}::text FROM {table} "
-            f"WHERE {ns} = %b AND {key} = %b AND {alive}"
+            f"SELECT {key}, {value}::text FROM {table} WHERE {ns} = %b AND {key} = %b AND {alive}"
         )
         self.exists_one = f"SELECT {key} FROM {table} WHERE {ns} = %b AND {key} = %b AND {alive}"
         self.write = (
@@ -136,7 +135,8 @@ class PostgresExecutor:
                 connection = self._idle.pop() if self._idle else await self._connect()
                 outcomes = await drive_async(
                     perform(requests, self.unavailable),
-                    lambda request: self._execute(connection, request))
+                    lambda request: self._execute(connection, request),
+                )
         except BaseException as exc:
             # Cancelled or timed out mid-statement: the connection's state is unknown.
             self._discard(connection)
@@ -152,8 +152,9 @@ class PostgresExecutor:
     def unavailable(self, exc: BaseException) -> bool:
         import psycopg
 
-        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError
-                          | OSError | TimeoutError)
+        return isinstance(
+            exc, psycopg.OperationalError | psycopg.InterfaceError | OSError | TimeoutError
+        )
 
     def take(self, payload: Any, first: bool) -> dict[str, Any]:
         return decode_value(payload)
@@ -184,8 +185,7 @@ class PostgresExecutor:
         self._open.add(connection)
         try:
             if self._role:
-                await connection.execute(
-                    sql.SQL("SET ROLE {}").format(sql.Identifier(self._role)))
+                await connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self._role)))
         except BaseException:
             self._discard(connection)
             raise
@@ -195,8 +195,7 @@ class PostgresExecutor:
         now = _moment(request.now)
         if len(request.keys) == 1 and request.kind in ("read", "exists"):
             statement = self._sql.read_one if request.kind == "read" else self._sql.exists_one
-            cursor = await connection.execute(
-                statement, (self._namespace, request.keys[0], now))
+            cursor = await connection.execute(statement, (self._namespace, request.keys[0], now))
             rows = await cursor.fetchall()
             return dict(rows) if request.kind == "read" else {row[0] for row in rows}
         if request.kind == "read":
@@ -204,12 +203,14 @@ class PostgresExecutor:
             for start in range(0, len(request.keys), READ_CHUNK_KEYS):
                 cursor = await connection.execute(
                     self._sql.read,
-                    (self._namespace, request.keys[start:start + READ_CHUNK_KEYS], now))
+                    (self._namespace, request.keys[start : start + READ_CHUNK_KEYS], now),
+                )
                 found.update(await cursor.fetchall())
             return found
         if request.kind == "exists":
             cursor = await connection.execute(
-                self._sql.exists, (self._namespace, request.keys, now))
+                self._sql.exists, (self._namespace, request.keys, now)
+            )
             return {row[0] for row in await cursor.fetchall()}
         if request.kind == "delete":
             await connection.execute(self._sql.delete, (self._namespace, request.keys))
@@ -227,8 +228,7 @@ class PostgresExecutor:
         keys = [row[0] for row in rows]
         data = [row[2] for row in rows]
         expiries = [None if row[3] is None else _moment(row[3]) for row in rows]
-        await connection.execute(
-            self._sql.write, (self._namespace, now, now, keys, data, expiries))
+        await connection.execute(self._sql.write, (self._namespace, now, now, keys, data, expiries))
 
 
 def _chunks(rows: list[Row]) -> list[list[Row]]:

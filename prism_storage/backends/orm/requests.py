@@ -17,8 +17,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["ACTIONS", "Kind", "Op", "Outcome", "Request", "Row", "drive", "drive_async",
-           "perform"]
+__all__ = ["ACTIONS", "Kind", "Op", "Outcome", "Request", "Row", "drive", "drive_async", "perform"]
 
 Kind = Literal["read", "exists", "write", "delete"]
 #: A record to write: key, value (the dict), its JSON text, expiry timestamp or None.
@@ -119,11 +118,11 @@ def drive(plan: Plan, execute: Callable[[Request], Any]) -> list[Outcome]:
                 outcome = exc
             request = plan.send(outcome)
     except StopIteration as done:
-        return done.value
+        outcomes: list[Outcome] = done.value
+        return outcomes
 
 
-async def drive_async(plan: Plan, execute: Callable[[Request], Awaitable[Any]]
-                      ) -> list[Outcome]:
+async def drive_async(plan: Plan, execute: Callable[[Request], Awaitable[Any]]) -> list[Outcome]:
     """Run ``plan`` with a coroutine ``execute`` (on the event loop)."""
     try:
         request = next(plan)
@@ -134,4 +133,5 @@ async def drive_async(plan: Plan, execute: Callable[[Request], Awaitable[Any]]
                 outcome = exc
             request = plan.send(outcome)
     except StopIteration as done:
-        return done.value
+        outcomes: list[Outcome] = done.value
+        return outcomes

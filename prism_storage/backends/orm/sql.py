@@ -48,11 +48,19 @@ class RecordSQL:
         value_field = meta.get_field("value")
         column = value_field.get_col(meta.db_table)
         self._converters: list[Callable[..., Any]] = [
-            *connection.ops.get_db_converters(column), *column.get_db_converters(connection)]
+            *connection.ops.get_db_converters(column),
+            *column.get_db_converters(connection),
+        ]
         self._column = column
 
-    def read(self, connection: Any, namespace: str, keys: Sequence[str],
-             now: datetime, sizes: list[int] | None = None) -> dict[str, Any]:
+    def read(
+        self,
+        connection: Any,
+        namespace: str,
+        keys: Sequence[str],
+        now: datetime,
+        sizes: list[int] | None = None,
+    ) -> dict[str, Any]:
         """``{key: value}`` of the live records among ``keys``; the length of each stored
         value as read (characters or bytes) is appended to ``sizes``."""
         found: dict[str, Any] = {}
@@ -65,17 +73,22 @@ class RecordSQL:
                 found[key] = raw
         return found
 
-    def exists(self, connection: Any, namespace: str, keys: Sequence[str],
-               now: datetime) -> set[str]:
-        return {row[0] for rows in self._chunks(connection, self._exists, namespace, keys, now)
-                for row in rows}
+    def exists(
+        self, connection: Any, namespace: str, keys: Sequence[str], now: datetime
+    ) -> set[str]:
+        return {
+            row[0]
+            for rows in self._chunks(connection, self._exists, namespace, keys, now)
+            for row in rows
+        }
 
     def delete(self, connection: Any, namespace: str, keys: Sequence[str]) -> None:
         with connection.cursor() as cursor:
             for start in range(0, len(keys), CHUNK):
-                chunk = list(keys[start:start + CHUNK])
-                cursor.execute(self._delete.format(", ".join(["%s"] * len(chunk))),
-                               [namespace, *chunk])
+                chunk = list(keys[start : start + CHUNK])
+                cursor.execute(
+                    self._delete.format(", ".join(["%s"] * len(chunk))), [namespace, *chunk]
+                )
 
     def sweep(self, connection: Any, namespace: str, now: datetime) -> int:
         """Delete the namespace's records expired at ``now``; how many there were."""
@@ -84,14 +97,16 @@ class RecordSQL:
             cursor.execute(self._sweep, [namespace, moment])
             return max(0, int(cursor.rowcount))
 
-    def _chunks(self, connection: Any, statement: str, namespace: str, keys: Sequence[str],
-                now: datetime) -> Any:
+    def _chunks(
+        self, connection: Any, statement: str, namespace: str, keys: Sequence[str], now: datetime
+    ) -> Any:
         moment = self._expires_field.get_db_prep_value(now, connection)
         with connection.cursor() as cursor:
             for start in range(0, len(keys), CHUNK):
-                chunk = list(keys[start:start + CHUNK])
-                cursor.execute(statement.format(", ".join(["%s"] * len(chunk))),
-                               [namespace, *chunk, moment])
+                chunk = list(keys[start : start + CHUNK])
+                cursor.execute(
+                    statement.format(", ".join(["%s"] * len(chunk))), [namespace, *chunk, moment]
+                )
                 # Row by row: a row is decoded before the next is fetched, so one raw
                 # value at a time is in memory rather than the whole chunk's (measurably
                 # faster with large values).

@@ -55,8 +55,9 @@ class RecordTable:
     def records(self, db: str) -> Any:
         return self.model.objects.using(db).filter(namespace=self.namespace)
 
-    def read(self, db: str, keys: Sequence[str], now: float,
-             sizes: list[int] | None = None) -> dict[str, Any]:
+    def read(
+        self, db: str, keys: Sequence[str], now: float, sizes: list[int] | None = None
+    ) -> dict[str, Any]:
         return self.sql(db).read(connections[db], self.namespace, keys, as_datetime(now), sizes)
 
     def exists(self, db: str, keys: Sequence[str], now: float) -> set[str]:
@@ -68,10 +69,10 @@ class RecordTable:
     def sweep(self, db: str, now: float) -> int:
         return self.sql(db).sweep(connections[db], self.namespace, as_datetime(now))
 
-    def keys(self, db: str, prefix: str, limit: int, cursor: str | None,
-             now: float) -> KeyPage:
+    def keys(self, db: str, prefix: str, limit: int, cursor: str | None, now: float) -> KeyPage:
         rows = self.records(db).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=as_datetime(now)))
+            Q(expires_at__isnull=True) | Q(expires_at__gt=as_datetime(now))
+        )
         if prefix:
             rows = rows.filter(key__startswith=prefix)
         if cursor is not None:
@@ -90,29 +91,40 @@ class RecordTable:
         as_text = takes_json_text(connection)
 
         def record(key: str, value: dict[str, Any], data: str, expiry: float | None) -> Any:
-            return model(namespace=self.namespace, key=key,
-                         value=JSONText(data) if as_text else value,
-                         created_at=now, updated_at=now,
-                         expires_at=None if expiry is None else as_datetime(expiry))
+            return model(
+                namespace=self.namespace,
+                key=key,
+                value=JSONText(data) if as_text else value,
+                created_at=now,
+                updated_at=now,
+                expires_at=None if expiry is None else as_datetime(expiry),
+            )
 
         if features.supports_update_conflicts:
             # MySQL/MariaDB upsert on any unique key and take no target columns.
-            unique = (["namespace", "key"] if features.supports_update_conflicts_with_target
-                      else None)
+            unique = (
+                ["namespace", "key"] if features.supports_update_conflicts_with_target else None
+            )
             chunks = write_chunks(rows)
             with transaction.atomic(using=db) if len(chunks) > 1 else nullcontext():
                 for chunk in chunks:
                     model.objects.using(db).bulk_create(
-                        [record(*row) for row in chunk], update_conflicts=True,
-                        unique_fields=unique, update_fields=_UPDATED)
+                        [record(*row) for row in chunk],
+                        update_conflicts=True,
+                        unique_fields=unique,
+                        update_fields=_UPDATED,
+                    )
             return
         # No upsert at all: update, else insert; QuerySet.update() and bulk_create() send
         # no signals, where update_or_create() would send the save signals.
         with transaction.atomic(using=db):
             for key, value, data, expiry in rows:
                 expires_at = None if expiry is None else as_datetime(expiry)
-                if not self.records(db).filter(key=key).update(
-                        value=value, updated_at=now, expires_at=expires_at):
+                if (
+                    not self.records(db)
+                    .filter(key=key)
+                    .update(value=value, updated_at=now, expires_at=expires_at)
+                ):
                     model.objects.using(db).bulk_create([record(key, value, data, expiry)])
 
 
@@ -122,8 +134,9 @@ def write_chunks(rows: Sequence[Row]) -> list[Sequence[Row]]:
     chunks: list[Sequence[Row]] = []
     start = size = 0
     for index, row in enumerate(rows):
-        if index > start and (index - start >= WRITE_CHUNK_ROWS
-                              or size + len(row[2]) > WRITE_CHUNK_BYTES):
+        if index > start and (
+            index - start >= WRITE_CHUNK_ROWS or size + len(row[2]) > WRITE_CHUNK_BYTES
+        ):
             chunks.append(rows[start:index])
             start, size = index, 0
         size += len(row[2])

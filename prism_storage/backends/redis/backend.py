@@ -75,7 +75,9 @@ class RedisStorageBackend(BaseStorageBackend):
     ) -> None:
         super().__init__(alias=alias)
         if not isinstance(url, str) or not url:
-            raise InvalidOptionError("url must be a Redis URL string, e.g. redis://localhost:6379/0.")
+            raise InvalidOptionError(
+                "url must be a Redis URL string, e.g. redis://localhost:6379/0."
+            )
         if not isinstance(prefix, str):
             raise InvalidOptionError("prefix must be a str.")
         if prefix:
@@ -178,8 +180,7 @@ class RedisStorageBackend(BaseStorageBackend):
             detail = self._redact(str(exc))
             return self._caused_by(
                 BackendPermissionError(
-                    f"The 'redis' store refused the credentials or the command ({action}): "
-                    f"{detail}"
+                    f"The 'redis' store refused the credentials or the command ({action}): {detail}"
                 ),
                 exc,
             )

@@ -59,8 +59,7 @@ def create_client(url: RedisURL, *, timeout: float, max_connections: int | None)
         return client
     except (TypeError, ValueError) as exc:
         raise InvalidOptionError(
-            f"The redis store's url {url.redacted!r} is not usable: "
-            f"{redact(str(exc), url.secrets)}"
+            f"The redis store's url {url.redacted!r} is not usable: {redact(str(exc), url.secrets)}"
         ) from None
 
 

@@ -117,9 +117,7 @@ def _redact(parts: SplitResult) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, _REDACTED if k == "password" else v) for k, v in pairs], safe="*/"
-        )
+        query = urlencode([(k, _REDACTED if k == "password" else v) for k, v in pairs], safe="*/")
     return _unsplit(parts.scheme, netloc, parts.path, query)
 
 

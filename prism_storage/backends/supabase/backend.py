@@ -104,8 +104,11 @@ class SupabaseStorageBackend(BaseStorageBackend):
         alias: str | None = None,
     ) -> None:
         super().__init__(alias=alias)
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") \
-                or not urlsplit(url).hostname:
+        if (
+            not isinstance(url, str)
+            or urlsplit(url).scheme not in ("http", "https")
+            or not urlsplit(url).hostname
+        ):
             raise InvalidOptionError(
                 "url must be the project's http(s) URL, e.g. https://<ref>.supabase.co."
             )
@@ -135,19 +138,24 @@ class SupabaseStorageBackend(BaseStorageBackend):
         messages: list[CheckMessage] = []
         parts = urlsplit(self.url)
         if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
-            messages.append(Warning(
-                f"url {redact(self.url)!r} is plain http: the API key travels unencrypted.",
-                hint="Use the project's https:// URL.",
-                id="prism_storage.W030",
-            ))
-        if _jwt_role(self._key) in ("anon", "authenticated") \
-                or self._key.startswith("sb_publishable_"):
-            messages.append(Warning(
-                "key is a public (anon/publishable) key: the shipped table policy lets only "
-                "the service role read or write, so every request will be refused.",
-                hint="Use the project's service-role (secret) key, kept on the server.",
-                id="prism_storage.W031",
-            ))
+            messages.append(
+                Warning(
+                    f"url {redact(self.url)!r} is plain http: the API key travels unencrypted.",
+                    hint="Use the project's https:// URL.",
+                    id="prism_storage.W030",
+                )
+            )
+        if _jwt_role(self._key) in ("anon", "authenticated") or self._key.startswith(
+            "sb_publishable_"
+        ):
+            messages.append(
+                Warning(
+                    "key is a public (anon/publishable) key: the shipped table policy lets only "
+                    "the service role read or write, so every request will be refused.",
+                    hint="Use the project's service-role (secret) key, kept on the server.",
+                    id="prism_storage.W031",
+                )
+            )
         return messages
 
     def _secrets(self) -> list[str]:
@@ -249,13 +257,17 @@ class SupabaseStorageBackend(BaseStorageBackend):
     # ------------------------------------------------------------------ operations
 
     async def _get(self, key: str) -> dict[str, Any] | None:
-        response = await self._run("read", lambda table: self._alive(
-            table.select("data").eq("key", self._prefix + key)).limit(1))
+        response = await self._run(
+            "read",
+            lambda table: self._alive(table.select("data").eq("key", self._prefix + key)).limit(1),
+        )
         return self._value(response.data[0]) if response.data else None
 
     async def _exists(self, key: str) -> bool:
-        response = await self._run("read", lambda table: self._alive(
-            table.select("key").eq("key", self._prefix + key)).limit(1))
+        response = await self._run(
+            "read",
+            lambda table: self._alive(table.select("key").eq("key", self._prefix + key)).limit(1),
+        )
         return bool(response.data)
 
     async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
@@ -266,14 +278,16 @@ class SupabaseStorageBackend(BaseStorageBackend):
     ) -> None:
         rows = [self._row(key, value, data, ttl) for key, value, data in items]
         for start in range(0, len(rows), _ROWS_PER_UPSERT):
-            await self._upsert(rows[start:start + _ROWS_PER_UPSERT])
+            await self._upsert(rows[start : start + _ROWS_PER_UPSERT])
 
     async def _upsert(self, rows: list[dict[str, Any]]) -> None:
         from postgrest.types import ReturnMethod
 
         body: Any = rows[0] if len(rows) == 1 else rows
-        await self._run("write", lambda table: table.upsert(
-            body, on_conflict="key", returning=ReturnMethod.minimal))
+        await self._run(
+            "write",
+            lambda table: table.upsert(body, on_conflict="key", returning=ReturnMethod.minimal),
+        )
 
     async def _delete(self, key: str) -> None:
         await self._delete_many([key])
@@ -282,6 +296,7 @@ class SupabaseStorageBackend(BaseStorageBackend):
         from postgrest.types import ReturnMethod
 
         for chunk in chunks([self._prefix + k for k in keys]):
+
             def build(table: Any, chunk: list[str] = chunk) -> Any:
                 query = table.delete(returning=ReturnMethod.minimal)
                 if len(chunk) == 1:
@@ -294,6 +309,7 @@ class SupabaseStorageBackend(BaseStorageBackend):
         found: dict[str, dict[str, Any]] = {}
         skip = len(self._prefix)
         for chunk in chunks([self._prefix + k for k in keys]):
+
             def build(table: Any, chunk: list[str] = chunk) -> Any:
                 return self._alive(table.select("key,data").filter("key", "in", in_list(chunk)))
 
@@ -316,18 +332,28 @@ class SupabaseStorageBackend(BaseStorageBackend):
             return query.order("key").limit(limit)
 
         response = await self._run("list keys", build)
-        keys = [row["key"][len(self._prefix):] for row in response.data]
+        keys = [row["key"][len(self._prefix) :] for row in response.data]
         return KeyPage(keys, keys[-1] if len(keys) == limit else None)
 
     async def sweep(self) -> int:
         from postgrest.types import CountMethod, ReturnMethod
 
         now = timestamp(self.clock())
-        response = await self._run("sweep", lambda table: self._scope(table.delete(
-            count=CountMethod.exact, returning=ReturnMethod.minimal).lte("expires_at", now)))
+        response = await self._run(
+            "sweep",
+            lambda table: self._scope(
+                table.delete(count=CountMethod.exact, returning=ReturnMethod.minimal).lte(
+                    "expires_at", now
+                )
+            ),
+        )
         return int(response.count or 0)
 
     async def ping(self) -> None:
         """Check the server answers, the key is accepted and the table has every column."""
-        await self._run("connect", lambda table: table.select(
-            "key,data,created_at,updated_at,expires_at").eq("key", "").limit(1))
+        await self._run(
+            "connect",
+            lambda table: (
+                table.select("key,data,created_at,updated_at,expires_at").eq("key", "").limit(1)
+            ),
+        )

@@ -26,7 +26,9 @@ class HTTPStatusError(Exception):
         self.message = str(body.get("message") or "")
         self.hint = str(body.get("hint") or "")
         super().__init__(
-            f"HTTP {status}" + (f" {self.code}" if self.code else "") + f": {self.message}"
+            f"HTTP {status}"
+            + (f" {self.code}" if self.code else "")
+            + f": {self.message}"
             + (f" ({self.hint})" if self.hint else "")
         )
 

@@ -24,6 +24,7 @@ Metric = Literal["cosine", "euclidean", "dotproduct"]
 #: distance, or a squared Euclidean distance.
 ScoreKind = Literal["similarity", "distance", "squared_distance"]
 
+
 def point_id(namespace: str, key: str) -> str:
     """The engine id of ``key`` in ``namespace``: a uuid-shaped 128-bit hash.
 

@@ -46,8 +46,9 @@ MAX_SEARCH_LIMIT = 1000
 MAX_DIMENSIONS = 20_000
 VECTOR_FIELD = "embedding"
 # The codec's JSON settings (compact, no NaN, UTF-8 kept).
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False,
-                            separators=(",", ":"))
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+)
 
 
 class VectorStorageBackend(BaseStorageBackend):
@@ -118,8 +119,12 @@ class VectorStorageBackend(BaseStorageBackend):
             )
         if type(dimensions) is not int or not 1 <= dimensions <= MAX_DIMENSIONS:
             raise InvalidOptionError(f"dimensions must be an int from 1 to {MAX_DIMENSIONS}.")
-        for name, option in (("api_key", api_key), ("environment", environment),
-                             ("namespace", namespace), ("url", url)):
+        for name, option in (
+            ("api_key", api_key),
+            ("environment", environment),
+            ("namespace", namespace),
+            ("url", url),
+        ):
             if option is not None and (not isinstance(option, str) or not option):
                 raise InvalidOptionError(f"{name} must be a non-empty str or None.")
         if namespace is not None and (len(namespace) > 255 or "\x00" in namespace):
@@ -164,8 +169,11 @@ class VectorStorageBackend(BaseStorageBackend):
         _module, client_module, extra = PROVIDERS[provider]
         if importlib.util.find_spec(client_module) is None:
             raise MissingDependencyError(f"vector/{provider}", client_module, extra)
-        if (provider == "milvus" and not options.get("url")
-                and importlib.util.find_spec("milvus_lite") is None):
+        if (
+            provider == "milvus"
+            and not options.get("url")
+            and importlib.util.find_spec("milvus_lite") is None
+        ):
             raise MissingDependencyError("vector/milvus", "milvus-lite", extra)
 
     def _adapter_class(self) -> type[VectorAdapter]:
@@ -178,8 +186,9 @@ class VectorStorageBackend(BaseStorageBackend):
         return adapter
 
     def _spec(self) -> IndexSpec:
-        return IndexSpec(self.index_name, self.dimensions, self.metric,
-                         self.namespace or "", self.timeout)
+        return IndexSpec(
+            self.index_name, self.dimensions, self.metric, self.namespace or "", self.timeout
+        )
 
     def _make_adapter(self) -> VectorAdapter:
         return self._adapter_class()(self._spec(), self)
@@ -216,7 +225,9 @@ class VectorStorageBackend(BaseStorageBackend):
             if limit is not None and len(data.encode()) > limit:
                 raise InvalidValueError(
                     f"The value is {len(data.encode())} bytes as JSON; the {self.provider!r} "
-                    f"store accepts at most {limit}.", "$")
+                    f"store accepts at most {limit}.",
+                    "$",
+                )
             return data, vector
         return super()._encode(value), self._vector_of(value)
 
@@ -227,7 +238,8 @@ class VectorStorageBackend(BaseStorageBackend):
             return self._vector(raw, f"$[{VECTOR_FIELD!r}]")
         if self.embedder is None:
             raise InvalidValueError(
-                f"$: the value has no {VECTOR_FIELD!r} and the store has no embedder.", "$")
+                f"$: the value has no {VECTOR_FIELD!r} and the store has no embedder.", "$"
+            )
         return None
 
     def text_of(self, value: dict[str, Any], data: str) -> str:
@@ -239,8 +251,11 @@ class VectorStorageBackend(BaseStorageBackend):
             return text
         messages = value.get("messages")
         if isinstance(messages, list):
-            contents = [m["content"] for m in messages
-                        if isinstance(m, dict) and isinstance(m.get("content"), str)]
+            contents = [
+                m["content"]
+                for m in messages
+                if isinstance(m, dict) and isinstance(m.get("content"), str)
+            ]
             if any(contents):
                 return "\n".join(contents)
         return data
@@ -302,17 +317,20 @@ class VectorStorageBackend(BaseStorageBackend):
     ) -> None:
         await self._write(items, [self._vector_of(value) for _key, value, _data in items])
 
-    async def _write(self, items: list[tuple[str, dict[str, Any], str]],
-                     vectors: list[list[float] | None]) -> None:
+    async def _write(
+        self, items: list[tuple[str, dict[str, Any], str]], vectors: list[list[float] | None]
+    ) -> None:
         """Upsert ``items``, each with its vector (``None``: computed by the embedder)."""
         missing = [index for index, vector in enumerate(vectors) if vector is None]
         if missing:  # computed concurrently (an embedder may be a remote service)
             computed = await asyncio.gather(*(self._embedded(*items[i]) for i in missing))
             for index, vector in zip(missing, computed, strict=True):
                 vectors[index] = vector
-        records = [Record(key, vector, data, filterable_fields(value))
-                   for (key, value, data), vector in zip(items, vectors, strict=True)
-                   if vector is not None]
+        records = [
+            Record(key, vector, data, filterable_fields(value))
+            for (key, value, data), vector in zip(items, vectors, strict=True)
+            if vector is not None
+        ]
         adapter = await self._adapter()
         await self._guard("write", adapter.upsert(records), adapter.errors)
 
@@ -322,8 +340,9 @@ class VectorStorageBackend(BaseStorageBackend):
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         adapter = await self._adapter()
-        return await self._guard("list keys", adapter.list_keys(prefix, limit, cursor),
-                                 adapter.errors)
+        return await self._guard(
+            "list keys", adapter.list_keys(prefix, limit, cursor), adapter.errors
+        )
 
     async def ping(self) -> None:
         await self._adapter()
@@ -356,7 +375,12 @@ class VectorStorageBackend(BaseStorageBackend):
         adapter = await self._adapter()
         hits = await self._guard("search", adapter.query(vector, limit, where), adapter.errors)
         kind = adapter.score_kind()
-        scored = sorted(((to_score(kind, hit.native_score), hit) for hit in hits),
-                        key=lambda pair: pair[0], reverse=True)
-        return [{"key": hit.key, "score": score, "value": self._decode(hit.data)}
-                for score, hit in scored[:limit]]
+        scored = sorted(
+            ((to_score(kind, hit.native_score), hit) for hit in hits),
+            key=lambda pair: pair[0],
+            reverse=True,
+        )
+        return [
+            {"key": hit.key, "score": score, "value": self._decode(hit.data)}
+            for score, hit in scored[:limit]
+        ]

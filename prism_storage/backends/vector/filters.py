@@ -83,13 +83,13 @@ def _metadata_scalar(value: Any) -> Scalar | None:
     """The indexed form of a top-level field value, or ``None`` if it is not indexed."""
     kind = type(value)
     if kind is bool:
-        return value
+        return bool(value)
     if kind is int or kind is float:
         # Every engine compares numbers as float64; storing them so keeps them equal.
         number = float(value)
         return number if math.isfinite(number) else None
     if kind is str and len(value) <= MAX_FILTER_STRING:
-        return value
+        return str(value)
     return None
 
 
@@ -119,9 +119,9 @@ def _operand(op: str, field: str, value: Any) -> Scalar:
                 "characters; such strings are not indexed.",
                 f"$.{field}",
             )
-        return value
+        return str(value)
     if kind is bool:
-        return value
+        return bool(value)
     if kind in (int, float) and math.isfinite(value):
         return float(value)
     raise InvalidValueError(
@@ -132,9 +132,7 @@ def _operand(op: str, field: str, value: Any) -> Scalar:
 def _compare(field: str, op: str, value: Any) -> Compare:
     if op in ("$in", "$nin"):
         if type(value) is not list or not value:
-            raise InvalidValueError(
-                f"filter: {field}.{op} takes a non-empty list.", f"$.{field}"
-            )
+            raise InvalidValueError(f"filter: {field}.{op} takes a non-empty list.", f"$.{field}")
         return Compare(field, op, tuple(_operand(op, field, v) for v in value))  # type: ignore[arg-type]
     return Compare(field, op, _operand(op, field, value))  # type: ignore[arg-type]
 

@@ -46,7 +46,8 @@ def collection_name(index_name: str) -> str:
     if not _NAME.fullmatch(name):
         raise InvalidOptionError(
             f"index_name {index_name!r} is not a valid Milvus collection name (letters, "
-            "digits, '_' and '-', not starting with a digit, at most 255 characters).")
+            "digits, '_' and '-', not starting with a digit, at most 255 characters)."
+        )
     return name
 
 
@@ -126,9 +127,11 @@ class MilvusAdapter(VectorAdapter):
                 started = await asyncio.to_thread(server_manager_instance.start_and_get_uri, uri)
                 if started is None:
                     raise pymilvus.exceptions.MilvusException(
-                        message=f"milvus-lite could not open {uri}")
-            self._client = pymilvus.AsyncMilvusClient(uri=uri, token=token,
-                                                      timeout=self.spec.timeout)
+                        message=f"milvus-lite could not open {uri}"
+                    )
+            self._client = pymilvus.AsyncMilvusClient(
+                uri=uri, token=token, timeout=self.spec.timeout
+            )
         return self._client
 
     def _opts(self) -> dict[str, Any]:
@@ -149,8 +152,7 @@ class MilvusAdapter(VectorAdapter):
     async def _create(self, client: Any) -> None:
         pymilvus = _pymilvus()
         types = pymilvus.DataType
-        schema = pymilvus.AsyncMilvusClient.create_schema(auto_id=False,
-                                                          enable_dynamic_field=False)
+        schema = pymilvus.AsyncMilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", types.VARCHAR, is_primary=True, max_length=36)
         schema.add_field("vector", types.FLOAT_VECTOR, dim=self.spec.dimensions)
         schema.add_field("ns", types.VARCHAR, max_length=1024)
@@ -158,10 +160,16 @@ class MilvusAdapter(VectorAdapter):
         schema.add_field("value", types.VARCHAR, max_length=65_535)
         schema.add_field("meta", types.JSON)
         index = pymilvus.MilvusClient.prepare_index_params()
-        index.add_index(field_name="vector", index_type="FLAT",
-                        metric_type=_METRICS[self.spec.metric])
-        await client.create_collection(self.collection, schema=schema, index_params=index,
-                                       consistency_level="Strong", **self._opts())
+        index.add_index(
+            field_name="vector", index_type="FLAT", metric_type=_METRICS[self.spec.metric]
+        )
+        await client.create_collection(
+            self.collection,
+            schema=schema,
+            index_params=index,
+            consistency_level="Strong",
+            **self._opts(),
+        )
 
     async def _check(self, client: Any) -> None:
         described = await client.describe_collection(self.collection, **self._opts())
@@ -170,7 +178,8 @@ class MilvusAdapter(VectorAdapter):
         if missing:
             raise SchemaMismatchError(
                 f"The Milvus collection {self.collection!r} was not created by prism_storage "
-                f"(missing fields: {', '.join(missing)}). Use another index_name.")
+                f"(missing fields: {', '.join(missing)}). Use another index_name."
+            )
         dim = int(fields["vector"].get("params", {}).get("dim", 0))
         index = await client.describe_index(self.collection, "vector", **self._opts())
         metric = (index or {}).get("metric_type")
@@ -179,7 +188,8 @@ class MilvusAdapter(VectorAdapter):
                 f"The Milvus collection {self.collection!r} holds {dim}-dimensional vectors "
                 f"compared by {metric}; this store is configured with "
                 f"dimensions={self.spec.dimensions}, metric={self.spec.metric!r}. Use another "
-                "index_name or fix the configuration.")
+                "index_name or fix the configuration."
+            )
         await client.load_collection(self.collection, **self._opts())
 
     def _row(self, record: Record) -> dict[str, Any]:
@@ -187,31 +197,37 @@ class MilvusAdapter(VectorAdapter):
         if len(meta) > MAX_META_BYTES // 4 and len(meta.encode()) > MAX_META_BYTES:
             raise InvalidValueError(
                 f"The filterable top-level fields of {record.key!r} take "
-                f"{len(meta.encode())} bytes; Milvus accepts at most {MAX_META_BYTES}.", "$")
-        return {"id": point_id(self.spec.namespace, record.key), "vector": record.vector,
-                "ns": self.spec.namespace, "key": record.key, "value": record.data,
-                "meta": record.fields}
+                f"{len(meta.encode())} bytes; Milvus accepts at most {MAX_META_BYTES}.",
+                "$",
+            )
+        return {
+            "id": point_id(self.spec.namespace, record.key),
+            "vector": record.vector,
+            "ns": self.spec.namespace,
+            "key": record.key,
+            "value": record.data,
+            "meta": record.fields,
+        }
 
     async def upsert(self, records: list[Record]) -> None:
         rows = [self._row(r) for r in records]
         client = await self._connect()
         for start in range(0, len(rows), _BATCH):
-            await client.upsert(self.collection, rows[start:start + _BATCH])
+            await client.upsert(self.collection, rows[start : start + _BATCH])
 
     async def fetch(self, keys: list[str]) -> dict[str, str]:
         client = await self._connect()
         found: dict[str, str] = {}
         for start in range(0, len(keys), _ID_CHUNK):
-            ids = [point_id(self.spec.namespace, k) for k in keys[start:start + _ID_CHUNK]]
-            rows = await client.get(self.collection, ids=ids,
-                                    output_fields=["ns", "key", "value"])
+            ids = [point_id(self.spec.namespace, k) for k in keys[start : start + _ID_CHUNK]]
+            rows = await client.get(self.collection, ids=ids, output_fields=["ns", "key", "value"])
             found.update({r["key"]: r["value"] for r in rows if r["ns"] == self.spec.namespace})
         return found
 
     async def delete(self, keys: list[str]) -> None:
         client = await self._connect()
         for start in range(0, len(keys), _ID_CHUNK):
-            ids = [point_id(self.spec.namespace, k) for k in keys[start:start + _ID_CHUNK]]
+            ids = [point_id(self.spec.namespace, k) for k in keys[start : start + _ID_CHUNK]]
             await client.delete(self.collection, ids=ids)
 
     async def query(self, vector: list[float], limit: int, where: Node | None) -> list[Hit]:
@@ -220,11 +236,17 @@ class MilvusAdapter(VectorAdapter):
             expression += f" and {_expression(where)}"
         client = await self._connect()
         results = await client.search(
-            self.collection, data=[vector], limit=limit, filter=expression,
+            self.collection,
+            data=[vector],
+            limit=limit,
+            filter=expression,
             output_fields=["key", "value"],
-            search_params={"metric_type": _METRICS[self.spec.metric]})
-        return [Hit(hit["entity"]["key"], float(hit["distance"]), hit["entity"]["value"])
-                for hit in results[0]]
+            search_params={"metric_type": _METRICS[self.spec.metric]},
+        )
+        return [
+            Hit(hit["entity"]["key"], float(hit["distance"]), hit["entity"]["value"])
+            for hit in results[0]
+        ]
 
     async def list_keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         # Query results come in primary-key order, so the cursor is the last id returned.
@@ -234,15 +256,17 @@ class MilvusAdapter(VectorAdapter):
                 expression += f' and id > "{uuid.UUID(cursor)}"'
             except ValueError:
                 raise InvalidValueError(
-                    "cursor must be a cursor string returned by keys().") from None
+                    "cursor must be a cursor string returned by keys()."
+                ) from None
         if prefix:
             expression += f" and key >= {_literal(prefix)}"
             upper = _successor(prefix)
             if upper is not None:
                 expression += f" and key < {_literal(upper)}"
         client = await self._connect()
-        rows = await client.query(self.collection, filter=expression, limit=limit + 1,
-                                  output_fields=["id", "key"])
+        rows = await client.query(
+            self.collection, filter=expression, limit=limit + 1, output_fields=["id", "key"]
+        )
         rows.sort(key=lambda r: r["id"])
         page = rows[:limit]
         keys = [r["key"] for r in page if r["key"].startswith(prefix)]

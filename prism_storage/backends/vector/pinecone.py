@@ -60,7 +60,7 @@ def metadata_size(metadata: dict[str, Any]) -> int:
     control characters (JSON escapes them), so as a JSON string it grows by its quotes and
     one backslash per ``"`` or ``\\`` in it.
     """
-    text = metadata[VALUE]
+    text: str = metadata[VALUE]
     rest = {name: item for name, item in metadata.items() if name != VALUE}
     head = len(json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode())
     value = len(text.encode()) + text.count('"') + text.count("\\") + 2
@@ -84,7 +84,7 @@ def decode_id(point: str) -> str | None:
     i = 0
     while i < len(point):
         if point[i] == "%":
-            raw.append(int(point[i + 1:i + 3], 16))
+            raw.append(int(point[i + 1 : i + 3], 16))
             i += 3
         else:
             raw.append(ord(point[i]))
@@ -107,7 +107,8 @@ def _filter(node: Node) -> dict[str, Any]:
         numbers = [v for v in node.value if isinstance(v, float)]
         flags = [v for v in node.value if isinstance(v, bool)]
         parts: list[dict[str, Any]] = [
-            {node.field: {node.op: group}} for group in (strings, numbers) if group]
+            {node.field: {node.op: group}} for group in (strings, numbers) if group
+        ]
         single = "$eq" if node.op == "$in" else "$ne"
         parts += [_filter(Compare(node.field, single, flag)) for flag in flags]  # type: ignore[arg-type]
         if len(parts) == 1:
@@ -120,8 +121,12 @@ class PineconeAdapter(VectorAdapter):
     def __init__(self, spec: IndexSpec, options: Connection) -> None:
         super().__init__(spec, options)
         errors = _errors()
-        self.errors = (errors.PineconeConnectionError, errors.PineconeTimeoutError,
-                       errors.ApiError, errors.ResponseParsingError)
+        self.errors = (
+            errors.PineconeConnectionError,
+            errors.PineconeTimeoutError,
+            errors.ApiError,
+            errors.ResponseParsingError,
+        )
         self._denied = (errors.UnauthorizedError, errors.ForbiddenError)
         self._missing = errors.NotFoundError
         self._control: Any = None
@@ -136,7 +141,8 @@ class PineconeAdapter(VectorAdapter):
         if not _INDEX_NAME.fullmatch(options.index_name):
             raise InvalidOptionError(
                 f"index_name {options.index_name!r} is not a valid Pinecone index name "
-                "(1-45 lowercase letters, digits and '-').")
+                "(1-45 lowercase letters, digits and '-')."
+            )
         if not _location(options.environment)[1]:
             raise InvalidOptionError("environment must be '<cloud>/<region>' or a region.")
 
@@ -145,22 +151,29 @@ class PineconeAdapter(VectorAdapter):
             return await coroutine
         except self._denied as exc:
             raise BackendPermissionError(
-                f"Pinecone refused the API key or the operation ({type(exc).__name__}).") from None
+                f"Pinecone refused the API key or the operation ({type(exc).__name__})."
+            ) from None
 
     async def prepare(self) -> None:
         pinecone = _pinecone()
         from pinecone.async_client.pinecone import AsyncPinecone
 
         if self._control is None:
-            self._control = AsyncPinecone(api_key=self.options.api_key, host=self.options.url,
-                                          timeout=self.spec.timeout)
+            self._control = AsyncPinecone(
+                api_key=self.options.api_key, host=self.options.url, timeout=self.spec.timeout
+            )
         name = self.spec.name
         if not await self._call(self._control.has_index(name)):
             cloud, region = _location(self.options.environment)
             try:
-                await self._call(self._control.create_index(
-                    name, spec=pinecone.ServerlessSpec(cloud=cloud, region=region),
-                    dimension=self.spec.dimensions, metric=self.spec.metric))
+                await self._call(
+                    self._control.create_index(
+                        name,
+                        spec=pinecone.ServerlessSpec(cloud=cloud, region=region),
+                        dimension=self.spec.dimensions,
+                        metric=self.spec.metric,
+                    )
+                )
             except _errors().ConflictError:
                 pass  # created meanwhile: checked below
         model = await self._call(self._control.describe_index(name))
@@ -170,7 +183,8 @@ class PineconeAdapter(VectorAdapter):
                 f"The Pinecone index {name!r} holds {model.dimension}-dimensional vectors "
                 f"compared by {metric}; this store is configured with "
                 f"dimensions={self.spec.dimensions}, metric={self.spec.metric!r}. Use another "
-                "index_name or fix the configuration.")
+                "index_name or fix the configuration."
+            )
         self._index = await self._control.index(host=model.host)
 
     def _vector(self, record: Record) -> tuple[dict[str, Any], int]:
@@ -179,7 +193,9 @@ class PineconeAdapter(VectorAdapter):
         if size > MAX_METADATA_BYTES:
             raise InvalidValueError(
                 f"The value of {record.key!r} with its filterable fields takes {size} bytes "
-                f"of Pinecone metadata; Pinecone accepts at most {MAX_METADATA_BYTES}.", "$")
+                f"of Pinecone metadata; Pinecone accepts at most {MAX_METADATA_BYTES}.",
+                "$",
+            )
         vector = {"id": encode_id(record.key), "values": record.vector, "metadata": metadata}
         # An upper bound of its share of the request body: a float takes at most 25
         # characters, metadata that is not ASCII may be escaped (at most 3 bytes per byte).
@@ -200,8 +216,9 @@ class PineconeAdapter(VectorAdapter):
             await self._upsert(batch)
 
     async def _upsert(self, vectors: list[dict[str, Any]]) -> None:
-        await self._call(self._index.upsert(vectors=vectors, namespace=self.spec.namespace,
-                                            show_progress=False))
+        await self._call(
+            self._index.upsert(vectors=vectors, namespace=self.spec.namespace, show_progress=False)
+        )
 
     def _chunks(self, keys: list[str]) -> list[list[str]]:
         chunks: list[list[str]] = [[]]
@@ -234,11 +251,20 @@ class PineconeAdapter(VectorAdapter):
                 return  # serverless Pinecone: the namespace does not exist (yet)
 
     async def query(self, vector: list[float], limit: int, where: Node | None) -> list[Hit]:
-        response = await self._call(self._index.query(
-            top_k=limit, vector=vector, namespace=self.spec.namespace,
-            filter=None if where is None else _filter(where), include_metadata=True))
-        return [Hit(m.metadata[KEY], float(m.score), m.metadata[VALUE])
-                for m in response.matches if m.metadata and KEY in m.metadata]
+        response = await self._call(
+            self._index.query(
+                top_k=limit,
+                vector=vector,
+                namespace=self.spec.namespace,
+                filter=None if where is None else _filter(where),
+                include_metadata=True,
+            )
+        )
+        return [
+            Hit(m.metadata[KEY], float(m.score), m.metadata[VALUE])
+            for m in response.matches
+            if m.metadata and KEY in m.metadata
+        ]
 
     async def list_keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         # Phases: "a" lists every id (no prefix); "d" the direct ids starting with the
@@ -251,9 +277,14 @@ class PineconeAdapter(VectorAdapter):
         id_prefix = {"a": None, "d": encode_id(prefix) if prefix else None, "h": HASHED}[phase]
         if phase == "d" and id_prefix is not None and id_prefix.startswith(HASHED):
             phase, id_prefix = "h", HASHED  # a prefix too long to be in any direct id
-        response = await self._call(self._index.list_paginated(
-            prefix=id_prefix, limit=min(limit, _LIST_LIMIT), pagination_token=token or None,
-            namespace=self.spec.namespace))
+        response = await self._call(
+            self._index.list_paginated(
+                prefix=id_prefix,
+                limit=min(limit, _LIST_LIMIT),
+                pagination_token=token or None,
+                namespace=self.spec.namespace,
+            )
+        )
         ids = [item.id for item in response.vectors]
         keys = [decode_id(point) for point in ids]
         hashed = [point for point, key in zip(ids, keys, strict=True) if key is None]

@@ -42,8 +42,9 @@ def _cursor_id(cursor: str | None) -> str | None:
 
 
 def _qdrant() -> Any:
-    return require("qdrant_client", backend="vector/qdrant", extra="qdrant",
-                   package="qdrant-client")
+    return require(
+        "qdrant_client", backend="vector/qdrant", extra="qdrant", package="qdrant-client"
+    )
 
 
 class _Local:
@@ -76,7 +77,8 @@ def _acquire_local(options: Connection) -> _Local:
             local = _in_memory.get(id(options))
             if local is None:
                 local = _in_memory[id(options)] = _Local(
-                    _qdrant().AsyncQdrantClient(location=":memory:"), None)
+                    _qdrant().AsyncQdrantClient(location=":memory:"), None
+                )
                 import weakref
 
                 weakref.finalize(options, _in_memory.pop, id(options), None)
@@ -90,9 +92,10 @@ def _acquire_local(options: Connection) -> _Local:
                 # answer, so the check it keeps elsewhere is unchanged.
                 local = _on_disk[where] = _Local(
                     _qdrant().AsyncQdrantClient(
-                        path=where,
-                        force_disable_check_same_thread=_sqlite_serialized()),
-                    where)
+                        path=where, force_disable_check_same_thread=_sqlite_serialized()
+                    ),
+                    where,
+                )
         local.users += 1
         return local
 
@@ -117,8 +120,7 @@ def _condition(node: Node) -> Any:
         return models.Filter(must_not=[_condition(positive)])
     if node.op == "$in":
         assert isinstance(node.value, tuple)
-        return models.Filter(should=[_condition(Compare(node.field, "$eq", v))
-                                     for v in node.value])
+        return models.Filter(should=[_condition(Compare(node.field, "$eq", v)) for v in node.value])
     value = node.value
     if node.op == "$eq":
         if isinstance(value, float):
@@ -136,8 +138,11 @@ class QdrantAdapter(VectorAdapter):
         from httpx import HTTPError
 
         self.models = qdrant.models
-        self.errors = (qdrant.http.exceptions.ResponseHandlingException,
-                       qdrant.http.exceptions.UnexpectedResponse, HTTPError)
+        self.errors = (
+            qdrant.http.exceptions.ResponseHandlingException,
+            qdrant.http.exceptions.UnexpectedResponse,
+            HTTPError,
+        )
         self._local: _Local | None = None
         self._remote: Any = None
 
@@ -151,8 +156,11 @@ class QdrantAdapter(VectorAdapter):
         if self.options.url is not None:
             if self._remote is None:
                 self._remote = _qdrant().AsyncQdrantClient(
-                    url=self.options.url, api_key=self.options.api_key,
-                    timeout=max(1, int(self.spec.timeout)), check_compatibility=False)
+                    url=self.options.url,
+                    api_key=self.options.api_key,
+                    timeout=max(1, int(self.spec.timeout)),
+                    check_compatibility=False,
+                )
             yield self._remote
             return
         if self._local is None:
@@ -162,8 +170,7 @@ class QdrantAdapter(VectorAdapter):
 
     def _in_namespace(self, *extra: Any) -> Any:
         match = self.models.MatchValue(value=self.spec.namespace)
-        return self.models.Filter(
-            must=[self.models.FieldCondition(key=NS, match=match), *extra])
+        return self.models.Filter(must=[self.models.FieldCondition(key=NS, match=match), *extra])
 
     async def prepare(self) -> None:
         name, models = self.spec.name, self.models
@@ -171,7 +178,8 @@ class QdrantAdapter(VectorAdapter):
             if not await client.collection_exists(name):
                 params = models.VectorParams(
                     size=self.spec.dimensions,
-                    distance=getattr(models.Distance, _DISTANCES[self.spec.metric].upper()))
+                    distance=getattr(models.Distance, _DISTANCES[self.spec.metric].upper()),
+                )
                 try:
                     await client.create_collection(name, vectors_config=params)
                 except (ValueError, self.errors[1]):
@@ -179,42 +187,52 @@ class QdrantAdapter(VectorAdapter):
                 if self.options.url is not None:
                     for field in (NS, KEY):
                         await client.create_payload_index(
-                            name, field, field_schema=models.PayloadSchemaType.KEYWORD)
+                            name, field, field_schema=models.PayloadSchemaType.KEYWORD
+                        )
             info = await client.get_collection(name)
         vectors = info.config.params.vectors
         if not isinstance(vectors, models.VectorParams):
             raise SchemaMismatchError(
                 f"The Qdrant collection {name!r} has named vectors; prism_storage needs one "
-                "unnamed vector per point.")
+                "unnamed vector per point."
+            )
         distance = getattr(vectors.distance, "value", vectors.distance)
         if vectors.size != self.spec.dimensions or distance != _DISTANCES[self.spec.metric]:
             raise SchemaMismatchError(
                 f"The Qdrant collection {name!r} holds {vectors.size}-dimensional vectors "
                 f"compared by {distance}; this store is configured with "
                 f"dimensions={self.spec.dimensions}, metric={self.spec.metric!r}. Use another "
-                "index_name or fix the configuration.")
+                "index_name or fix the configuration."
+            )
 
     async def upsert(self, records: list[Record]) -> None:
         ns = self.spec.namespace
         points = [
             self.models.PointStruct(
-                id=point_id(ns, r.key), vector=r.vector,
-                payload={**r.fields, KEY: r.key, NS: ns, VALUE: r.data})
+                id=point_id(ns, r.key),
+                vector=r.vector,
+                payload={**r.fields, KEY: r.key, NS: ns, VALUE: r.data},
+            )
             for r in records
         ]
         async with self._client() as client:
             for start in range(0, len(points), _BATCH):
-                await client.upsert(self.spec.name, points=points[start:start + _BATCH],
-                                    wait=True)
+                await client.upsert(
+                    self.spec.name, points=points[start : start + _BATCH], wait=True
+                )
 
     async def fetch(self, keys: list[str]) -> dict[str, str]:
         ns = self.spec.namespace
         async with self._client() as client:
             points = await client.retrieve(
-                self.spec.name, ids=[point_id(ns, k) for k in keys],
-                with_payload=[KEY, NS, VALUE], with_vectors=False)
+                self.spec.name,
+                ids=[point_id(ns, k) for k in keys],
+                with_payload=[KEY, NS, VALUE],
+                with_vectors=False,
+            )
         return {
-            p.payload[KEY]: p.payload[VALUE] for p in points
+            p.payload[KEY]: p.payload[VALUE]
+            for p in points
             if p.payload and p.payload.get(NS) == ns and VALUE in p.payload
         }
 
@@ -228,8 +246,13 @@ class QdrantAdapter(VectorAdapter):
         condition = self._in_namespace(*([] if where is None else [_condition(where)]))
         async with self._client() as client:
             response = await client.query_points(
-                self.spec.name, query=vector, limit=limit, query_filter=condition,
-                with_payload=[KEY, VALUE], with_vectors=False)
+                self.spec.name,
+                query=vector,
+                limit=limit,
+                query_filter=condition,
+                with_payload=[KEY, VALUE],
+                with_vectors=False,
+            )
         return [Hit(p.payload[KEY], p.score, p.payload[VALUE]) for p in response.points]
 
     async def list_keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
@@ -241,8 +264,13 @@ class QdrantAdapter(VectorAdapter):
         async with self._client() as client:
             for _ in range(_SCAN_BATCHES):
                 points, next_offset = await client.scroll(
-                    self.spec.name, scroll_filter=self._in_namespace(), limit=batch,
-                    offset=offset, with_payload=[KEY], with_vectors=False)
+                    self.spec.name,
+                    scroll_filter=self._in_namespace(),
+                    limit=batch,
+                    offset=offset,
+                    with_payload=[KEY],
+                    with_vectors=False,
+                )
                 for point in points:
                     key = point.payload[KEY]
                     if key.startswith(prefix):

@@ -7,7 +7,7 @@ import asyncio
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.utils.module_loading import import_string
 
@@ -39,11 +39,13 @@ def check_vector(raw: Any, dimensions: int, path: str) -> list[float]:
     if not isinstance(raw, list | tuple):
         raise InvalidValueError(
             f"{path}: an embedding must be a list of {dimensions} numbers, "
-            f"not {type(raw).__name__}.", path)
+            f"not {type(raw).__name__}.",
+            path,
+        )
     if len(raw) != dimensions:
         raise InvalidValueError(
-            f"{path}: the embedding has {len(raw)} dimensions; this store takes "
-            f"{dimensions}.", path)
+            f"{path}: the embedding has {len(raw)} dimensions; this store takes {dimensions}.", path
+        )
     kinds = set(map(type, raw))
     try:
         # The common case in two passes of C code: only ints and floats, and the sum of
@@ -55,12 +57,15 @@ def check_vector(raw: Any, dimensions: int, path: str) -> list[float]:
     if not fast:
         for index, item in enumerate(raw):
             if type(item) not in _NUMBER_TYPES or not _finite(item):
-                raise InvalidValueError(f"{path}[{index}]: {item!r} is not a finite number.",
-                                        f"{path}[{index}]")
+                raise InvalidValueError(
+                    f"{path}[{index}]: {item!r} is not a finite number.", f"{path}[{index}]"
+                )
             if abs(item) > MAX_COMPONENT:
                 raise InvalidValueError(
                     f"{path}[{index}]: {item!r} is out of range: embedding components "
-                    f"must be within ±{MAX_COMPONENT:g}.", f"{path}[{index}]")
+                    f"must be within ±{MAX_COMPONENT:g}.",
+                    f"{path}[{index}]",
+                )
     vector = raw if kinds == _FLOAT and type(raw) is list else [float(item) for item in raw]
     if not any(vector):
         # No direction: cosine is undefined and Pinecone refuses it, so every provider does.
@@ -77,15 +82,14 @@ def resolve_embedder(embedder: Embedder | str | None) -> Embedder | None:
         try:
             resolved: Any = import_string(embedder)
         except ImportError as exc:
-            raise InvalidOptionError(
-                f"embedder {embedder!r} cannot be imported: {exc}") from exc
+            raise InvalidOptionError(f"embedder {embedder!r} cannot be imported: {exc}") from exc
     else:
         resolved = embedder
     if inspect.isclass(resolved):
         resolved = resolved()
     if not callable(resolved):
         raise InvalidOptionError("embedder must be a callable taking a str (or its path).")
-    return resolved
+    return cast(Embedder, resolved)
 
 
 async def embed(embedder: Embedder, text: str) -> Any:

@@ -59,16 +59,23 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
-            "aliases", nargs="*", type=store_alias, metavar="ALIAS",
+            "aliases",
+            nargs="*",
+            type=store_alias,
+            metavar="ALIAS",
             help="stores to check (default: every configured store)",
         )
         parser.add_argument(
-            "--write", action="store_true",
+            "--write",
+            action="store_true",
             help="also set, get and delete a probe record (needs write access)",
         )
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
         parser.add_argument(
-            "--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+            "--timeout",
+            type=positive_seconds,
+            default=DEFAULT_TIMEOUT,
+            metavar="SECONDS",
             help=f"time allowed per store (default {DEFAULT_TIMEOUT:g})",
         )
 
@@ -76,9 +83,9 @@ class Command(BaseCommand):
         aliases = list(dict.fromkeys(options["aliases"])) or configured_aliases()
         report = run(self._check_all(aliases, options["write"], options["timeout"]))
         if options["json"]:
-            self.stdout.write(json.dumps(
-                [{**asdict(h), "healthy": h.healthy} for h in report], indent=2
-            ))
+            self.stdout.write(
+                json.dumps([{**asdict(h), "healthy": h.healthy} for h in report], indent=2)
+            )
         elif options["verbosity"] >= 1:
             self._print_table(report)
         unhealthy = [h.alias for h in report if not h.healthy]

@@ -62,12 +62,14 @@ class Command(BaseCommand):
         parser.add_argument("dst", type=store_alias, metavar="DST", help="alias to write")
         add_prefix_argument(parser, "copy only keys starting with this")
         parser.add_argument(
-            "--dry-run", action="store_true",
+            "--dry-run",
+            action="store_true",
             help="read SRC and DST and report what would happen; write nothing",
         )
         add_existing_arguments(parser)
         parser.add_argument(
-            "--verify", action="store_true",
+            "--verify",
+            action="store_true",
             help="read every written record back from DST and compare it with SRC",
         )
         add_batch_size_argument(parser)
@@ -216,10 +218,12 @@ class Command(BaseCommand):
                 )
             return
         rate = stats.read / seconds if seconds > 0 else 0.0
-        self.stdout.write(self.style.SUCCESS(
-            f"Copied {stats.copied} record(s) from {src_alias!r} to {dst_alias!r}, "
-            f"skipped {stats.skipped}{extra}, in {seconds:.1f} s ({rate:,.0f} records/s)."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Copied {stats.copied} record(s) from {src_alias!r} to {dst_alias!r}, "
+                f"skipped {stats.skipped}{extra}, in {seconds:.1f} s ({rate:,.0f} records/s)."
+            )
+        )
         if options["verify"]:
             self.stdout.write(f"Verified {stats.verified} record(s): all equal.")
             if stats.stale_skipped:

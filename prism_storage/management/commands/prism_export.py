@@ -40,7 +40,10 @@ class Command(BaseCommand):
         parser.add_argument("alias", type=store_alias, metavar="ALIAS", help="store to export")
         add_prefix_argument(parser, "export only keys starting with this")
         parser.add_argument(
-            "-o", "--output", metavar="FILE", default="-",
+            "-o",
+            "--output",
+            metavar="FILE",
+            default="-",
             help="file to write (replaced only once the export is complete); default stdout",
         )
         add_batch_size_argument(parser)

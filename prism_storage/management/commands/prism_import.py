@@ -63,7 +63,8 @@ class Command(BaseCommand):
             "-i", "--input", metavar="FILE", default="-", help="file to read; default stdin"
         )
         parser.add_argument(
-            "--dry-run", action="store_true",
+            "--dry-run",
+            action="store_true",
             help="validate every line and report what would be written; write nothing",
         )
         add_existing_arguments(parser)
@@ -146,8 +147,9 @@ class Command(BaseCommand):
         for lines in _batches(source, options["batch_size"]):
             if spool is not None:
                 for line in lines:
-                    spool.write(line if isinstance(line, bytes)
-                                else line.encode("utf-8", "surrogatepass"))
+                    spool.write(
+                        line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass")
+                    )
             keys: dict[str, int] = {}
             for line in lines:
                 stats.lines += 1
@@ -184,7 +186,10 @@ class Command(BaseCommand):
             )
 
     async def _write(
-        self, store: BaseStorageBackend, source: IO[Any], policy: OnExisting,
+        self,
+        store: BaseStorageBackend,
+        source: IO[Any],
+        policy: OnExisting,
         options: dict[str, Any],
     ) -> None:
         """Second pass: write the validated lines, batch by batch, in file order."""
@@ -217,16 +222,14 @@ class Command(BaseCommand):
         finally:
             bar.close()
 
-    def _report(
-        self, alias: str, name: str, policy: OnExisting, options: dict[str, Any]
-    ) -> None:
+    def _report(self, alias: str, name: str, policy: OnExisting, options: dict[str, Any]) -> None:
         stats = self.stats
         if options["verbosity"] < 1:
             return
         if options["dry_run"]:
             fate = {
                 OnExisting.REFUSE: "a real run would refuse them (pass --skip-existing or "
-                                   "--overwrite)",
+                "--overwrite)",
                 OnExisting.SKIP: "they would be kept",
                 OnExisting.OVERWRITE: "they would be replaced",
             }[policy]
@@ -237,10 +240,13 @@ class Command(BaseCommand):
                 + ". Nothing was written."
             )
             return
-        self.stdout.write(self.style.SUCCESS(
-            f"Imported {stats.written} record(s) into {alias!r} from {name}"
-            + (f", skipped {stats.skipped}" if stats.skipped else "") + "."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Imported {stats.written} record(s) into {alias!r} from {name}"
+                + (f", skipped {stats.skipped}" if stats.skipped else "")
+                + "."
+            )
+        )
 
 
 def _seekable(stream: IO[Any]) -> bool:

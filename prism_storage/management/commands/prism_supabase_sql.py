@@ -30,7 +30,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
-            "--table", type=table_name, default="agents",
+            "--table",
+            type=table_name,
+            default="agents",
             help="The table name, as in the backend's `table` option (default: agents).",
         )
 

@@ -28,7 +28,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
-            "aliases", nargs="*", type=store_alias, metavar="ALIAS",
+            "aliases",
+            nargs="*",
+            type=store_alias,
+            metavar="ALIAS",
             help="stores to sweep (default: every configured store)",
         )
 
@@ -66,9 +69,9 @@ class Command(BaseCommand):
             )
         if verbose:
             swept = sum(1 for outcome in results.values() if isinstance(outcome, int))
-            self.stdout.write(self.style.SUCCESS(
-                f"Removed {removed} expired record(s) from {swept} store(s)."
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(f"Removed {removed} expired record(s) from {swept} store(s).")
+            )
 
     async def _sweep_all(
         self, stores: dict[str, BaseStorageBackend]
