@@ -102,10 +102,9 @@ def _export(alias: str, path: str) -> None:
 async def main(argv: list[str] | None = None) -> list[Row]:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--records", type=int, default=None, help="records in the store")
-    p.add_argument("--rounds", type=int, default=None, help="rounds per figure")
     args = p.parse_args(argv)
     records = args.records or (10_000 if args.quick else 100_000)
-    rounds = args.rounds or (3 if args.quick else 7)
+    rounds = args.rounds or (3 if args.quick else 7)  # --rounds comes from bench.harness
 
     from bench.harness import setup_django
 
