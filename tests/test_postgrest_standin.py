@@ -180,3 +180,15 @@ async def test_sequential_requests_are_not_held_by_nagle(http, table):
             headers={"Prefer": "resolution=merge-duplicates,return=minimal"},
         )
     assert time.monotonic() - started < 0.6
+
+
+async def test_each_recorded_request_names_its_connection(server, http, table):
+    await http.get(f"/{table}")
+    await http.get(f"/{table}")  # the same kept-alive connection
+    async with httpx.AsyncClient(
+        base_url=server.url + "/rest/v1", headers={"apikey": SERVICE_KEY}
+    ) as other:
+        await other.get(f"/{table}")
+    first, second, third = (request.client_port for request in server.requests[-3:])
+    assert first == second != third
+    assert first > 0 and third > 0

@@ -292,6 +292,9 @@ async def test_unexpected_client_error_is_typed(store, server):
         {"url": "https://x.supabase.co", "key": "k", "namespace": "a:b"},
         {"url": "https://x.supabase.co", "key": "k", "timeout": 0},
         {"url": "https://x.supabase.co", "key": "k", "ttl": -1},
+        {"url": "https://x.supabase.co", "key": "k", "max_connections": 0},
+        {"url": "https://x.supabase.co", "key": "k", "max_connections": "8"},
+        {"url": "https://x.supabase.co", "key": "k", "max_connections": True},
     ],
 )
 def test_bad_options_are_refused(options):
@@ -385,4 +388,22 @@ async def test_live_supabase_project():
     finally:
         await store.delete_many(["agent_1", *(f"t/{i}" for i in range(20))])
         assert list(await store.keys()) == []
+        await store.close()
+
+
+@pytest.mark.parametrize("limit", [2, 6])
+async def test_max_connections_bounds_the_connections_a_loop_opens(server, supabase_table, limit):
+    store = SupabaseStorageBackend(
+        server.url, SERVICE_KEY, supabase_table(), max_connections=limit, timeout=30
+    )
+    try:
+        await store.set_many({f"k{i}": {"i": i} for i in range(16)})
+        server.reset()
+        # Slow answers keep every connection busy, so 16 callers want 16 connections.
+        server.delay_next(0.2, count=16)
+        found = await asyncio.gather(*(store.get(f"k{i}") for i in range(16)))
+        assert found == [{"i": i} for i in range(16)]
+        connections = {request.client_port for request in server.requests}
+        assert len(connections) == limit
+    finally:
         await store.close()

@@ -87,6 +87,7 @@ class RecordedRequest:
     path: str
     query: list[tuple[str, str]]
     headers: dict[str, str]
+    client_port: int = 0  # tells the client's connections apart
 
 
 class PostgRESTStandIn:
@@ -289,7 +290,11 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qsl(parts.query, keep_blank_values=True)
         standin.requests.append(
             RecordedRequest(
-                method, parts.path, query, {k.lower(): v for k, v in self.headers.items()}
+                method,
+                parts.path,
+                query,
+                {k.lower(): v for k, v in self.headers.items()},
+                self.client_address[1],
             )
         )
         fault = standin._next_fault()

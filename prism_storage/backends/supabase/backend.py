@@ -37,7 +37,7 @@ from ...exceptions import (
 from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, Clock, KeyPage, check_ttl
 from ..clients import LoopBoundClients, require
 from ..redaction import redact
-from .client import Connection, HTTPStatusError, connect, disconnect
+from .client import DEFAULT_MAX_CONNECTIONS, Connection, HTTPStatusError, connect, disconnect
 from .queries import chunks, in_list, prefix_end, timestamp
 from .sql import check_table_name
 
@@ -79,6 +79,8 @@ class SupabaseStorageBackend(BaseStorageBackend):
         ``"<namespace>:<key>"`` and each store sees only its own.
     :param ttl: default expiry in seconds; ``None`` never expires.
     :param timeout: seconds a request may take before BackendUnavailableError.
+    :param max_connections: HTTP connections per event loop (16). Calls beyond it wait for
+        a free connection; raise it for a distant project with many concurrent calls.
     :param clock: returns the current time as a Unix timestamp (expiry is computed with it).
     """
 
@@ -100,6 +102,7 @@ class SupabaseStorageBackend(BaseStorageBackend):
         namespace: str | None = None,
         ttl: float | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         clock: Clock = time.time,
         alias: str | None = None,
     ) -> None:
@@ -127,6 +130,9 @@ class SupabaseStorageBackend(BaseStorageBackend):
         self._prefix = f"{namespace}:" if namespace else ""
         self.default_ttl = None if ttl is None else check_ttl(ttl)
         self.timeout = check_ttl(timeout)
+        if type(max_connections) is not int or max_connections < 1:
+            raise InvalidOptionError("max_connections must be a positive int.")
+        self.max_connections = max_connections
         self.clock = clock
         self._clients: LoopBoundClients[Connection] = LoopBoundClients(self._connect, disconnect)
 
@@ -169,7 +175,7 @@ class SupabaseStorageBackend(BaseStorageBackend):
     # ------------------------------------------------------------------ client
 
     def _connect(self) -> Connection:
-        return connect(self.url, self._key, self.timeout)
+        return connect(self.url, self._key, self.timeout, self.max_connections)
 
     async def close(self) -> None:
         await self._clients.close_all()
