@@ -25,7 +25,6 @@ except ImportError:  # pragma: no cover - exercised by the tests that switch it 
 __all__ = [
     "MAX_DEPTH",
     "MAX_KEY_LENGTH",
-    "check_decimal_exact",
     "decode_value",
     "encode_value",
     "encode_value_bytes",
@@ -35,6 +34,9 @@ __all__ = [
 MAX_KEY_LENGTH = 512
 #: Deeper values are refused: json and several stores recurse once per level.
 MAX_DEPTH = 256
+#: With ``decimal_exact``, floats at least this large are refused: they are whole numbers,
+#: and a store that keeps JSON numbers as decimals hands them back as ints.
+DECIMAL_INEXACT_FLOAT = 1e16
 
 # C0 and C1 control characters, plus lone surrogates, which no store can encode as UTF-8.
 _FORBIDDEN_KEY_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -80,7 +82,7 @@ def _child(path: str, key: str | int) -> str:
     return f"{path}[{key}]" if isinstance(key, int) else f"{path}[{key!r}]"
 
 
-def _find_problem(value: Any) -> InvalidValueError | None:
+def _find_problem(value: Any, decimal_exact: bool = False) -> InvalidValueError | None:
     """Walk ``value`` and describe the first item that is not storable JSON data."""
     stack: list[tuple[Any, str, int]] = [(value, "$", 0)]
     while stack:
@@ -99,6 +101,13 @@ def _find_problem(value: Any) -> InvalidValueError | None:
         if kind is float:
             if not math.isfinite(item):
                 return InvalidValueError(f"{path}: {item!r} is not a JSON number.", path)
+            if decimal_exact and abs(item) >= DECIMAL_INEXACT_FLOAT:
+                return InvalidValueError(
+                    f"{path}: {item!r} cannot be stored exactly by this store (PostgreSQL "
+                    "jsonb keeps numbers as decimals and would return it as an int); store it "
+                    "as an int or a string.",
+                    path,
+                )
             continue
         if kind is dict or kind is list:
             if depth >= MAX_DEPTH:
@@ -135,10 +144,10 @@ def _find_problem(value: Any) -> InvalidValueError | None:
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _plain_json(value: dict[str, Any]) -> bool:
-    """Fast check that ``value`` holds only dicts with str keys, lists, finite floats and
-    other JSON scalars, nested at most MAX_DEPTH levels. Strings are checked later, on the
-    JSON text."""
+def _plain_json(value: dict[str, Any], decimal_exact: bool = False) -> bool:
+    """Fast check that ``value`` holds only dicts with str keys, lists, finite floats (below
+    DECIMAL_INEXACT_FLOAT with ``decimal_exact``) and other JSON scalars, nested at most
+    MAX_DEPTH levels. Strings are checked later, on the JSON text."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     pop, push = stack.pop, stack.append
     while stack:
@@ -160,6 +169,8 @@ def _plain_json(value: dict[str, Any]) -> bool:
                 # NaN and infinity are not JSON; the fast engine would write them as null.
                 if child - child != 0.0:
                     return False
+                if decimal_exact and not -DECIMAL_INEXACT_FLOAT < child < DECIMAL_INEXACT_FLOAT:
+                    return False
             elif kind not in _SCALARS:
                 return False
     return True
@@ -176,20 +187,25 @@ def _utf8_encodable(text: str) -> bool:
     return True
 
 
-def encode_value(value: object) -> str:
+def encode_value(value: object, *, decimal_exact: bool = False) -> str:
     """Validate ``value`` and return its compact JSON text.
 
     Accepts exactly what round-trips to an equal value: dicts with str keys, lists, str
     (without NUL or lone surrogates), int, finite float, bool and None, nested at most
     :data:`MAX_DEPTH` levels. Anything else raises :class:`InvalidValueError` naming the
     path of the offending item.
+
+    ``decimal_exact`` is for stores that keep JSON numbers as decimals (PostgreSQL's
+    ``jsonb``): ``1e23`` would come back as the int 100000000000000000000000, which is not
+    equal to the float, so floats of magnitude :data:`DECIMAL_INEXACT_FLOAT` or more are
+    refused instead of silently changed.
     """
     if _fast_encoder is not None:
-        return encode_value_bytes(value).decode("utf-8")
+        return encode_value_bytes(value, decimal_exact=decimal_exact).decode("utf-8")
     record = _as_record(value)
     # The common case costs one cheap walk and C-speed checks of the text; the precise
     # walk, which names the offending item, runs only when one of them objects.
-    if _plain_json(record):
+    if _plain_json(record, decimal_exact):
         try:
             text = _encoder.encode(record)
         except ValueError:  # pragma: no cover - _plain_json refuses NaN and infinity
@@ -202,25 +218,25 @@ def encode_value(value: object) -> str:
             and _utf8_encodable(text)
         ):
             return text
-    _raise_problem(value)
+    _raise_problem(value, decimal_exact)
     # A string that merely spells a backslash-u0000 escape was a false alarm.
     return _encoder.encode(value)
 
 
-def encode_value_bytes(value: object) -> bytes:
+def encode_value_bytes(value: object, *, decimal_exact: bool = False) -> bytes:
     """:func:`encode_value` as UTF-8 bytes, for stores that send bytes (no extra copy with
     the fast engine)."""
     if _fast_encoder is None:
-        return encode_value(value).encode("utf-8")
+        return encode_value(value, decimal_exact=decimal_exact).encode("utf-8")
     record = _as_record(value)
-    if _plain_json(record):
+    if _plain_json(record, decimal_exact):
         try:
             data = _fast_encoder.encode(record)
         except UnicodeEncodeError:  # a lone surrogate: the precise walk names it
             data = None
         if data is not None and (b"\\" not in data or b"\\u0000" not in data):
             return data
-    _raise_problem(value)
+    _raise_problem(value, decimal_exact)
     return _fast_encoder.encode(value)
 
 
@@ -233,8 +249,8 @@ def _as_record(value: object) -> dict[str, Any]:
     return value
 
 
-def _raise_problem(value: Any) -> None:
-    problem = _find_problem(value)
+def _raise_problem(value: Any, decimal_exact: bool) -> None:
+    problem = _find_problem(value, decimal_exact)
     if problem is not None:
         raise problem
 
@@ -256,35 +272,3 @@ def decode_value(data: str | bytes) -> dict[str, Any]:
     if type(value) is not dict:
         raise ValueError("stored record is not a JSON object")
     return value
-
-
-#: Floats at least this large print with an exponent and are whole numbers.
-_DECIMAL_INEXACT_FLOAT = 1e16
-
-
-def check_decimal_exact(value: dict[str, Any], data: str) -> None:
-    """Refuse floats a decimal JSON store would hand back as a different ``int``.
-
-    PostgreSQL's ``jsonb`` keeps numbers as decimals: ``1e23`` comes back as the integer
-    100000000000000000000000, which is not equal to the float ``1e23``. Stores on ``jsonb``
-    call this so such a value is refused (``InvalidValueError``) instead of silently changed.
-    ``data`` is the value's JSON; only floats of magnitude >= 1e16 print a positive exponent
-    (``e+16`` from json, ``e16`` from msgspec: its first digit is 1, 2 or 3).
-    """
-    if "e+" not in data and "e1" not in data and "e2" not in data and "e3" not in data:
-        return
-    stack: list[tuple[Any, str]] = [(value, "$")]
-    while stack:
-        item, path = stack.pop()
-        kind = type(item)
-        if kind is float and abs(item) >= _DECIMAL_INEXACT_FLOAT:
-            raise InvalidValueError(
-                f"{path}: {item!r} cannot be stored exactly by this store (PostgreSQL jsonb "
-                "keeps numbers as decimals and would return it as an int); store it as an int "
-                "or a string.",
-                path,
-            )
-        if kind is dict:
-            stack.extend((v, _child(path, k)) for k, v in item.items())
-        elif kind is list:
-            stack.extend((v, _child(path, i)) for i, v in enumerate(item))

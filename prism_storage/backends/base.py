@@ -310,7 +310,7 @@ class BaseStorageBackend:
 
     def _encode(self, value: dict[str, Any]) -> str:
         """Validate and encode a value; enforces ``max_value_bytes``."""
-        data = encode_value(value)
+        data = encode_value(value, decimal_exact=self._keeps_numbers_as_decimals())
         limit = self.max_value_bytes
         if limit is not None and len(data) > limit // 4 and len(data.encode()) > limit:
             raise InvalidValueError(
@@ -319,6 +319,11 @@ class BaseStorageBackend:
                 "$",
             )
         return data
+
+    def _keeps_numbers_as_decimals(self) -> bool:
+        """Whether the store hands JSON numbers back from decimals (PostgreSQL ``jsonb``):
+        then floats that print as whole numbers are refused (see ``encode_value``)."""
+        return False
 
     def _secrets(self) -> list[str]:
         """Secret strings to scrub from error messages (API keys, URL passwords)."""

@@ -30,7 +30,6 @@ from typing import Any, ClassVar, TypeVar, cast
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, router
 
-from ...codec import check_decimal_exact
 from ...exceptions import InvalidOptionError
 from ..base import BaseStorageBackend, Clock, KeyPage, check_ttl
 from .batching import Batcher
@@ -139,11 +138,8 @@ class ORMStorageBackend(BaseStorageBackend):
     def _db_alias(self) -> str:
         return self.using or router.db_for_write(self._model())
 
-    def _encode(self, value: dict[str, Any]) -> str:
-        data = super()._encode(value)
-        if self._stores_decimals(self._db_alias()):
-            check_decimal_exact(value, data)  # jsonb would hand huge floats back as ints
-        return data
+    def _keeps_numbers_as_decimals(self) -> bool:
+        return self._stores_decimals(self._db_alias())
 
     def _stores_decimals(self, db: str) -> bool:
         """Whether the database keeps JSON numbers as decimals (PostgreSQL's jsonb)."""

@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 
 from django.core.checks import CheckMessage, Warning
 
-from ...codec import check_decimal_exact
 from ...exceptions import (
     BackendPermissionError,
     CorruptRecordError,
@@ -167,10 +166,8 @@ class SupabaseStorageBackend(BaseStorageBackend):
     def _secrets(self) -> list[str]:
         return [self._key]
 
-    def _encode(self, value: dict[str, Any]) -> str:
-        data = super()._encode(value)
-        check_decimal_exact(value, data)  # jsonb would hand huge floats back as ints
-        return data
+    def _keeps_numbers_as_decimals(self) -> bool:
+        return True  # jsonb
 
     # ------------------------------------------------------------------ client
 
