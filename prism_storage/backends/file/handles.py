@@ -38,6 +38,26 @@ if not _NO_FLOCK:
 _INHERITED: list[sqlite3.Connection] = []
 
 
+class _IndexConnection(sqlite3.Connection):
+    """A connection that closes itself when collected.
+
+    Stores are long-lived and nobody is obliged to ``close()`` one, so an idle pooled
+    connection may only be reclaimed by the garbage collector, possibly before the
+    :class:`Handle` that would close it (in a reference cycle the order is arbitrary).
+    Python 3.13 warns about a connection collected open; closing it here is the cleanup
+    the warning asks for. In a forked child the parent's connection is kept instead:
+    SQLite must not touch it across the fork.
+    """
+
+    pid = 0
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            self.close()
+        else:
+            _INHERITED.append(self)
+
+
 @contextlib.contextmanager
 def as_os_errors(path: str) -> Iterator[None]:
     """Report SQLite failures as OSError, as the store reports every other I/O failure."""
@@ -139,7 +159,9 @@ class HandlePool:
                     timeout=BUSY_TIMEOUT,
                     isolation_level=None,
                     check_same_thread=False,
+                    factory=_IndexConnection,
                 )
+                conn.pid = os.getpid()
                 try:
                     # Under the exclusive lock: switching to WAL and creating the tables
                     # must not race another process doing the same.
