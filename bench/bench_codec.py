@@ -13,20 +13,29 @@ Each round runs every path once, in an order rotated round by round; the table r
 median ops/s and the median of the same-round ratios to the baseline (timings on a shared
 machine swing between rounds; a ratio measured within one round does not).
 
-Run: ``python -m bench.bench_codec [--quick]``.
+Run: ``python -m bench.bench_codec [--quick] [--rounds N]``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.harness import Row, agent_record, parser, print_table, save_json
+from bench.harness import (
+    Case,
+    Row,
+    agent_record,
+    measure_cases,
+    parser,
+    print_table,
+    rounds_of,
+    save_json,
+)
 from prism_storage import codec
 
 BENCH = "codec"
@@ -81,45 +90,28 @@ def paths_for(value: dict[str, Any]) -> dict[str, list[tuple[str, Callable[[], o
     }
 
 
-def measure(
-    case: str, paths: list[tuple[str, Callable[[], object]]], count: int, rounds: int
-) -> list[Row]:
-    speeds: dict[str, list[float]] = {name: [] for name, _ in paths}
-    ratios: dict[str, list[float]] = {name: [] for name, _ in paths}
-    for round_no in range(rounds):
-        shift = round_no % len(paths)
-        this_round = {name: _ops_per_s(run, count) for name, run in paths[shift:] + paths[:shift]}
-        base = this_round[paths[0][0]]
-        for name, speed in this_round.items():
-            speeds[name].append(speed)
-            ratios[name].append(speed / base)
+def cases_for(label: str, value: dict[str, Any], count: int) -> list[Case]:
+    """One case per operation; each measure runs its path ``count`` times."""
     return [
-        Row(
+        Case(
             BENCH,
-            case,
-            name,
-            ops_per_s=statistics.median(speeds[name]),
-            baseline=name == paths[0][0],
-            extra={"median_same_round_ratio": round(statistics.median(ratios[name]), 2)},
+            f"{operation} {label}",
+            [(name, functools.partial(_ops_per_s, run, count)) for name, run in paths],
         )
-        for name, _ in paths
+        for operation, paths in paths_for(value).items()
     ]
 
 
 async def main(argv: list[str] | None = None) -> list[Row]:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
-    rounds = 3 if args.quick else 11
-    rows: list[Row] = []
+    rounds = rounds_of(args)
+    cases: list[Case] = []
     for label, size, count in (("2.5 KB", 2500, 2000), ("~1 MB", 1024 * 1024, 20)):
-        value = agent_record(0, size=size)
         if args.quick:
             count = max(count // 10, 2)
-        for operation, paths in paths_for(value).items():
-            rows += measure(f"{operation} {label}", paths, count, rounds)
+        cases += cases_for(label, agent_record(0, size=size), count)
+    rows = await measure_cases(cases, rounds)
     print_table(rows, f"JSON codec, ops/s (median of {rounds} rotated rounds)")
-    print("\n| case | path | median same-round ratio vs json (stdlib) |\n|---|---|---:|")
-    for row in rows:
-        print(f"| {row.case} | {row.path} | {row.extra['median_same_round_ratio']:.2f}x |")
     if args.json:
         save_json(rows, args.json)
     return rows
