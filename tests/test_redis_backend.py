@@ -248,10 +248,13 @@ async def test_cancelled_callers_do_not_disturb_a_pipeline(redis_server, raw, cl
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(r, asyncio.CancelledError) for r in results[:20])
     assert results[20:] == [None] * 20
-    # Cancelled before the pipeline left: not written. In flight: written. The rest intact.
+    # In flight when cancelled, or not cancelled: written. Cancelled before its command left:
+    # not written, except that the first caller may have gone out on its own at once (a
+    # caller that finds nothing in flight sends a plain call), so c0-c9 may hold a record.
+    # Whatever is stored is the caller's own value.
     stored = await store.get_many([f"c{i}" for i in range(40)])
-    assert sorted(stored, key=lambda k: int(k[1:])) == [f"c{i}" for i in range(10, 40)]
-    assert all(stored[f"c{i}"] == {"i": i} for i in range(10, 40))
+    assert {f"c{i}" for i in range(10, 40)} <= stored.keys()
+    assert all(value == {"i": int(key[1:])} for key, value in stored.items())
 
 
 async def test_close_waits_for_pipelines_in_flight(redis_server, raw, closing):
