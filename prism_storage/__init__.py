@@ -22,6 +22,7 @@ from .exceptions import (
     SchemaMismatchError,
     UnknownBackendError,
     UnsupportedOperationError,
+    VersionConflictError,
 )
 from .protocol import MemoryProvider
 from .registry import Registry
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .backends.redis import RedisStorageBackend
     from .backends.supabase import SupabaseStorageBackend
     from .backends.vector import VectorStorageBackend
+    from .backends.versions import Record, WriteResult
     from .handler import storages
     from .sync import SyncStore, sync_storages
 
@@ -49,6 +51,8 @@ _LAZY = {
     "RedisStorageBackend": "prism_storage.backends.redis",
     "SupabaseStorageBackend": "prism_storage.backends.supabase",
     "VectorStorageBackend": "prism_storage.backends.vector",
+    "Record": "prism_storage.backends.versions",
+    "WriteResult": "prism_storage.backends.versions",
     "storages": "prism_storage.handler",
     "SyncStore": "prism_storage.sync",
     "sync_storages": "prism_storage.sync",
@@ -70,6 +74,7 @@ __all__ = [
     "MissingDependencyError",
     "ORMStorageBackend",
     "PrismStorageError",
+    "Record",
     "RedisStorageBackend",
     "Registry",
     "SchemaMismatchError",
@@ -78,6 +83,8 @@ __all__ = [
     "UnknownBackendError",
     "UnsupportedOperationError",
     "VectorStorageBackend",
+    "VersionConflictError",
+    "WriteResult",
     "storages",
     "sync_storages",
 ]

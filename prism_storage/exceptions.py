@@ -25,6 +25,7 @@ __all__ = [
     "SchemaMismatchError",
     "UnknownBackendError",
     "UnsupportedOperationError",
+    "VersionConflictError",
 ]
 
 
@@ -62,6 +63,18 @@ class CorruptRecordError(PrismStorageError):
 
 class UnsupportedOperationError(PrismStorageError, NotImplementedError):
     """The backend cannot perform this operation (see its ``supports_*`` flags)."""
+
+
+class VersionConflictError(PrismStorageError):
+    """A conditional write found the record at another version (or absent, or present)
+    than the caller expected; nothing was written.
+
+    ``current_version`` is the record's version now, ``None`` when there is no record.
+    """
+
+    def __init__(self, message: str, current_version: str | None) -> None:
+        super().__init__(message)
+        self.current_version = current_version
 
 
 class ConfigurationError(ImproperlyConfigured):

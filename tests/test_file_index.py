@@ -294,8 +294,12 @@ def test_concurrent_sets_and_deletes_never_leave_an_unlisted_record(tmp_path):
     """Two processes set and delete the same keys at once: every file keeps its row,
     checked under the lock while they run and after they end."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    FileStorageBackend(data_dir=tmp_path)._index.close()
-    (tmp_path / LOCK_NAME).touch()
+    # The index and its tables exist before the racers start: a racer creates the file
+    # before it takes the lock to create the tables, so a check could see it empty.
+    store = FileStorageBackend(data_dir=tmp_path)
+    asyncio.run(store.keys())
+    store._index.close()
+    assert _index_rows(tmp_path) == {}
     checks = 0
     for _ in range(3):
         racers = [

@@ -23,6 +23,7 @@ from ..exceptions import (
     UnsupportedOperationError,
 )
 from .redaction import RedactedCause, redact
+from .versions import RecordOperations
 
 __all__ = ["BaseStorageBackend", "Clock", "KeyPage", "check_ttl"]
 
@@ -57,7 +58,7 @@ class KeyPage:
         return len(self.keys)
 
 
-class BaseStorageBackend:
+class BaseStorageBackend(RecordOperations):
     """An async key -> JSON-dict store.
 
     Contract (the conformance suite in :mod:`prism_storage.testing` proves it):
@@ -71,7 +72,9 @@ class BaseStorageBackend:
     * a store that cannot be reached raises
       :class:`~prism_storage.exceptions.BackendUnavailableError`, never returns ``None``;
     * an operation the backend cannot do raises
-      :class:`~prism_storage.exceptions.UnsupportedOperationError`.
+      :class:`~prism_storage.exceptions.UnsupportedOperationError`;
+    * records carry versions and timestamps, and take conditional writes and atomic list
+      operations where the flags say so (see :mod:`.versions`).
     """
 
     #: The registry name of the backend (``"file"``, ``"redis"``...).
@@ -232,6 +235,9 @@ class BaseStorageBackend:
             "sweep": self.supports_sweep,
             "native_batch": self.native_batch,
             "shared_across_processes": self.shared_across_processes,
+            "versions": self.supports_versions,
+            "conditional_writes": self.supports_conditional_writes,
+            "atomic_lists": self.supports_atomic_lists,
         }
 
     def describe(self) -> str:

@@ -8,8 +8,8 @@ same data after ``override_settings`` rebuilt it; other processes never see them
 Records are kept as their JSON text: ``set`` copies a value when it encodes it, and every
 ``get`` decodes a new object, so no caller shares a dict with the store or with another
 caller. One lock guards a store's records; no operation awaits while holding it, so
-threads and event loops may call a store at the same time and every operation, batches
-included, is atomic.
+threads and event loops may call a store at the same time and every operation, batches,
+conditional writes, ``append`` and ``pop`` included, is atomic.
 """
 
 from __future__ import annotations
@@ -23,29 +23,59 @@ from typing import Any, ClassVar
 
 from ..exceptions import InvalidOptionError
 from .base import BaseStorageBackend, Clock, KeyPage, check_ttl
+from .versions import (
+    Condition,
+    Record,
+    WriteResult,
+    append_to,
+    check_condition,
+    new_version,
+    pop_from,
+    timestamp,
+)
 
 __all__ = ["MemoryStorageBackend"]
 
 
+@dataclass(slots=True)
+class _Entry:
+    """One record: its JSON text and metadata (Unix timestamps)."""
+
+    data: str
+    expires_at: float | None
+    version: str
+    created_at: float
+    updated_at: float
+
+
 @dataclass
 class _Space:
-    """The records of one store name: ``key -> (JSON text, expiry time or None)``."""
+    """The records of one store name, by key."""
 
-    records: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+    records: dict[str, _Entry] = field(default_factory=dict)
     #: Every key of ``records``, sorted: listing pages are bisected out of it.
     ordered: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def put(self, key: str, data: str, expires_at: float | None) -> None:
-        if key not in self.records:
+    def put(self, key: str, data: str, expires_at: float | None, now: float) -> _Entry:
+        """Write ``key``; an expired record counts as absent (a new creation time)."""
+        old = self.records.get(key)
+        if old is None:
             bisect.insort(self.ordered, key)
-        self.records[key] = (data, expires_at)
+        created_at = now if old is None or _expired(old, now) else old.created_at
+        entry = _Entry(data, expires_at, new_version(), created_at, now)
+        self.records[key] = entry
+        return entry
 
     def remove(self, key: str) -> bool:
         if self.records.pop(key, None) is None:
             return False
         del self.ordered[bisect.bisect_left(self.ordered, key)]
         return True
+
+
+def _expired(entry: _Entry, now: float) -> bool:
+    return entry.expires_at is not None and entry.expires_at <= now
 
 
 class MemoryStorageBackend(BaseStorageBackend):
@@ -68,6 +98,9 @@ class MemoryStorageBackend(BaseStorageBackend):
     supports_sweep = True
     native_batch = True
     shared_across_processes = False
+    supports_versions = True
+    supports_conditional_writes = True
+    supports_atomic_lists = True
 
     #: Every named store's records, for the life of the process.
     _spaces: ClassVar[dict[str, _Space]] = {}
@@ -110,15 +143,13 @@ class MemoryStorageBackend(BaseStorageBackend):
 
     # ------------------------------------------------------------------ records
 
-    def _live(self, key: str, now: float) -> str | None:
-        record = self._space.records.get(key)
-        if record is None:
-            return None
-        data, expires_at = record
-        return None if expires_at is not None and expires_at <= now else data
+    def _live_entry(self, key: str, now: float) -> _Entry | None:
+        entry = self._space.records.get(key)
+        return None if entry is None or _expired(entry, now) else entry
 
-    def _expires_at(self, ttl: float | None) -> float | None:
-        return None if ttl is None else self.clock() + ttl
+    def _live(self, key: str, now: float) -> str | None:
+        entry = self._live_entry(key, now)
+        return None if entry is None else entry.data
 
     async def _get(self, key: str) -> dict[str, Any] | None:
         now = self.clock()
@@ -132,9 +163,10 @@ class MemoryStorageBackend(BaseStorageBackend):
             return self._live(key, now) is not None
 
     async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
-        expires_at = self._expires_at(ttl)
+        now = self.clock()
+        expires_at = None if ttl is None else now + ttl
         with self._space.lock:
-            self._space.put(key, data, expires_at)
+            self._space.put(key, data, expires_at, now)
 
     async def _delete(self, key: str) -> None:
         with self._space.lock:
@@ -149,10 +181,11 @@ class MemoryStorageBackend(BaseStorageBackend):
     async def _set_many(
         self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
     ) -> None:
-        expires_at = self._expires_at(ttl)
+        now = self.clock()
+        expires_at = None if ttl is None else now + ttl
         with self._space.lock:
             for key, _value, data in items:
-                self._space.put(key, data, expires_at)
+                self._space.put(key, data, expires_at, now)
 
     async def _delete_many(self, keys: list[str]) -> None:
         with self._space.lock:
@@ -185,14 +218,89 @@ class MemoryStorageBackend(BaseStorageBackend):
     async def sweep(self) -> int:
         now = self.clock()
         with self._space.lock:
-            expired = [
-                key
-                for key, (_data, expires_at) in self._space.records.items()
-                if expires_at is not None and expires_at <= now
-            ]
+            expired = [key for key, entry in self._space.records.items() if _expired(entry, now)]
             for key in expired:
                 self._space.remove(key)
         return len(expired)
 
     async def ping(self) -> None:
         """Always answers: the records are in this process."""
+
+    # ---------------------------------------------------------- versioned records
+
+    def _record(self, key: str, entry: _Entry) -> Record:
+        return Record(
+            key,
+            self._decode(entry.data),
+            entry.version,
+            timestamp(entry.created_at),
+            timestamp(entry.updated_at),
+            None if entry.expires_at is None else timestamp(entry.expires_at),
+        )
+
+    async def _get_record(self, key: str) -> Record | None:
+        now = self.clock()
+        with self._space.lock:
+            entry = self._live_entry(key, now)
+        return None if entry is None else self._record(key, entry)
+
+    async def _get_many_records(self, keys: list[str]) -> dict[str, Record]:
+        now = self.clock()
+        with self._space.lock:
+            found = [(key, self._live_entry(key, now)) for key in keys]
+        return {key: self._record(key, entry) for key, entry in found if entry is not None}
+
+    async def _put_record(
+        self, key: str, value: dict[str, Any], data: str, ttl: float | None, condition: Condition
+    ) -> WriteResult:
+        now = self.clock()
+        expires_at = None if ttl is None else now + ttl
+        with self._space.lock:
+            current = self._live_entry(key, now)
+            check_condition(condition, None if current is None else current.version)
+            entry = self._space.put(key, data, expires_at, now)
+        return WriteResult(entry.version, current is None)
+
+    async def _remove_record(self, key: str, if_version: str | None) -> bool:
+        now = self.clock()
+        with self._space.lock:
+            current = self._live_entry(key, now)
+            if if_version is not None:
+                check_condition(if_version, None if current is None else current.version)
+            self._space.remove(key)
+        return current is not None
+
+    async def _append_items(
+        self,
+        key: str,
+        field: str,
+        items: list[Any],
+        items_data: str,
+        max_items: int | None,
+        ttl: float | None,
+    ) -> int:
+        now = self.clock()
+        with self._space.lock:
+            current = self._live_entry(key, now)
+            value = None if current is None else self._decode(current.data)
+            value, length = append_to(value, field, items, max_items)
+            if ttl is not None:
+                expires_at: float | None = now + ttl
+            elif current is None:
+                expires_at = None if self.default_ttl is None else now + self.default_ttl
+            else:
+                expires_at = current.expires_at
+            self._space.put(key, self._encode(value), expires_at, now)
+        return length
+
+    async def _pop_item(self, key: str, field: str) -> Any:
+        now = self.clock()
+        with self._space.lock:
+            current = self._live_entry(key, now)
+            if current is None:
+                return None
+            value = self._decode(current.data)
+            popped, item = pop_from(value, field)
+            if popped:
+                self._space.put(key, self._encode(value), current.expires_at, now)
+        return item

@@ -35,6 +35,7 @@ from .fixtures import StoreFactory, StoreFixtures
 from .isolation import IsolationCases
 from .keys import KeyCases
 from .listing import ListingCases
+from .lists import AtomicListCases
 from .outages import OutageCases
 from .samples import (
     AGENT_RECORD,
@@ -46,6 +47,7 @@ from .samples import (
 )
 from .strategies import any_keys, any_text, expected_refusal, json_like_values
 from .values import ValueCases
+from .versions import VersionCases
 
 __all__ = [
     "AGENT_RECORD",
@@ -76,5 +78,7 @@ class StorageConformanceTests(
     ExpiryCases,
     CapabilityCases,
     OutageCases,
+    VersionCases,
+    AtomicListCases,
 ):
     """The shared semantics of DESIGN §2, run against the store ``make_store`` builds."""
