@@ -14,7 +14,7 @@ from prism_storage import MemoryStorageBackend, UnsupportedOperationError
 from prism_storage.integrations.langchain import PrismChatMessageHistory, PrismStore
 from tests.support.minimal_backend import MinimalBackend
 
-from .conftest import close_store, new_store, unique
+from .conftest import ORM_DB, close_store, new_store, unique
 
 THREE_VALUES = ({"text": "foo", "n": 1}, {"items": [1, 2, {"x": None}]}, {"nested": {"a": True}})
 
@@ -65,12 +65,12 @@ class TestAsyncStoreOnFile(AsyncSuite):
     kind = "file"
 
 
-@pytest.mark.django_db(transaction=True)
+@ORM_DB
 class TestSyncStoreOnORM(SyncSuite):
     kind = "orm"
 
 
-@pytest.mark.django_db(transaction=True)
+@ORM_DB
 class TestAsyncStoreOnORM(AsyncSuite):
     kind = "orm"
 
@@ -219,7 +219,7 @@ def test_a_store_without_atomic_lists_says_so():
     assert history.messages == []
 
 
-@pytest.mark.django_db(transaction=True)
+@ORM_DB
 def test_sync_history_on_the_orm_from_sync_code(request, tmp_path):
     store = new_store("orm", request, tmp_path)
     history = PrismChatMessageHistory("s", store)
