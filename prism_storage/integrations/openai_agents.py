@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agents.memory import SessionSettings
-from agents.memory.session_settings import coerce_session_settings, resolve_session_limit
+from agents.memory.session_settings import resolve_session_limit
 
 from ..backends.base import BaseStorageBackend
 from ..exceptions import InvalidValueError
@@ -58,11 +58,9 @@ class PrismSession:
         self.key = check_prefix(key_prefix) + session_id
         self.ttl = ttl
         self.max_items = max_items
-        self.session_settings = (
-            SessionSettings()
-            if session_settings is None
-            else coerce_session_settings(session_settings)
-        )
+        if isinstance(session_settings, dict):
+            session_settings = SessionSettings(**session_settings)
+        self.session_settings = session_settings or SessionSettings()
 
     def __repr__(self) -> str:
         return f"<PrismSession {self.key!r} in {self.store!r}>"
