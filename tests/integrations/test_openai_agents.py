@@ -4,6 +4,7 @@ same history as the SDK's own SQLiteSession, and atomic additions and pops."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,12 @@ from agents.usage import Usage
 from openai.types.responses import ResponseOutputMessage, ResponseOutputText
 from pytest_socket import disable_socket, enable_socket
 
-from prism_storage import MemoryStorageBackend, UnsupportedOperationError
+from prism_storage import (
+    FileStorageBackend,
+    MemoryStorageBackend,
+    RedisStorageBackend,
+    UnsupportedOperationError,
+)
 from prism_storage.integrations.openai_agents import PrismSession
 from tests.support.minimal_backend import MinimalBackend
 
@@ -157,7 +163,7 @@ async def test_max_items_and_ttl(prism_store):
     assert record is not None and record.value == {"items": await session.get_items()}
     if ttl is not None:
         assert record.expires_at is not None
-        assert 3500 < (record.expires_at - record.updated_at).total_seconds() <= 3600
+        assert abs((record.expires_at - record.updated_at).total_seconds() - 3600) < 60
 
 
 async def test_a_store_without_atomic_lists():
@@ -178,3 +184,56 @@ def test_an_alias_names_the_store_and_arguments_are_checked(settings):
         PrismSession("", "agents")
     with pytest.raises(Exception, match="max_items"):
         PrismSession("s", "agents", max_items=0)
+
+
+# ------------------------------------------------------------ two worker processes
+
+
+def worker(kind: str, where: str, name: str, batches: int) -> None:
+    """One process serving the conversation: ``batches`` additions of two items."""
+    from prism_storage import FileStorageBackend, RedisStorageBackend
+
+    async def serve() -> None:
+        store = (
+            FileStorageBackend(where)
+            if kind == "file"
+            else RedisStorageBackend(where, prefix="workers:")
+        )
+        session = PrismSession("shared", store)
+        for n in range(batches):
+            await session.add_items(
+                [{"role": "user", "content": f"{name}.{n}"}, {"role": "assistant", "content": "ok"}]
+            )
+        await store.close()
+
+    asyncio.run(serve())
+
+
+@pytest.mark.parametrize("kind", ["file", "redis"])
+async def test_two_worker_processes_lose_no_item(kind, request, tmp_path):
+    if kind == "file":
+        where = str(tmp_path / "shared")
+        store = FileStorageBackend(where)
+    else:
+        where = request.getfixturevalue("redis_server").url
+        store = RedisStorageBackend(where, prefix="workers:")
+        await store.delete("agents:shared")
+    try:
+        needs_atomic_lists(store)
+        # Forked: the children start with the modules this process has imported.
+        context = multiprocessing.get_context("fork")
+        processes = [context.Process(target=worker, args=(kind, where, w, 25)) for w in "ab"]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+        assert [process.exitcode for process in processes] == [0, 0]
+        items = await PrismSession("shared", store).get_items()
+        assert len(items) == 100
+        said = [items[i]["content"] for i in range(0, 100, 2)]
+        assert all(items[i + 1]["content"] == "ok" for i in range(0, 100, 2))
+        for w in "ab":
+            # Every batch of each worker, in the order that worker added them.
+            assert [s for s in said if s.startswith(w)] == [f"{w}.{n}" for n in range(25)]
+    finally:
+        await store.close()
