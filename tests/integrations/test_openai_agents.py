@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from agents import Agent, RunConfig, Runner, set_tracing_disabled
 from agents.items import ModelResponse
-from agents.memory import SQLiteSession
+from agents.memory import SessionSettings, SQLiteSession
 from agents.models.interface import Model
 from agents.usage import Usage
 from openai.types.responses import ResponseOutputMessage, ResponseOutputText
@@ -95,6 +95,17 @@ async def test_agent_turns_keep_what_the_sdks_own_session_keeps(prism_store):
         assert await prism_session.get_items(limit=2) == items[-2:]
     finally:
         reference.close()
+
+
+async def test_the_runs_session_settings_limit_what_the_model_sees():
+    session = PrismSession("limited", MemoryStorageBackend(unique("agents")))
+    limited = RunConfig(tracing_disabled=True, session_settings=SessionSettings(limit=2))
+    for question in QUESTIONS:
+        agent = Agent(name="helper", model=LocalModel())
+        result = await Runner.run(agent, question, session=session, run_config=limited)
+    # The model got the last question and answer only, then the new question.
+    assert result.final_output == "turn 2: you said 'thanks'"
+    assert len(await session.get_items()) == 6
 
 
 async def test_a_run_makes_no_network_call():
