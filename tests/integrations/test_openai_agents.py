@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from agents import Agent, RunConfig, Runner, set_tracing_disabled
 from agents.items import ModelResponse
-from agents.memory import SessionSettings, SQLiteSession
+from agents.memory import Session, SessionSettings, SQLiteSession
 from agents.models.interface import Model
 from agents.usage import Usage
 from openai.types.responses import ResponseOutputMessage, ResponseOutputText
@@ -189,6 +189,7 @@ async def test_a_store_without_atomic_lists():
 def test_an_alias_names_the_store_and_arguments_are_checked(settings):
     settings.PRISM_STORAGE = {"agents": {"BACKEND": "memory", "OPTIONS": {"name": unique("a")}}}
     session = PrismSession("s", "agents")
+    assert isinstance(session, Session)  # the SDK's runtime-checkable protocol
     assert session.store.backend_name == "memory"
     assert session.session_settings is not None and session.session_settings.limit is None
     with pytest.raises(Exception, match="session_id"):
