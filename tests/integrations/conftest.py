@@ -24,7 +24,9 @@ from prism_storage import (
 
 #: The orm cases use the SQLite test database without the flush a transactional test
 #: case ends with (slow): each store has a namespace of its own, so its records meet no
-#: other test's; the async ORM's worker thread commits them outside the test's transaction.
+#: other test's. What the async ORM's worker thread commits outside the test's transaction
+#: ``close_store`` deletes; the sync facade's queries run in the test's own thread and
+#: transaction, rolled back at its end.
 ORM_DB = pytest.mark.django_db
 KINDS = ["memory", "file", pytest.param("orm", marks=ORM_DB), "redis"]
 
@@ -49,6 +51,9 @@ def new_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Base
 async def close_store(store: BaseStorageBackend) -> None:
     await store.close()
     if isinstance(store, ORMStorageBackend):
+        from prism_storage.models import Record
+
+        await Record.objects.filter(namespace=store.namespace).adelete()
         # The connections the async ORM opened in asgiref's worker thread (see
         # tests/conftest.py close_db_connections).
         await sync_to_async(connections.close_all, thread_sensitive=True)()
