@@ -352,29 +352,40 @@ class VectorStorageBackend(BaseStorageBackend):
     ) -> None:
         """Write ``items`` (plain ``set``): each gets a new version and keeps its creation
         time, so the current metadata is read first."""
+        computed = await self._completed(items, vectors)  # before any I/O: checks them
+        keys = [key for key, _value, _data in items]
         adapter = await self._adapter()
-        async with self._locked(adapter, [key for key, _value, _data in items]):
-            current = await self._fetch(adapter, [key for key, _value, _data in items])
-            await self._upsert(adapter, items, vectors, current)
+        async with self._locked(adapter, keys):
+            current = await self._fetch(adapter, keys)
+            await self._upsert(adapter, items, computed, current)
+
+    async def _completed(
+        self, items: list[tuple[str, dict[str, Any], str]], vectors: list[list[float] | None]
+    ) -> list[list[float]]:
+        """``vectors`` with the missing ones (``None``) computed by the embedder from their
+        values, as for any write."""
+        complete: list[list[float]] = []
+        missing = [index for index, vector in enumerate(vectors) if vector is None]
+        computed = iter(
+            # computed concurrently (an embedder may be a remote service)
+            await asyncio.gather(*(self._embedded(*items[i]) for i in missing))
+        )
+        for vector in vectors:
+            complete.append(next(computed) if vector is None else vector)
+        return complete
 
     async def _upsert(
         self,
         adapter: VectorAdapter,
         items: list[tuple[str, dict[str, Any], str]],
-        vectors: list[list[float] | None],
+        vectors: list[list[float]],
         current: Mapping[str, Stored],
     ) -> list[str]:
-        """Upsert ``items``, each with its vector (``None``: computed by the embedder from
-        the value, as for any write) and fresh metadata; return the new versions."""
-        missing = [index for index, vector in enumerate(vectors) if vector is None]
-        if missing:  # computed concurrently (an embedder may be a remote service)
-            computed = await asyncio.gather(*(self._embedded(*items[i]) for i in missing))
-            for index, computed_vector in zip(missing, computed, strict=True):
-                vectors[index] = computed_vector
+        """Upsert ``items``, each with its vector and fresh metadata (keeping the creation
+        time of the ``current`` record); return the new versions."""
         now = time.time()
         records = []
         for (key, value, data), vector in zip(items, vectors, strict=True):
-            assert vector is not None
             before = current.get(key)
             created = now if before is None else _created_at(before)
             fields = filterable_fields(value)
@@ -423,13 +434,13 @@ class VectorStorageBackend(BaseStorageBackend):
     async def _put_record(
         self, key: str, value: dict[str, Any], data: str, ttl: float | None, condition: Condition
     ) -> WriteResult:
-        vector = self._vector_of(value)
+        vectors = await self._completed([(key, value, data)], [self._vector_of(value)])
         adapter = await self._adapter()
         async with self._locked(adapter, [key]):
             current = await self._fetch(adapter, [key])
             before = current.get(key)
             check_condition(condition, None if before is None else _version_of(before))
-            (version,) = await self._upsert(adapter, [(key, value, data)], [vector], current)
+            (version,) = await self._upsert(adapter, [(key, value, data)], vectors, current)
         return WriteResult(version, before is None)
 
     async def _remove_record(self, key: str, if_version: str | None) -> bool:
@@ -457,11 +468,17 @@ class VectorStorageBackend(BaseStorageBackend):
             value, length = append_to(
                 None if before is None else self._decode(before.data), field, items, max_items
             )
-            # The new value is checked (size limits) and gets its vector as set() would:
-            # from its embedding, or from the embedder on its new text.
-            data, vector = self._checked(value)
-            await self._upsert(adapter, [(key, value, data)], [vector], current)
+            await self._rewrite(adapter, key, value, current)
         return length
+
+    async def _rewrite(
+        self, adapter: VectorAdapter, key: str, value: dict[str, Any], current: Mapping[str, Stored]
+    ) -> None:
+        """Write a value changed by append or pop: checked (size limits) and given its vector
+        as set() would, from its embedding or by the embedder from its new text."""
+        data, vector = self._checked(value)
+        items = [(key, value, data)]
+        await self._upsert(adapter, items, await self._completed(items, [vector]), current)
 
     async def _pop_item(self, key: str, field: str) -> Any:
         adapter = await self._adapter()
@@ -473,8 +490,7 @@ class VectorStorageBackend(BaseStorageBackend):
             value = self._decode(before.data)
             popped, item = pop_from(value, field)
             if popped:
-                data, vector = self._checked(value)
-                await self._upsert(adapter, [(key, value, data)], [vector], current)
+                await self._rewrite(adapter, key, value, current)
         return item
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
