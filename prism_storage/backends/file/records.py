@@ -137,7 +137,7 @@ def read_record(directory: str, key: str, now: float) -> dict[str, Any] | None:
 def _parse(directory: str, name: str, key: str, raw: bytes) -> dict[str, Any]:
     """The JSON object of a record file, checked to hold ``key``'s record."""
     try:
-        record = json.loads(raw)
+        record: dict[str, Any] = json.loads(raw)
         stored_key, expires_at, value = record["key"], record["expires_at"], record["value"]
     except (ValueError, TypeError, KeyError) as exc:
         raise CorruptRecordError(
