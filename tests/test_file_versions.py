@@ -196,7 +196,9 @@ def test_an_appender_killed_mid_write_leaves_the_record_whole(tmp_path):
                 printed.append(line)
         finally:
             proc.send_signal(signal.SIGKILL)
-            rest, _ = proc.communicate(timeout=60)
+            # Through the buffered stream (communicate() would skip what readline buffered).
+            rest = proc.stdout.read()
+            proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGKILL
         last = int((printed + rest.splitlines())[-1])  # the last append that returned
         value = asyncio.run(store.get("chat"))
