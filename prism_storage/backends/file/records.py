@@ -167,7 +167,7 @@ def read_stored(directory: str, key: str, now: float) -> Stored | None:
         meta = Meta(record["version"], record["created_at"], record["updated_at"])
     except KeyError as exc:
         raise CorruptRecordError(f"The file store record {name!r} lacks metadata.") from exc
-    if type(meta.version) is not str or not all(type(t) is float for t in meta[1:]):
+    if type(meta.version) is not str or not all(type(t) in (int, float) for t in meta[1:]):
         raise CorruptRecordError(f"The file store record {name!r} has bad metadata.")
     return Stored(record["value"], *meta, expires_at)
 
