@@ -119,13 +119,18 @@ async def test_a_damaged_record_is_repaired_by_set_but_refused_by_conditional_wr
     assert await store.get("k") == {"v": 3}
 
 
-# A child process: appends {"w", "n"} items to "chat", printing n once each append
+# A child process: appends {"w", "n"} items to "chat" (or increments "counter" with
+# update()), printing n once each call
 # returned. It says it is ready and waits for a "go" file, so that all start together.
-APPENDER = """
+WRITER = """
 import asyncio, os, sys, time
 from prism_storage import FileStorageBackend
 
 directory, writer, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+update = len(sys.argv) > 4  # increment a counter with update() instead
+
+def increment(value):
+    return {"n": (value or {"n": 0})["n"] + 1}
 
 async def main():
     store = FileStorageBackend(data_dir=directory)
@@ -134,7 +139,10 @@ async def main():
         time.sleep(0.001)
     n = 0
     while count < 0 or n < count:
-        await store.append("chat", [{"w": writer, "n": n}])
+        if update:
+            await store.update("counter", increment, attempts=10_000)
+        else:
+            await store.append("chat", [{"w": writer, "n": n}])
         print(n, flush=True)
         n += 1
     await store.close()
@@ -143,10 +151,12 @@ asyncio.run(main())
 """
 
 
-def _start_appenders(directory: Path, writers: int, count: int) -> list[subprocess.Popen[str]]:
+def _start_writers(
+    directory: Path, writers: int, count: int, *extra: str
+) -> list[subprocess.Popen[str]]:
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", APPENDER, str(directory), str(w), str(count)],
+            [sys.executable, "-c", WRITER, str(directory), str(w), str(count), *extra],
             env=ENV,
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -165,7 +175,7 @@ def _start_appenders(directory: Path, writers: int, count: int) -> list[subproce
 
 
 def test_appends_of_several_processes_lose_and_duplicate_nothing(tmp_path):
-    procs = _start_appenders(tmp_path, writers=3, count=100)
+    procs = _start_writers(tmp_path, writers=3, count=100)
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
@@ -178,6 +188,15 @@ def test_appends_of_several_processes_lose_and_duplicate_nothing(tmp_path):
         assert [item["n"] for item in items if item["w"] == w] == list(range(100))
 
 
+def test_conditional_updates_of_several_processes_lose_nothing(tmp_path):
+    procs = _start_writers(tmp_path, 2, 60, "update")
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    store = FileStorageBackend(data_dir=tmp_path)
+    assert asyncio.run(store.get("counter")) == {"n": 120}
+
+
 def test_an_appender_killed_mid_write_leaves_the_record_whole(tmp_path):
     """SIGKILL at an arbitrary point of an append: the record is the one before or after
     that append, holding every append that returned, and the key's lock is free."""
@@ -186,7 +205,7 @@ def test_an_appender_killed_mid_write_leaves_the_record_whole(tmp_path):
     for round_ in range(3):
         for name in ("go", "ready-0"):
             (tmp_path / name).unlink(missing_ok=True)
-        [proc] = _start_appenders(tmp_path, writers=1, count=-1)
+        [proc] = _start_writers(tmp_path, writers=1, count=-1)
         assert proc.stdout is not None
         printed = []
         try:
