@@ -120,8 +120,8 @@ async def test_a_damaged_record_is_repaired_by_set_but_refused_by_conditional_wr
 
 
 # A child process: appends {"w", "n"} items to "chat" (or increments "counter" with
-# update()), printing n once each call
-# returned. It says it is ready and waits for a "go" file, so that all start together.
+# update()), printing n once each call returned. It says it is ready and waits for a
+# "go" file, so that all start together.
 WRITER = """
 import asyncio, os, sys, time
 from prism_storage import FileStorageBackend
