@@ -25,6 +25,12 @@ from prism_storage.exceptions import (
 from prism_storage.testing import FakeClock, StorageConformanceTests
 from tests.support.supabase import ANON_KEY, SERVICE_KEY, closed_port
 
+#: The stand-in is a Python server in the test process, sharing its GIL with the callers:
+#: with 64 concurrent callers on the 2-core test machine its tail latency reaches seconds
+#: (measured: 3200 plain sets from 64 callers, p99 2.5 s, max 5.9 s), past the default
+#: timeout. A real PostgREST answers each call in milliseconds.
+_CONFORMANCE_TIMEOUT = 60.0
+
 
 class TestSupabaseConformance(StorageConformanceTests):
     """One fresh table per store."""
@@ -32,6 +38,7 @@ class TestSupabaseConformance(StorageConformanceTests):
     @pytest.fixture
     def make_store(self, postgrest_standin, supabase_table):
         def make(namespace="main", **options):
+            options.setdefault("timeout", _CONFORMANCE_TIMEOUT)
             return SupabaseStorageBackend(
                 postgrest_standin.url, SERVICE_KEY, supabase_table(), **options
             )
@@ -52,6 +59,7 @@ class TestSupabaseNamespaceConformance(StorageConformanceTests):
         table = supabase_table()
 
         def make(namespace="main", **options):
+            options.setdefault("timeout", _CONFORMANCE_TIMEOUT)
             return SupabaseStorageBackend(
                 postgrest_standin.url, SERVICE_KEY, table, namespace=namespace, **options
             )
@@ -94,8 +102,7 @@ async def test_batches_are_single_requests(store, server):
     await store.delete_many(list(records))
     assert len(_requests(server, "DELETE")) == 1
     upsert = _requests(server, "POST")[0]
-    assert ("on_conflict", "key") in upsert.query
-    assert "resolution=merge-duplicates" in upsert.headers["prefer"]
+    assert upsert.path == f"/rest/v1/rpc/{store.table}_prism_set"
     assert upsert.headers["apikey"] == SERVICE_KEY
     assert upsert.headers["authorization"] == f"Bearer {SERVICE_KEY}"
 
