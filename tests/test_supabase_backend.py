@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pathlib
+import re
 import threading
 import time
 import uuid
@@ -21,6 +23,7 @@ from prism_storage.exceptions import (
     InvalidOptionError,
     InvalidValueError,
     SchemaMismatchError,
+    VersionConflictError,
 )
 from prism_storage.testing import FakeClock, StorageConformanceTests
 from tests.support.supabase import ANON_KEY, SERVICE_KEY, closed_port
@@ -169,6 +172,133 @@ async def test_default_collation_would_break_prefix_listing(postgrest_standin, s
     await store.set_many({"agents/1": {}, "Agents/1": {}})
     assert list(await store.keys("agents/")) != ["agents/1"]
     await store.close()
+
+
+# ---------------------------------------------------------------------- versioned records
+
+_BEFORE_VERSIONS = pathlib.Path(__file__).parent / "support" / "supabase_before_versions.sql"
+
+
+def _sql_before_versions(table: str) -> str:
+    """The table SQL of the previous release, for ``table``."""
+    return re.sub(r'"agents(?=["_])', f'"{table}', _BEFORE_VERSIONS.read_text(encoding="utf-8"))
+
+
+async def test_each_versioned_operation_is_one_function_call(store, server):
+    put = await store.put("k", {"messages": []})
+    await store.put("k", {"messages": []}, if_version=put.version)
+    assert await store.append("k", [1, 2]) == 2
+    assert await store.pop("k") == 2
+    assert await store.remove("k") is True
+    paths = [r.path.rsplit("/", 1)[-1] for r in _requests(server, "POST")]
+    prefix = f"{store.table}_prism_"
+    assert paths == [prefix + f for f in ("put", "put", "append", "pop", "remove")]
+    assert _requests(server, "GET") == _requests(server, "DELETE") == []
+
+
+async def test_an_expired_record_counts_as_absent(postgrest_standin, supabase_table):
+    clock = FakeClock(start=1_700_000_000)
+    store = SupabaseStorageBackend(
+        postgrest_standin.url, SERVICE_KEY, supabase_table(), clock=clock
+    )
+    first = await store.put("k", {"messages": ["old"]}, ttl=10)
+    clock.advance(20)
+    with pytest.raises(VersionConflictError) as caught:
+        await store.remove("k", if_version=first.version)
+    assert caught.value.current_version is None
+    await store.put("k", {"messages": ["old"]}, ttl=10)
+    clock.advance(20)
+    assert await store.append("k", ["new"]) == 1  # the expired list is not continued
+    record = await store.get_record("k")
+    assert record is not None and record.value == {"messages": ["new"]}
+    assert record.created_at.timestamp() == 1_700_000_040
+    assert record.expires_at is None  # the store has no default ttl
+    clock.advance(1)
+    await store.set("k", {"v": 1}, ttl=5)
+    clock.advance(10)
+    again = await store.put("k", {"v": 2}, if_absent=True)
+    assert again.created is True
+    record = await store.get_record("k")
+    assert record is not None and record.created_at.timestamp() == 1_700_000_051
+    await store.close()
+
+
+async def test_the_anon_key_cannot_call_the_functions(postgrest_standin, supabase_table):
+    store = SupabaseStorageBackend(postgrest_standin.url, ANON_KEY, supabase_table())
+    for operation in (
+        store.put("k", {"v": 1}),
+        store.append("k", [1]),
+        store.pop("k"),
+        store.remove("k"),
+    ):
+        with pytest.raises(BackendPermissionError):
+            await operation
+    await store.close()
+
+
+async def test_a_table_of_the_previous_release_keeps_working_and_upgrades(
+    postgrest_standin, supabase_table, supabase_admin
+):
+    table = supabase_table(_sql_before_versions)
+    old = SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, table)
+    await old.set("a", {"messages": ["hi"]})
+    await old.set_many({"b": {"v": 1}, "c": {"v": 2}})
+    await old.set("a", {"messages": ["hi", "there"]})
+    assert await old.get("a") == {"messages": ["hi", "there"]}
+    assert await old.get_many(["a", "b", "c"]) == {
+        "a": {"messages": ["hi", "there"]},
+        "b": {"v": 1},
+        "c": {"v": 2},
+    }
+    await old.delete("c")
+    assert list(await old.keys()) == ["a", "b"]
+    for operation in (
+        old.get_record("a"),
+        old.put("a", {"v": 1}),
+        old.remove("a", if_version="0123456789abcdef"),
+        old.append("a", ["more"]),
+        old.pop("a"),
+    ):
+        with pytest.raises(SchemaMismatchError, match="prism_supabase_sql") as caught:
+            await operation
+        assert isinstance(caught.value, ConfigurationError)
+    assert await old.get("a") == {"messages": ["hi", "there"]}  # nothing was written
+
+    supabase_admin.execute(table_sql(table).encode())  # the upgrade: the current SQL
+    postgrest_standin.forget(table)
+    upgraded = SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, table)
+    records = await upgraded.get_many_records(["a", "b"])
+    assert {k: r.value for k, r in records.items()} == {
+        "a": {"messages": ["hi", "there"]},
+        "b": {"v": 1},
+    }
+    assert records["a"].version != records["b"].version  # each old row got its own
+    assert await upgraded.append("a", ["more"]) == 3
+    with pytest.raises(VersionConflictError):
+        await upgraded.put("a", {"v": 0}, if_version=records["a"].version)
+    await upgraded.set("b", {"v": 3})
+    after = await upgraded.get_record("b")
+    assert after is not None and after.version != records["b"].version
+    assert after.created_at == records["b"].created_at
+    await old.close()
+    await upgraded.close()
+
+
+async def test_a_table_without_its_functions_is_not_written_without_versions(store, supabase_admin):
+    await store.set("k", {"v": 1})
+    before = await store.get_record("k")
+    supabase_admin.execute(f'DROP FUNCTION "{store.table}_prism_set"')
+    with pytest.raises(SchemaMismatchError, match="functions"):
+        await store.set("k", {"v": 2})
+    assert await store.get_record("k") == before
+
+
+def test_the_sql_names_the_functions_after_the_table():
+    text = table_sql("agent_memory")
+    for function in ("set", "put", "remove", "append", "pop"):
+        assert f'function public."agent_memory_prism_{function}"' in text
+    assert "add column if not exists version" in text
+    assert '"agents' not in text
 
 
 # ---------------------------------------------------------------------- failures
