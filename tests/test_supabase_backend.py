@@ -8,6 +8,7 @@ import logging
 import os
 import pathlib
 import re
+import sys
 import threading
 import time
 import uuid
@@ -291,6 +292,45 @@ async def test_a_table_without_its_functions_is_not_written_without_versions(sto
     with pytest.raises(SchemaMismatchError, match="functions"):
         await store.set("k", {"v": 2})
     assert await store.get_record("k") == before
+
+
+_APPENDER = """
+import asyncio, os, sys
+from prism_storage.backends.supabase import SupabaseStorageBackend
+
+async def main():
+    store = SupabaseStorageBackend(sys.argv[1], os.environ["TEST_SUPABASE_KEY"], sys.argv[2],
+                                   timeout=60)
+    async def writer(w):
+        for n in range(25):
+            await store.append("chat", [{"p": sys.argv[3], "w": w, "n": n}])
+    await asyncio.gather(*(writer(w) for w in range(4)))
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_appends_from_several_processes_lose_nothing(postgrest_standin, supabase_table):
+    """The atomicity is the database's: separate processes, each with its own clients."""
+    table = supabase_table()
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "TEST_SUPABASE_KEY": SERVICE_KEY}
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _APPENDER, postgrest_standin.url, table, str(p), env=env
+        )
+        for p in range(3)
+    ]
+    assert [await process.wait() for process in processes] == [0, 0, 0]
+    store = SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, table)
+    value = await store.get("chat")
+    assert value is not None and len(value["messages"]) == 3 * 4 * 25
+    for p in range(3):
+        for w in range(4):
+            mine = [i["n"] for i in value["messages"] if i["p"] == str(p) and i["w"] == w]
+            assert mine == list(range(25))
+    await store.close()
 
 
 def test_the_sql_names_the_functions_after_the_table():
