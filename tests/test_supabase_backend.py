@@ -17,6 +17,7 @@ import pytest
 
 from prism_storage import Registry, SupabaseStorageBackend
 from prism_storage.backends.supabase import SupabaseRequestError, table_sql
+from prism_storage.backends.supabase import backend as supabase_backend
 from prism_storage.exceptions import (
     BackendPermissionError,
     BackendUnavailableError,
@@ -238,8 +239,10 @@ async def test_the_anon_key_cannot_call_the_functions(postgrest_standin, supabas
 
 
 async def test_a_table_of_the_previous_release_keeps_working_and_upgrades(
-    postgrest_standin, supabase_table, supabase_admin
+    postgrest_standin, supabase_table, supabase_admin, monkeypatch
 ):
+    # Look for the functions again at every write rather than after a minute.
+    monkeypatch.setattr(supabase_backend, "_LEGACY_RECHECK_SECONDS", 0.0)
     table = supabase_table(_sql_before_versions)
     old = SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, table)
     await old.set("a", {"messages": ["hi"]})
@@ -281,6 +284,9 @@ async def test_a_table_of_the_previous_release_keeps_working_and_upgrades(
     after = await upgraded.get_record("b")
     assert after is not None and after.version != records["b"].version
     assert after.created_at == records["b"].created_at
+    await old.set("b", {"v": 4})  # the store that found the old table now writes versions
+    latest = await upgraded.get_record("b")
+    assert latest is not None and latest.value == {"v": 4} and latest.version != after.version
     await old.close()
     await upgraded.close()
 
