@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from asgiref.sync import async_to_sync
 
 from .backends.base import BaseStorageBackend, KeyPage
+from .backends.versions import DEFAULT_LIST_FIELD, DEFAULT_UPDATE_ATTEMPTS, Record, WriteResult
 from .compat import outer_event_loop_running
 
 __all__ = ["SyncStore", "sync_storages"]
@@ -89,6 +90,54 @@ class SyncStore:
 
     def close(self) -> None:
         return self._call(self.store.close)
+
+    # ---------------------------------------------------------- versioned records
+
+    def get_record(self, key: str) -> Record | None:
+        return self._call(self.store.get_record, key)
+
+    def get_many_records(self, keys: Iterable[str]) -> dict[str, Record]:
+        return self._call(self.store.get_many_records, list(keys))
+
+    def put(
+        self,
+        key: str,
+        value: dict[str, Any],
+        *,
+        ttl: float | None = None,
+        if_version: str | None = None,
+        if_absent: bool = False,
+    ) -> WriteResult:
+        return self._call(
+            self.store.put, key, value, ttl=ttl, if_version=if_version, if_absent=if_absent
+        )
+
+    def remove(self, key: str, *, if_version: str | None = None) -> bool:
+        return self._call(self.store.remove, key, if_version=if_version)
+
+    def append(
+        self,
+        key: str,
+        items: list[Any],
+        *,
+        field: str = DEFAULT_LIST_FIELD,
+        max_items: int | None = None,
+        ttl: float | None = None,
+    ) -> int:
+        return self._call(self.store.append, key, items, field=field, max_items=max_items, ttl=ttl)
+
+    def pop(self, key: str, *, field: str = DEFAULT_LIST_FIELD) -> Any:
+        return self._call(self.store.pop, key, field=field)
+
+    def update(
+        self,
+        key: str,
+        fn: Callable[[dict[str, Any] | None], dict[str, Any]],
+        *,
+        ttl: float | None = None,
+        attempts: int = DEFAULT_UPDATE_ATTEMPTS,
+    ) -> dict[str, Any]:
+        return self._call(self.store.update, key, fn, ttl=ttl, attempts=attempts)
 
 
 class _SyncStorages:

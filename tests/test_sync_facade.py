@@ -110,3 +110,25 @@ def test_async_to_sync_inside_running_loop_is_refused(tmp_path):
 
     with pytest.raises(RuntimeError):
         async_to_sync(call_from_async)()
+
+
+def test_sync_facade_versioned_records_and_lists():
+    from prism_storage import MemoryStorageBackend, VersionConflictError
+
+    store = SyncStore(MemoryStorageBackend())
+    created = store.put("k", {"v": 1}, if_absent=True)
+    assert created.created is True
+    record = store.get_record("k")
+    assert record is not None and record.version == created.version
+    assert store.get_many_records(["k", "x"]) == {"k": record}
+    with pytest.raises(VersionConflictError):
+        store.put("k", {"v": 2}, if_absent=True)
+    assert store.update("k", lambda value: {"v": (value or {})["v"] + 1}) == {"v": 2}
+    assert store.append("chat", ["a", "b"]) == 2
+    assert store.append("chat", ["c"], max_items=2) == 2
+    assert store.pop("chat") == "c"
+    assert store.get("chat") == {"messages": ["b"]}
+    with pytest.raises(VersionConflictError):
+        store.remove("k", if_version=created.version)
+    assert store.remove("k") is True
+    assert store.get("k") is None

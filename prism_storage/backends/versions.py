@@ -35,6 +35,7 @@ from ..exceptions import InvalidValueError, UnsupportedOperationError, VersionCo
 __all__ = [
     "ABSENT",
     "DEFAULT_LIST_FIELD",
+    "DEFAULT_UPDATE_ATTEMPTS",
     "Condition",
     "Record",
     "RecordOperations",

@@ -5,7 +5,8 @@ worker_settings). After each acknowledged write it prints ``ack <key> <version>`
 parent knows which versions the store has confirmed. With PRISM_WORKER_DELETES=1 it also
 sets and deletes (one by one and in batches) keys under ``gone/``, which it does not
 acknowledge: they exercise the delete paths for the checks that the listing agrees with
-the records.
+the records. With PRISM_WORKER_LISTS=1 it appends items ``{"n": version, "pad": ...}`` to
+the lists of a few ``chat/`` records instead, acknowledging each append the same way.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import django
 django.setup()
 
 from prism_storage import storages  # noqa: E402
-from tests.reliability.workload import make_record  # noqa: E402
+from tests.reliability.workload import list_item, make_record  # noqa: E402
 
 KEYS = int(os.environ.get("PRISM_WORKER_KEYS", "12"))
 DELETES = os.environ.get("PRISM_WORKER_DELETES") == "1"
+LISTS = os.environ.get("PRISM_WORKER_LISTS") == "1"
 
 
 async def churn(store, rng: random.Random, version: int) -> None:  # type: ignore[no-untyped-def]
@@ -48,7 +50,11 @@ async def main() -> None:
     version = int(os.environ.get("PRISM_WORKER_START", "1"))
     out = sys.stdout
     while True:
-        if DELETES and rng.random() < 0.4:
+        if LISTS:
+            key = f"chat/{rng.randrange(4)}"
+            await store.append(key, [list_item(version)])
+            out.write(f"ack {key} {version}\n")
+        elif DELETES and rng.random() < 0.4:
             await churn(store, rng, version)
         elif rng.random() < 0.2:
             keys = rng.sample(range(KEYS), 3)

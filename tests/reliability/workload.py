@@ -36,3 +36,9 @@ def check_record(key: str, value: Any) -> int:
     expected = make_record(key, version, size=value.get("size"))
     assert value == expected, f"{key!r}: version {version} is torn"
     return int(version)
+
+
+def list_item(version: int) -> dict[str, Any]:
+    """An item for list appends whose padding says how long it must be: a torn item does
+    not check out."""
+    return {"n": version, "pad": "x" * (version % 700)}
