@@ -70,12 +70,34 @@ async def record(request: HttpRequest, store: BaseStorageBackend, key: str) -> H
     if request.method == "GET":
         return await _read(request, store, key)
     if request.method == "DELETE":
-        conditions = preconditions(request, store, absent_allowed=False)
-        if conditions.if_match is None:
-            await store.delete(key)
-        else:
-            await store.remove(key, if_version=await _expected_version(store, key, conditions))
-        return HttpResponse(status=204)
+        return await _delete(request, store, key)
+    return await _replace(request, store, key)
+
+
+async def _read(request: HttpRequest, store: BaseStorageBackend, key: str) -> HttpResponse:
+    if not store.supports_versions:
+        value = await store.get(key)
+        if value is None:
+            raise ApiError("record_not_found", "No record has this key.")
+        return JsonResponse({"key": key, "value": value})
+    found = await store.get_record(key)
+    if found is None:
+        raise ApiError("record_not_found", "No record has this key.")
+    if not_modified(request, found):
+        return set_validators(HttpResponseNotModified(), found)
+    return set_validators(JsonResponse({"key": key, "value": found.value}), found)
+
+
+async def _delete(request: HttpRequest, store: BaseStorageBackend, key: str) -> HttpResponse:
+    conditions = preconditions(request, store, absent_allowed=False)
+    if conditions.if_match is None:
+        await store.delete(key)
+    else:
+        await store.remove(key, if_version=await _expected_version(store, key, conditions))
+    return HttpResponse(status=204)
+
+
+async def _replace(request: HttpRequest, store: BaseStorageBackend, key: str) -> HttpResponse:
     conditions = preconditions(request, store)
     ttl = ttl_parameter(request.GET.get("ttl"))
     value = read_json_object(request)
@@ -97,20 +119,6 @@ async def record(request: HttpRequest, store: BaseStorageBackend, key: str) -> H
     if version is not None:
         response["ETag"] = tag(version)
     return response
-
-
-async def _read(request: HttpRequest, store: BaseStorageBackend, key: str) -> HttpResponse:
-    if not store.supports_versions:
-        value = await store.get(key)
-        if value is None:
-            raise ApiError("record_not_found", "No record has this key.")
-        return JsonResponse({"key": key, "value": value})
-    found = await store.get_record(key)
-    if found is None:
-        raise ApiError("record_not_found", "No record has this key.")
-    if not_modified(request, found):
-        return set_validators(HttpResponseNotModified(), found)
-    return set_validators(JsonResponse({"key": key, "value": found.value}), found)
 
 
 async def _write(
