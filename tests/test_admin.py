@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from prism_storage import sync_storages
+from prism_storage.admin import _has_version_column
 from prism_storage.models import Record
 from prism_storage.testing.conformance import HOSTILE_KEYS
 from prism_storage.views import supports_text_search
@@ -134,6 +135,20 @@ def test_record_change_form_validates_json_before_saving(root):
     record.refresh_from_db()
     assert record.value == {"messages": []}
     assert record.updated_at > record.created_at
+
+
+@pytest.mark.skipif(
+    not _has_version_column(), reason="the Record model has no version column on this branch"
+)
+def test_record_change_form_makes_a_new_version(root):
+    record = make_record("agent/1", {"n": 1})
+    before = record.version
+    change = reverse("admin:prism_storage_record_change", args=[record.pk])
+    form = {"namespace": "ns1", "key": "agent/1", "expires_at_0": "", "expires_at_1": ""}
+    response = root.post(change, {**form, "value": '{"n": 2}'})
+    assert response.status_code == 302
+    record.refresh_from_db()
+    assert record.value == {"n": 2} and record.version != before
 
 
 def test_record_add_sets_timestamps(root):
