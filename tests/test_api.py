@@ -707,6 +707,13 @@ async def test_bad_preconditions_are_400_before_any_write(headers, code, version
     assert await stored_keys() == set()
 
 
+async def test_delete_takes_no_if_none_match(versioned, admin_client):
+    await versioned.set("k", {"n": 1})
+    response = await admin_client.delete(key_url("main", "k"), headers={"If-None-Match": "*"})
+    assert response.status_code == 400 and error_code(response) == "invalid_header"
+    assert await versioned.get("k") == {"n": 1}
+
+
 async def test_stores_without_versions_keep_their_behaviour(versioned, admin_client):
     url = key_url("plain", "k")
     response = await put(admin_client, url, {"n": 1})
