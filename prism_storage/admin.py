@@ -18,6 +18,7 @@ from django.urls import URLPattern
 from django.utils import timezone
 from django.utils.html import format_html
 
+from .backends.versions import new_version
 from .browser import StoreBrowser
 from .forms import PrettyJSONField, clean_record_key, pretty_json
 from .models import Record
@@ -101,4 +102,15 @@ class RecordAdmin(_RecordModelAdmin):
         if not change:
             obj.created_at = now
         obj.updated_at = now
+        if _has_version_column():
+            # A row edited here is a write like any other: a new version, so that an
+            # ETag or a form read before this edit no longer matches.
+            # (setattr: type-checks with and without the column.)
+            setattr(obj, "version", new_version())  # noqa: B010
         super().save_model(request, obj, form, change)
+
+
+def _has_version_column() -> bool:
+    """Whether the ``Record`` model has the orm store's ``version`` column (added with
+    versioned records; checked rather than assumed so this admin works either way)."""
+    return any(f.name == "version" for f in Record._meta.concrete_fields)
