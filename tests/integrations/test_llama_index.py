@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 
 pytest.importorskip("llama_index.core")
 
@@ -290,6 +290,29 @@ def test_chat_sync_methods_from_sync_code(tmp_path):
     assert chat.get_keys() == ["s"]
     assert texts(chat.delete_messages("s")) == ["b"]
     assert chat.get_messages("s") == []
+
+
+def test_chat_store_by_alias(settings):
+    settings.PRISM_STORAGE = {"chats": {"BACKEND": "memory"}}
+    chat = PrismChatStore("chats", namespace="app")
+    chat.add_message("u/1", msg("hi"))
+    from prism_storage import storages
+
+    stored = async_to_sync(storages["chats"].get)("app/u%2F1")
+    assert stored == {"messages": [msg("hi").model_dump(mode="json")]}
+    assert chat.get_keys() == ["u/1"]
+
+
+async def test_sync_methods_from_a_sync_function_under_a_running_loop(tmp_path):
+    # As in a sync view served by an ASGI server: the calls run on the outer loop.
+    chat = PrismChatStore(FileStorageBackend(data_dir=tmp_path / "store"))
+
+    def sync_view():
+        chat.add_message("s", msg("a"))
+        chat.add_message("s", msg("b"))
+        return chat.get_messages("s")
+
+    assert texts(await sync_to_async(sync_view)()) == ["a", "b"]
 
 
 async def test_chat_store_without_atomic_lists_says_so():
