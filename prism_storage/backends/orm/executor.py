@@ -10,6 +10,7 @@ from typing import Any
 from django.db import InterfaceError, OperationalError
 from django.db import utils as db_utils
 
+from .locked import LockedRecords
 from .policy import ORM_PATH, BatchPolicy, LargeRecords, moving_average
 from .requests import Outcome, Request, Row, drive, perform
 from .table import RecordTable
@@ -35,8 +36,11 @@ class ORMExecutor:
     follows as it goes (moving averages) and turns into its policy with ``large``.
     """
 
-    def __init__(self, table: RecordTable, db: str, large: LargeRecords) -> None:
+    def __init__(
+        self, table: RecordTable, db: str, large: LargeRecords, records: LockedRecords
+    ) -> None:
         self._table = table
+        self._records = records
         self._db = db
         self._large = large
         self._perform = on_connection_thread(drive)
@@ -60,6 +64,8 @@ class ORMExecutor:
 
     def _execute(self, request: Request) -> Any:
         table, db = self._table, self._db
+        if request.call is not None:
+            return self._records.run(db, request.now, request.call)
         if request.kind == "read":
             sizes: list[int] = []
             found = table.read(db, request.keys, request.now, sizes)
