@@ -151,6 +151,11 @@ class LockedRecords:
 
         return self._retrying(db, pop_locked)
 
+    def lock_database(self, db: str) -> None:
+        """On SQLite, inside a transaction: take the database's write lock now."""
+        with connections[db].cursor() as cursor:
+            cursor.execute(self._table.sql(db).touch, [self._table.namespace, ""])
+
     # ------------------------------------------------------------------ the row
 
     def _retrying(self, db: str, operation: Callable[[], T]) -> T:
@@ -174,8 +179,7 @@ class LockedRecords:
             rows = rows.select_for_update()
         elif connection.vendor == "sqlite":
             # A write first: the transaction holds SQLite's write lock from here on.
-            with connection.cursor() as cursor:
-                cursor.execute(table.sql(db).touch, [table.namespace, key])
+            self.lock_database(db)
         found = list(rows.values_list(*_COLUMNS)[:1])
         return found[0] if found else None
 
