@@ -1,0 +1,139 @@
+"""What the conformance suite cannot show about the orm store's versioned records: appends
+from several processes at once, and records written before the ``version`` column."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.management import call_command
+from django.db import connections
+
+from prism_storage import ORMStorageBackend
+from prism_storage.models import Record
+
+ROOT = Path(__file__).resolve().parents[1]
+PROCESSES = 4
+APPENDS = 100
+CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _database_settings(alias: str) -> dict:
+    settings = connections[alias].settings_dict
+    return {
+        k: settings[k]
+        for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
+        if k in settings
+    }
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.parametrize("database", ["default", "pg"])
+def test_appends_from_several_processes_lose_and_duplicate_nothing(database):
+    """SQLite in a file (its write lock) and PostgreSQL (one statement per append): every
+    process's items end in the list once each, in the order the process appended them."""
+    namespace = f"appends-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ)
+    env["PRISM_WORKER_CONFIG"] = json.dumps(
+        {
+            "store": {"BACKEND": "orm", "OPTIONS": {"namespace": namespace}},
+            "databases": {"default": _database_settings(database)},
+        },
+        default=str,
+    )
+    env["DJANGO_SETTINGS_MODULE"] = "tests.reliability.worker_settings"
+    env["PYTHONPATH"] = str(ROOT)
+    env["PRISM_WORKER_APPENDS"] = str(APPENDS)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.reliability.append_worker"],
+            cwd=ROOT,
+            env={**env, "PRISM_WORKER_ID": str(i)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(PROCESSES)
+    ]
+    outputs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err[-3000:]
+            outputs.append([int(line) for line in out.split()])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+    record = Record.objects.using(database).get(namespace=namespace, key="chat")
+    items = record.value["messages"]
+    assert len(items) == PROCESSES * APPENDS
+    for worker, lengths in enumerate(outputs):
+        assert [item["n"] for item in items if item["w"] == worker] == list(range(APPENDS))
+        # Each append saw the list grow by its own item, after every earlier one of its own.
+        assert lengths == sorted(set(lengths)) and len(lengths) == APPENDS
+        assert lengths[-1] <= PROCESSES * APPENDS
+    assert max(length for lengths in outputs for length in lengths) == PROCESSES * APPENDS
+
+
+def _insert_without_version(database: str, namespace: str, key: str, value: dict) -> None:
+    """A row as the store wrote it before migration 0002 (no ``version`` column named)."""
+    connection = connections[database]
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(Record._meta.db_table)} "
+            "(namespace, key, value, created_at, updated_at, expires_at) "
+            "VALUES (%s, %s, %s, %s, %s, NULL)",
+            [namespace, key, json.dumps(value), CREATED, CREATED],
+        )
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.parametrize("database", ["default", "pg"])
+async def test_records_from_before_the_version_column_get_a_version(database, close_db_connections):
+    def migrate(target: str) -> None:
+        call_command("migrate", "prism_storage", target, database=database, verbosity=0)
+
+    await sync_to_async(migrate)("0001")
+    try:
+        for key in ("a", "b"):
+            await sync_to_async(_insert_without_version)(database, "old", key, {"v": key})
+    finally:
+        await sync_to_async(migrate)("0002")
+    # Code that predates the column may still insert rows until it is redeployed.
+    await sync_to_async(_insert_without_version)(database, "old", "c", {"v": "c"})
+
+    store = ORMStorageBackend("old", using=database)
+    records = await store.get_many_records(["a", "b", "c"])
+    assert {key: record.value for key, record in records.items()} == {
+        "a": {"v": "a"},
+        "b": {"v": "b"},
+        "c": {"v": "c"},
+    }
+    assert all(record.version for record in records.values())
+    assert records["a"].version != records["b"].version  # one each, not one for all
+    assert records["c"].version == "0"  # the column's database default
+    assert records["a"].created_at == CREATED
+
+    # Writable like any other: conditional writes at the version read, list operations.
+    written = await store.put("a", {"v": "a2"}, if_version=records["a"].version)
+    assert written.created is False and written.version != records["a"].version
+    assert await store.append("b", ["x"]) == 1
+    assert (await store.put("c", {"v": "c2"}, if_version="0")).created is False
+    after = await store.get_many_records(["a", "b"])
+    assert after["a"].value == {"v": "a2"}
+    assert after["b"].value == {"v": "b", "messages": ["x"]}
+    for key in ("a", "b"):
+        assert after[key].created_at == records[key].created_at  # kept
+        assert after[key].version != records[key].version
+    await store.close()
