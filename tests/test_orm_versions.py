@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django.db import connections
 
 from prism_storage import ORMStorageBackend
+from prism_storage.exceptions import VersionConflictError
 from prism_storage.models import Record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,3 +138,78 @@ async def test_records_from_before_the_version_column_get_a_version(database, cl
         assert after[key].created_at == records[key].created_at  # kept
         assert after[key].version != records[key].version
     await store.close()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.parametrize("database", ["default", "pg"])
+async def test_merged_appends_each_return_their_own_length(database, close_db_connections):
+    """Appends to one list in one batch go as one statement; every caller still gets the
+    length the list had once its own items were in."""
+    import asyncio
+
+    store = ORMStorageBackend("merged", using=database)
+    await store.append("chat", ["first"])
+    lengths = await asyncio.gather(*(store.append("chat", [n, n]) for n in range(30)))
+    assert sorted(lengths) == list(range(3, 62, 2))
+    value = await store.get("chat")
+    assert value is not None and value["messages"][0] == "first"
+    pairs = value["messages"][1:]
+    assert sorted(pairs[0::2]) == list(range(30)) and pairs[0::2] == pairs[1::2]
+    await store.close()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default"])
+def test_an_admin_edit_makes_a_new_version():
+    from django.contrib import admin
+
+    from prism_storage.admin import RecordAdmin
+
+    record = Record.objects.create(
+        namespace="admin", key="k", value={"v": 1}, created_at=CREATED, updated_at=CREATED
+    )
+    record.refresh_from_db()
+    before = record.version
+    record.value = {"v": 2}
+    RecordAdmin(Record, admin.site).save_model(None, record, None, True)  # type: ignore[arg-type]
+    record.refresh_from_db()
+    assert record.version not in ("", before) and record.created_at == CREATED
+
+
+#: The paths a versioned operation can take: (alias, store options).
+PATHS = {
+    "sqlite": ("default", {}),
+    "pg-fast-path": ("pg", {}),
+    "pg-orm": ("pg", {"fast_path": False}),
+}
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.parametrize("path", list(PATHS))
+async def test_an_expired_record_counts_as_absent(path, close_db_connections):
+    from prism_storage.testing import FakeClock
+
+    database, options = PATHS[path]
+    clock = FakeClock(start=1_700_000_000)
+    store = ORMStorageBackend("expired", using=database, clock=clock, **options)
+    for key in ("put", "absent", "set", "append"):
+        await store.set(key, {"messages": ["old"]}, ttl=10)
+    old = await store.get_record("put")
+    assert old is not None
+    clock.advance(20)
+    assert (await store.put("put", {"v": 1})).created is True
+    assert (await store.put("absent", {"v": 1}, if_absent=True)).created is True
+    await store.set("set", {"v": 1})
+    assert await store.append("append", ["new"]) == 1
+    with pytest.raises(VersionConflictError) as gone:
+        await store.put("put", {"v": 2}, if_version=old.version)
+    assert gone.value.current_version is not None
+    records = await store.get_many_records(["put", "absent", "set", "append"])
+    for record in records.values():
+        assert record.created_at == record.updated_at == _now(clock)
+        assert record.expires_at is None
+    assert records["append"].value == {"messages": ["new"]}
+    await store.close()
+
+
+def _now(clock) -> datetime:
+    return datetime.fromtimestamp(clock(), UTC)
