@@ -213,3 +213,34 @@ async def test_an_expired_record_counts_as_absent(path, close_db_connections):
 
 def _now(clock) -> datetime:
     return datetime.fromtimestamp(clock(), UTC)
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.parametrize("database", ["default", "pg"])
+async def test_sync_callers_append_inside_their_transaction(database, close_db_connections):
+    """From sync code the operations run on the caller's connection: inside
+    ``transaction.atomic`` they commit or roll back with it."""
+    from asgiref.sync import async_to_sync
+    from django.db import transaction
+
+    store = ORMStorageBackend("sync", using=database)
+
+    class Undo(Exception):
+        pass
+
+    def rolled_back() -> None:
+        with pytest.raises(Undo), transaction.atomic(using=database):
+            assert async_to_sync(store.append)("chat", ["a", "b"]) == 2
+            assert async_to_sync(store.pop)("chat") == "b"
+            assert async_to_sync(store.put)("other", {"v": 1}, if_absent=True).created
+            raise Undo
+
+    def committed() -> int:
+        with transaction.atomic(using=database):
+            return async_to_sync(store.append)("chat", ["c"])
+
+    await sync_to_async(rolled_back)()
+    assert await store.get_many(["chat", "other"]) == {}
+    assert await sync_to_async(committed)() == 1
+    assert await store.get("chat") == {"messages": ["c"]}
+    await store.close()

@@ -4,8 +4,9 @@ the store is busy (or within one event-loop tick) go to the database together.
 A :class:`Batcher` belongs to one event loop. Callers :meth:`~Batcher.submit` an
 :class:`Op` and await its future; at the end of the loop tick the pending operations are
 grouped, consecutive operations of the same kind into one :class:`Request` (a run of reads
-becomes one ``key IN (...)`` select, a run of writes one multi-row upsert), and handed, in
-call order, to an :class:`Executor` that talks to the database. Operations submitted while
+becomes one ``key IN (...)`` select, a run of writes one multi-row upsert; a versioned-record
+operation, kind ``call``, is a request of its own), and handed, in call order, to an
+:class:`Executor` that talks to the database. Operations submitted while
 batches are in flight form the next batch; an executor with room for several batches at
 once (its :class:`~.policy.BatchPolicy`'s ``capacity``) gets a new one only if it shares no
 key with those in flight (and, if the policy says so, only of the kinds it lets overlap).
