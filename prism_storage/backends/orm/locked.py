@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, OperationalError, connections, transaction
 
 from ..versions import (
     Condition,
@@ -42,6 +42,8 @@ T = TypeVar("T")
 
 #: How many times an operation starts again after losing the race to create a record.
 CREATE_ATTEMPTS = 8
+#: MySQL's ER_LOCK_DEADLOCK.
+_DEADLOCK = 1213
 _COLUMNS = ("pk", "key", "value", "version", "created_at", "updated_at", "expires_at")
 
 
@@ -165,8 +167,11 @@ class LockedRecords:
             try:
                 with transaction.atomic(using=db):
                     return operation()
-            except IntegrityError:
-                if attempt == CREATE_ATTEMPTS - 1:
+            except (IntegrityError, OperationalError) as exc:
+                # MySQL/MariaDB lock the gap where an absent row would be: two transactions
+                # creating the same record deadlock there instead (error 1213).
+                lost_race = isinstance(exc, IntegrityError) or exc.args[:1] == (_DEADLOCK,)
+                if not lost_race or attempt == CREATE_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
