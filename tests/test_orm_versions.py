@@ -244,3 +244,34 @@ async def test_sync_callers_append_inside_their_transaction(database, close_db_c
     assert await sync_to_async(committed)() == 1
     assert await store.get("chat") == {"messages": ["c"]}
     await store.close()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.parametrize("path", list(PATHS))
+async def test_merged_appends_to_several_lists(path, close_db_connections):
+    """Appends to several lists in one batch: one operation, yet a field that is not a
+    list fails only its own callers, and each caller gets its own list's length."""
+    import asyncio
+
+    from prism_storage.exceptions import InvalidValueError
+
+    database, options = PATHS[path]
+    store = ORMStorageBackend("several", using=database, **options)
+    await store.set("bad", {"messages": "not a list"})
+    await store.set("b", {"messages": [0], "title": "kept"})
+    calls = [("a", 1), ("b", 1), ("bad", 1), ("a", 2), ("b", 2), ("a", 3), ("bad", 2)]
+    results = await asyncio.gather(
+        *(store.append(key, [n]) for key, n in calls), return_exceptions=True
+    )
+    by_key: dict[str, list] = {}
+    for (key, _n), result in zip(calls, results, strict=True):
+        by_key.setdefault(key, []).append(result)
+    assert sorted(by_key["a"]) == [1, 2, 3]
+    assert sorted(by_key["b"]) == [2, 3]
+    assert all(isinstance(error, InvalidValueError) for error in by_key["bad"])
+    assert await store.get_many(["a", "b", "bad"]) == {
+        "a": {"messages": [1, 2, 3]},
+        "b": {"messages": [0, 1, 2], "title": "kept"},
+        "bad": {"messages": "not a list"},
+    }
+    await store.close()

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from django.db import IntegrityError, OperationalError, connections, transaction
 
+from ...exceptions import InvalidValueError
 from ..versions import (
     Condition,
     Record,
@@ -138,6 +139,34 @@ class LockedRecords:
             return length
 
         return self._retrying(db, append_locked)
+
+    def append_many(
+        self,
+        db: str,
+        now: float,
+        field: str,
+        entries: list[tuple[str, list[Any], str]],
+        ttl: float | None,
+        default_ttl: float | None,
+    ) -> dict[str, int | InvalidValueError]:
+        """Append to several lists (``(key, items, items_data)``) in one transaction;
+        ``{key: new length}``, or the error of a field that is not a list."""
+
+        def append_all() -> dict[str, int | InvalidValueError]:
+            lengths: dict[str, int | InvalidValueError] = {}
+            # In key order: transactions of other processes lock their rows in the same
+            # order, so two of them never wait for each other.
+            for key, items, data in sorted(entries, key=lambda entry: entry[0]):
+                try:
+                    lengths[key] = self.append(
+                        db, now, key, field, items, data, None, ttl, default_ttl
+                    )
+                except InvalidValueError as exc:
+                    lengths[key] = exc
+            return lengths
+
+        with transaction.atomic(using=db):
+            return append_all()
 
     def pop(self, db: str, now: float, key: str, field: str) -> Any:
         def pop_locked() -> Any:

@@ -121,6 +121,28 @@ class _Statements:
                 (_kept_latest("%(items)b::jsonb"), _kept_latest(listed)),
             )
         )
+        # Several lists at once (see .appends); rows in key order, so that two such
+        # statements never wait for each other's rows.
+        self.append_many = (
+            f"INSERT INTO {table} AS old ({ns}, {key}, {value}, {created}, {updated}, "
+            f"{expires}, {version}) SELECT %(ns)b, batch.k, "
+            f"jsonb_build_object({field}, batch.i::jsonb), %(now)b, %(now)b, %(expires)b, "
+            f"batch.r FROM unnest(%(keys)b::text[], %(items)b::text[], %(versions)b::text[]) "
+            f"AS batch(k, i, r) ORDER BY batch.k "
+            f"ON CONFLICT ({ns}, {key}) DO UPDATE SET "
+            f"{value} = CASE WHEN {expired} THEN EXCLUDED.{value} "
+            f"ELSE jsonb_set(old.{value}, ARRAY[{field}], "
+            f"(CASE WHEN jsonb_typeof(old.{value} -> {field}) = 'array' "
+            f"THEN old.{value} -> {field} ELSE '[]'::jsonb END) "
+            f"|| (EXCLUDED.{value} -> {field})) END, "
+            f"{version} = EXCLUDED.{version}, {updated} = EXCLUDED.{updated}, "
+            f"{created} = CASE WHEN {expired} THEN EXCLUDED.{created} ELSE old.{created} END, "
+            f"{expires} = CASE WHEN {expired} OR %(reset)b THEN EXCLUDED.{expires} "
+            f"ELSE old.{expires} END "
+            f"WHERE {expired} OR coalesce(jsonb_typeof(old.{value} -> {field}), 'null') "
+            f"IN ('array', 'null') "
+            f"RETURNING {key}, jsonb_array_length({value} -> {field})"
+        )
         # The row is locked by the WITH, so the item read there is the one removed.
         self.pop = (
             f"WITH old AS (SELECT {pk} AS id, jsonb_typeof({value} -> {field}) AS kind, "
@@ -228,6 +250,38 @@ class PostgresRecords:
         if row is None:
             raise InvalidValueError(f"The record's {field!r} field is not a list.", f"$.{field}")
         return int(row[0])
+
+    async def append_many(
+        self,
+        connection: Any,
+        now: float,
+        field: str,
+        entries: list[tuple[str, list[Any], str]],
+        ttl: float | None,
+        default_ttl: float | None,
+    ) -> dict[str, int | InvalidValueError]:
+        """Append to several lists (``(key, items, items_data)``) in one statement;
+        ``{key: new length}``, or the error of a field that is not a list."""
+        lifetime = ttl if ttl is not None else default_ttl
+        params = self._params(
+            now,
+            field=field,
+            keys=[entry[0] for entry in entries],
+            items=[entry[2] for entry in entries],
+            versions=[new_version() for _ in entries],
+            expires=None if lifetime is None else _moment(now + lifetime),
+            reset=ttl is not None,
+        )
+        cursor = await connection.execute(self._sql.append_many, params)
+        lengths: dict[str, int | InvalidValueError] = {
+            key: int(length) for key, length in await cursor.fetchall()
+        }
+        for key, _items, _data in entries:
+            if key not in lengths:
+                lengths[key] = InvalidValueError(
+                    f"The record's {field!r} field is not a list.", f"$.{field}"
+                )
+        return lengths
 
     async def pop(self, connection: Any, now: float, key: str, field: str) -> Any:
         params = self._params(now, key, field=field, version=new_version())

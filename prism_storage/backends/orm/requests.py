@@ -127,59 +127,12 @@ Plan = Generator[Request, Outcome, list[Outcome]]
 
 def perform(requests: list[Request], unavailable: Callable[[BaseException], bool]) -> Plan:
     """Run ``requests`` in order, isolating failed writes (see the module doc); appends to
-    one list that follow each other go as one (:func:`merge_appends`)."""
-    merged, sizes = merge_appends(requests)
+    several lists that follow each other go as one (:func:`.appends.merge_appends`)."""
+    from .appends import merge_appends
+
+    merged, expand = merge_appends(requests)
     outcomes = yield from _perform(merged, unavailable)
-    return _expand(outcomes, sizes) if len(merged) < len(requests) else outcomes
-
-
-def merge_appends(requests: list[Request]) -> tuple[list[Request], list[list[int]]]:
-    """``requests`` with each run of consecutive ``append`` calls to the same list (same
-    key and field, no ``max_items``, same expiry) merged into one appending all their
-    items in call order; and, per request returned, the item counts of those it stands
-    for. On a hot key, 64 appenders then cost one statement per batch rather than 64: the
-    same end state, and each caller's length follows from the merged one's."""
-    merged: list[Request] = []
-    sizes: list[list[int]] = []
-    for request in requests:
-        call = request.call
-        if call is not None and call.name == "append" and call.args[4] is None and merged:
-            last = merged[-1].call
-            if (
-                last is not None
-                and last.name == "append"
-                and last.args[4] is None
-                and (last.args[0], last.args[1], last.args[5:])
-                == (call.args[0], call.args[1], call.args[5:])
-            ):
-                key, field, items, data, _max, *rest = last.args
-                more = call.args[3][1:-1]
-                joined = (
-                    data if not more else f"[{more}]" if data == "[]" else f"{data[:-1]},{more}]"
-                )
-                args = (key, field, [*items, *call.args[2]], joined, None, *rest)
-                merged[-1] = Request(
-                    "call", request.now, request.keys, [], Call("append", args, call.action)
-                )
-                sizes[-1].append(len(call.args[2]))
-                continue
-        merged.append(request)
-        sizes.append([len(call.args[2])] if call is not None and call.name == "append" else [0])
-    return merged, sizes
-
-
-def _expand(outcomes: list[Outcome], sizes: list[list[int]]) -> list[Outcome]:
-    """One outcome per request :func:`merge_appends` was given."""
-    expanded: list[Outcome] = []
-    for outcome, counts in zip(outcomes, sizes, strict=True):
-        if len(counts) == 1 or isinstance(outcome, BaseException):
-            expanded.extend([outcome] * len(counts))
-            continue
-        later = sum(counts)
-        for count in counts:
-            later -= count
-            expanded.append(outcome - later)  # the length once this caller's items were in
-    return expanded
+    return expand(outcomes)
 
 
 def _perform(requests: list[Request], unavailable: Callable[[BaseException], bool]) -> Plan:
