@@ -90,23 +90,23 @@ class LockedRecords:
     ) -> WriteResult:
         def put_locked() -> WriteResult:
             row = self._lock(db, key)
-            live = row is not None and _alive(row[6], now)
-            check_condition(condition, row[3] if live and row is not None else None)
-            created_at = None if live and row is not None else now
+            live = _live(row, now)
+            check_condition(condition, None if live is None else live[3])
+            created_at = now if live is None else None
             version = self._write(db, key, row, value, data, expiry, created_at, now)
-            return WriteResult(version, not live)
+            return WriteResult(version, live is None)
 
         return self._retrying(db, put_locked)
 
     def remove(self, db: str, now: float, key: str, if_version: str | None) -> bool:
         def remove_locked() -> bool:
             row = self._lock(db, key)
-            live = row is not None and _alive(row[6], now)
+            live = _live(row, now)
             if if_version is not None:
-                check_condition(if_version, row[3] if live and row is not None else None)
+                check_condition(if_version, None if live is None else live[3])
             if row is not None:
                 self._table.delete(db, [key])
-            return live
+            return live is not None
 
         return self._retrying(db, remove_locked)
 
@@ -124,17 +124,18 @@ class LockedRecords:
     ) -> int:
         def append_locked() -> int:
             row = self._lock(db, key)
-            live = row is not None and _alive(row[6], now)
-            current = row[2] if live and row is not None else None
-            value, length = append_to(current, field, list(items), max_items)
+            live = _live(row, now)
+            value, length = append_to(
+                None if live is None else live[2], field, list(items), max_items
+            )
             expiry: float | None
             if ttl is not None:
                 expiry = now + ttl
-            elif live and row is not None:
-                expiry = None if row[6] is None else as_utc(row[6]).timestamp()
+            elif live is not None:
+                expiry = None if live[6] is None else as_utc(live[6]).timestamp()
             else:
                 expiry = None if default_ttl is None else now + default_ttl
-            created_at = None if live else now
+            created_at = now if live is None else None
             self._write(db, key, row, value, self._encode(value), expiry, created_at, now)
             return length
 
@@ -170,8 +171,8 @@ class LockedRecords:
 
     def pop(self, db: str, now: float, key: str, field: str) -> Any:
         def pop_locked() -> Any:
-            row = self._lock(db, key)
-            if row is None or not _alive(row[6], now):
+            row = _live(self._lock(db, key), now)
+            if row is None:
                 return None
             value = row[2]
             popped, item = pop_from(value, field)
@@ -249,6 +250,11 @@ class LockedRecords:
                 [table.model(namespace=table.namespace, key=key, **fields)]
             )
         return version
+
+
+def _live(row: tuple[Any, ...] | None, now: float) -> tuple[Any, ...] | None:
+    """``row`` if it holds a record that has not expired at ``now``."""
+    return row if row is not None and _alive(row[6], now) else None
 
 
 def _alive(expires_at: datetime | None, now: float) -> bool:

@@ -128,7 +128,7 @@ Plan = Generator[Request, Outcome, list[Outcome]]
 def perform(requests: list[Request], unavailable: Callable[[BaseException], bool]) -> Plan:
     """Run ``requests`` in order, isolating failed writes (see the module doc); appends to
     several lists that follow each other go as one (:func:`.appends.merge_appends`)."""
-    from .appends import merge_appends
+    from .appends import merge_appends  # here: .appends builds the requests of this module
 
     merged, expand = merge_appends(requests)
     outcomes = yield from _perform(merged, unavailable)
