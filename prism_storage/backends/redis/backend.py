@@ -1,5 +1,9 @@
 """``redis``: records as JSON strings in Redis or a Redis Cluster, through ``redis.asyncio``.
 
+Each record is one Redis string, a metadata header then the JSON (see :mod:`.stored`);
+every write is one Lua script on its key (see :mod:`.scripts`), reads are plain ``GET``
+and ``MGET``.
+
 Key layout: the record ``key`` of a store with prefix ``prefix`` lives at the Redis key
 ``prefix + "\\x1f" + key``. Neither keys nor prefixes may contain control characters, so
 the first ``\\x1f`` (ASCII unit separator) always marks where the prefix ends: stores whose
@@ -9,9 +13,10 @@ Redis key, and a listing matches exactly its own store's keys.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
 
 from ...codec import validate_key
 from ...exceptions import (
@@ -19,12 +24,17 @@ from ...exceptions import (
     CorruptRecordError,
     InvalidKeyError,
     InvalidOptionError,
+    InvalidValueError,
 )
 from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage, check_ttl
 from ..clients import LoopBoundClients
+from ..versions import ABSENT, Condition, Record, WriteResult, check_condition, new_version
+from ..versions import timestamp as utc
 from .client import BoundClient, bind_client, client_errors, close_client
 from .connection_url import URL_FORMS, parse_redis_url
 from .listing import KeyListing
+from .scripts import APPEND, POP, PUT, READ, REMOVE, Script
+from .stored import header, json_text, split
 
 __all__ = ["SEPARATOR", "RedisStorageBackend"]
 
@@ -58,6 +68,9 @@ class RedisStorageBackend(BaseStorageBackend):
     ttl_uses_clock = False
     supports_listing = True
     native_batch = True
+    supports_versions = True
+    supports_conditional_writes = True
+    supports_atomic_lists = True
     #: Redis strings hold at most 512 MiB.
     max_value_bytes = 512 * 1024 * 1024
     requires = (("redis", "redis"),)
@@ -158,6 +171,64 @@ class RedisStorageBackend(BaseStorageBackend):
                 raise
         raise error from error.__cause__
 
+    async def _eval(
+        self, action: str, script: Script, key: str, *args: Any, alone: bool = False
+    ) -> Any:
+        """Run ``script`` on the record ``key`` (pipelined like any single-key command)."""
+        command = ("EVALSHA", script.sha, 1, self._key_prefix + key, *args)
+        try:
+            return await self._command(action, *command, alone=alone)
+        except client_errors().no_script:
+            pass  # the server restarted or flushed its scripts: load it, once
+        await self._run(
+            action, lambda client: client.execute_command("SCRIPT", "LOAD", script.body)
+        )
+        return await self._command(action, *command, alone=alone)
+
+    async def _eval_many(
+        self,
+        action: str,
+        script: Script,
+        calls: Sequence[tuple[str, tuple[Any, ...]]],
+        *,
+        transaction: bool = False,
+    ) -> list[Any]:
+        """Run ``script`` once per ``(record key, arguments)`` in one pipeline (one
+        ``MULTI``/``EXEC`` with ``transaction`` on a standalone server); the replies."""
+        prefix = self._key_prefix
+        no_script = client_errors().no_script
+
+        def pipeline(client: Any, indexes: list[int]) -> Any:
+            pipe = client.pipeline(transaction=transaction and not self.cluster)
+            if not self.cluster:
+                # First on the connection: every EVALSHA after it finds the script.
+                pipe.execute_command("SCRIPT", "LOAD", script.body)
+            for index in indexes:
+                key, args = calls[index]
+                pipe.execute_command("EVALSHA", script.sha, 1, prefix + key, *args)
+            return pipe
+
+        async def run(client: Any) -> list[Any]:
+            indexes = list(range(len(calls)))
+            replies = await pipeline(client, indexes).execute(raise_on_error=False)
+            replies = replies[0 if self.cluster else 1 :]
+            # A cluster node that restarted does not know the script: load it on every
+            # primary and run again what it refused.
+            missing = [
+                i for i, reply in zip(indexes, replies, strict=True) if isinstance(reply, no_script)
+            ]
+            if missing:
+                await client.execute_command("SCRIPT", "LOAD", script.body)
+                again = await pipeline(client, missing).execute(raise_on_error=False)
+                for index, reply in zip(missing, again, strict=True):
+                    replies[index] = reply
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+            return list(replies)
+
+        return await self._run(action, run)
+
     async def _run(self, action: str, operation: Callable[[Any], Awaitable[T]]) -> T:
         """Run ``operation(client)`` on this loop's client within ``timeout``; failures
         become typed errors (see :meth:`_translate_error`)."""
@@ -176,6 +247,8 @@ class RedisStorageBackend(BaseStorageBackend):
         our key -> CorruptRecordError; unreachable, timed out or refusing service ->
         BackendUnavailableError. Secrets are scrubbed from each."""
         errors = client_errors()
+        if isinstance(exc, errors.no_script):
+            return None  # _eval loads the script and runs it again
         if isinstance(exc, errors.denied):
             detail = self._redact(str(exc))
             return self._caused_by(
@@ -191,13 +264,21 @@ class RedisStorageBackend(BaseStorageBackend):
             )
             error.__cause__ = exc
             return error
+        if isinstance(exc, errors.response) and "PRISM-CORRUPT" in str(exc):
+            error = CorruptRecordError(
+                f"A record of the redis store (prefix {self.prefix!r}) is not a JSON object."
+            )
+            error.__cause__ = exc
+            return error
         if isinstance(exc, errors.unavailable):
             return self._unavailable(exc, action)
         return super()._translate_error(exc, action)
 
-    def _load(self, key: str, data: bytes) -> dict[str, Any]:
+    def _load(self, key: str, data: bytes | memoryview) -> dict[str, Any]:
         try:
-            return self._decode(data)
+            # decode_value reads any buffer; a memoryview spares copying the JSON out of
+            # the stored string.
+            return self._decode(cast(bytes, data))
         except ValueError as exc:
             raise CorruptRecordError(
                 f"The redis record {key!r} (prefix {self.prefix!r}) is not a JSON object."
@@ -214,13 +295,23 @@ class RedisStorageBackend(BaseStorageBackend):
             return None
         size = self._read_size  # a moving average, from the first read's size
         self._read_size = size + (len(data) - size) / 8 if size >= 0 else float(len(data))
-        return self._load(key, data)
+        return self._load(key, json_text(data))
 
     async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
-        command: tuple[Any, ...] = ("SET", self._key_prefix + key, data)
-        if ttl is not None:
-            command += ("PX", _milliseconds(ttl))
-        await self._command("write", *command, alone=len(data) > _PIPELINE_VALUE_BYTES)
+        await self._write(key, data, ttl, None, new_version())
+
+    async def _write(
+        self, key: str, data: str, ttl: float | None, condition: Condition, version: str
+    ) -> Any:
+        """Store ``data`` at ``version`` if ``condition`` holds: the PUT script's reply."""
+        return await self._eval(
+            "write",
+            PUT,
+            key,
+            header(version) + data,
+            *_put_arguments(ttl, condition),
+            alone=len(data) > _PIPELINE_VALUE_BYTES,
+        )
 
     async def _delete(self, key: str) -> None:
         await self._command("delete", "DEL", self._key_prefix + key)
@@ -234,23 +325,24 @@ class RedisStorageBackend(BaseStorageBackend):
             values = await self._run("read", lambda client: client.mget_nonatomic(names))
         else:
             values = await self._run("read", lambda client: client.execute_command("MGET", *names))
-        return {k: self._load(k, v) for k, v in zip(keys, values, strict=True) if v is not None}
+        return {
+            k: self._load(k, json_text(v))
+            for k, v in zip(keys, values, strict=True)
+            if v is not None
+        }
 
     async def _set_many(
         self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
     ) -> None:
-        expiry: tuple[Any, ...] = () if ttl is None else ("PX", _milliseconds(ttl))
-        prefix = self._key_prefix
-
-        async def write(client: Any) -> None:
-            # Standalone: one MULTI/EXEC, so the batch is applied all at once. A cluster
-            # pipeline sends each node its share (no cross-slot command).
-            pipe = client.pipeline(transaction=not self.cluster)
-            for key, _value, data in items:
-                pipe.execute_command("SET", prefix + key, data, *expiry)
-            await pipe.execute()
-
-        await self._run("write", write)
+        arguments = _put_arguments(ttl, None)
+        # Standalone: one MULTI/EXEC, so the batch is applied all at once. A cluster
+        # pipeline sends each node its share (no cross-slot command).
+        await self._eval_many(
+            "write",
+            PUT,
+            [(key, (header(new_version()) + data, *arguments)) for key, _value, data in items],
+            transaction=True,
+        )
 
     async def _delete_many(self, keys: list[str]) -> None:
         names = [self._key_prefix + k for k in keys]
@@ -269,6 +361,110 @@ class RedisStorageBackend(BaseStorageBackend):
         listing = KeyListing(self._key_prefix, prefix, limit, cursor, cluster=self.cluster)
         return await self._run("list keys", listing.page)
 
+    # ---------------------------------------------------------- versioned records
+
+    def _record(self, key: str, reply: list[Any]) -> Record:
+        raw, pttl, seconds, microseconds = reply
+        stored = split(raw)
+        now_ms = int(seconds) * 1000 + int(microseconds) // 1000
+        return Record(
+            key,
+            self._load(key, stored.data),
+            stored.version,
+            utc(stored.created_ms / 1000),
+            utc(stored.updated_ms / 1000),
+            None if pttl < 0 else utc((now_ms + pttl) / 1000),
+        )
+
+    async def _get_record(self, key: str) -> Record | None:
+        alone = self._read_size > _PIPELINE_VALUE_BYTES
+        reply = await self._eval("read", READ, key, alone=alone)
+        return None if reply is None else self._record(key, reply)
+
+    async def _get_many_records(self, keys: list[str]) -> dict[str, Record]:
+        replies = await self._eval_many("read", READ, [(key, ()) for key in keys])
+        return {
+            key: self._record(key, reply)
+            for key, reply in zip(keys, replies, strict=True)
+            if reply is not None
+        }
+
+    async def _put_record(
+        self, key: str, value: dict[str, Any], data: str, ttl: float | None, condition: Condition
+    ) -> WriteResult:
+        version = new_version()
+        done, detail = await self._write(key, data, ttl, condition, version)
+        if not done:
+            check_condition(condition, _text(detail))  # raises VersionConflictError
+        return WriteResult(version, bool(detail))
+
+    async def _remove_record(self, key: str, if_version: str | None) -> bool:
+        if if_version is None:
+            return bool(await self._command("delete", "DEL", self._key_prefix + key))
+        done, current = await self._eval("delete", REMOVE, key, if_version)
+        if not done:
+            check_condition(if_version, _text(current))  # raises VersionConflictError
+        return True
+
+    async def _append_items(
+        self,
+        key: str,
+        field: str,
+        items: list[Any],
+        items_data: str,
+        max_items: int | None,
+        ttl: float | None,
+    ) -> int:
+        reply = await self._eval(
+            "append",
+            APPEND,
+            key,
+            json.dumps(field, ensure_ascii=False),
+            field,
+            items_data,
+            "" if max_items is None else max_items,
+            _px(ttl),
+            _px(self.default_ttl),
+            new_version(),
+        )
+        if isinstance(reply, list):
+            raise _not_a_list(field, reply[1])
+        return int(reply)
+
+    async def _pop_item(self, key: str, field: str) -> Any:
+        reply = await self._eval("pop", POP, key, field, new_version())
+        if reply is None:
+            return None
+        if isinstance(reply, list):
+            raise _not_a_list(field, reply[1])
+        return self._load(key, b'{"item":' + reply + b"}")["item"]
+
 
 def _milliseconds(ttl: float) -> int:
     return max(1, round(ttl * 1000))
+
+
+def _px(ttl: float | None) -> int | str:
+    return "" if ttl is None else _milliseconds(ttl)
+
+
+def _put_arguments(ttl: float | None, condition: Condition) -> tuple[Any, ...]:
+    """The PUT script's arguments after the stored string."""
+    if condition is None:
+        return (_px(ttl), "", "")
+    if condition is ABSENT:
+        return (_px(ttl), "absent", "")
+    return (_px(ttl), "version", condition)
+
+
+def _text(reply: bytes | None) -> str | None:
+    return None if reply is None else reply.decode("ascii")
+
+
+#: What a JSON value starting with this character is (for the error message).
+_KINDS = {ord('"'): "str", ord("{"): "dict", ord("t"): "bool", ord("f"): "bool"}
+
+
+def _not_a_list(field: str, first: bytes) -> InvalidValueError:
+    kind = _KINDS.get(first[0], "number") if first else "value"
+    return InvalidValueError(f"The record's {field!r} field is a {kind}, not a list.", f"$.{field}")

@@ -1,0 +1,60 @@
+"""How the ``redis`` backend lays out a record in its Redis string.
+
+A record is one Redis string: a fixed-size header with its metadata, then the JSON text of
+its value::
+
+    %1|<version: 16 hex digits>|<created_at: 15-digit Unix ms>|<updated_at: 15 digits>|{...}
+
+Value and metadata are one string, so every command and script reads or writes them
+together; the expiry is the key's own (``PX``/``PTTL``). The fixed layout lets the Lua
+scripts read the header with one ``GETRANGE`` and stamp the times with one ``SETRANGE``.
+
+Records written before versions existed are the JSON text alone (always starting with
+``{``): they are read as they are, their version is the first 16 hex digits of the SHA-1
+of the text (the scripts compute the same with ``redis.sha1hex``), and their times are
+unknown (the Unix epoch). The next write of such a record stores the new layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import NamedTuple
+
+__all__ = ["HEADER_SIZE", "MAGIC", "Stored", "header", "json_text", "split"]
+
+MAGIC = b"%1|"
+#: ``%1|`` + 16 + ``|`` + 15 + ``|`` + 15 + ``|``.
+HEADER_SIZE = 52
+#: What the client puts where the script stamps the times (``SETRANGE`` at offset 20).
+_TIMES_PLACEHOLDER = "000000000000000|000000000000000|"
+
+
+class Stored(NamedTuple):
+    """A stored string taken apart: the JSON text and the metadata (Unix ms)."""
+
+    data: bytes | memoryview
+    version: str
+    created_ms: int
+    updated_ms: int
+
+
+def header(version: str) -> str:
+    """The header a write sends before its JSON text; the script stamps the times."""
+    return f"%1|{version}|{_TIMES_PLACEHOLDER}"
+
+
+def split(raw: bytes) -> Stored:
+    """The JSON text and metadata of a stored string (either layout)."""
+    if raw.startswith(MAGIC):
+        return Stored(
+            memoryview(raw)[HEADER_SIZE:],
+            raw[3:19].decode("ascii"),
+            int(raw[20:35]),
+            int(raw[36:51]),
+        )
+    return Stored(raw, hashlib.sha1(raw, usedforsecurity=False).hexdigest()[:16], 0, 0)
+
+
+def json_text(raw: bytes) -> bytes | memoryview:
+    """Only the JSON text of a stored string (the hot path of ``get``)."""
+    return memoryview(raw)[HEADER_SIZE:] if raw.startswith(MAGIC) else raw
