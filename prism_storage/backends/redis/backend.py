@@ -33,8 +33,8 @@ from ..versions import timestamp as utc
 from .client import BoundClient, bind_client, client_errors, close_client
 from .connection_url import URL_FORMS, parse_redis_url
 from .listing import KeyListing
-from .scripts import APPEND, POP, PUT, READ, REMOVE, Script
-from .stored import header, json_text, split
+from .scripts import APPEND, POP, PUT, READ, REMOVE, STAMP, Script
+from .stored import json_text, split
 
 __all__ = ["SEPARATOR", "RedisStorageBackend"]
 
@@ -190,16 +190,14 @@ class RedisStorageBackend(BaseStorageBackend):
         action: str,
         script: Script,
         calls: Sequence[tuple[str, tuple[Any, ...]]],
-        *,
-        transaction: bool = False,
     ) -> list[Any]:
-        """Run ``script`` once per ``(record key, arguments)`` in one pipeline (one
-        ``MULTI``/``EXEC`` with ``transaction`` on a standalone server); the replies."""
+        """Run ``script`` once per ``(record key, arguments)`` in one pipeline; the
+        replies."""
         prefix = self._key_prefix
         no_script = client_errors().no_script
 
         def pipeline(client: Any, indexes: list[int]) -> Any:
-            pipe = client.pipeline(transaction=transaction and not self.cluster)
+            pipe = client.pipeline(transaction=False)
             if not self.cluster:
                 # First on the connection: every EVALSHA after it finds the script.
                 pipe.execute_command("SCRIPT", "LOAD", script.body)
@@ -302,16 +300,32 @@ class RedisStorageBackend(BaseStorageBackend):
 
     async def _write(
         self, key: str, data: str, ttl: float | None, condition: Condition, version: str
-    ) -> Any:
-        """Store ``data`` at ``version`` if ``condition`` holds: the PUT script's reply."""
-        return await self._eval(
+    ) -> tuple[int, Any]:
+        """Store ``data`` at ``version`` if ``condition`` holds: ``(1, created)``, or
+        ``(0, current version)``."""
+        if condition is None and len(data) > _PIPELINE_VALUE_BYTES and not self.cluster:
+            # A large value goes as a plain APPEND after a script that writes the header
+            # (see STAMP), in one MULTI/EXEC: never through Lua.
+            name = self._key_prefix + key
+
+            async def write(client: Any) -> Any:
+                pipe = client.pipeline(transaction=True)
+                pipe.execute_command("SCRIPT", "LOAD", STAMP.body)
+                pipe.execute_command("EVALSHA", STAMP.sha, 1, name, version, _px(ttl))
+                pipe.execute_command("APPEND", name, data)
+                return (await pipe.execute())[1]
+
+            return 1, await self._run("write", write)
+        done, detail = await self._eval(
             "write",
             PUT,
             key,
-            header(version) + data,
+            data,
+            version,
             *_put_arguments(ttl, condition),
             alone=len(data) > _PIPELINE_VALUE_BYTES,
         )
+        return done, detail
 
     async def _delete(self, key: str) -> None:
         await self._command("delete", "DEL", self._key_prefix + key)
@@ -334,15 +348,25 @@ class RedisStorageBackend(BaseStorageBackend):
     async def _set_many(
         self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
     ) -> None:
-        arguments = _put_arguments(ttl, None)
-        # Standalone: one MULTI/EXEC, so the batch is applied all at once. A cluster
-        # pipeline sends each node its share (no cross-slot command).
-        await self._eval_many(
-            "write",
-            PUT,
-            [(key, (header(new_version()) + data, *arguments)) for key, _value, data in items],
-            transaction=True,
-        )
+        if self.cluster:
+            # A pipeline that sends each node its share (no cross-slot command).
+            arguments = _put_arguments(ttl, None)
+            calls = [(k, (data, new_version(), *arguments)) for k, _v, data in items]
+            await self._eval_many("write", PUT, calls)
+            return
+        prefix, px = self._key_prefix, _px(ttl)
+
+        async def write(client: Any) -> None:
+            # One MULTI/EXEC, so the batch is applied all at once; each record is written
+            # as STAMP + APPEND (see _write), so no value goes through Lua.
+            pipe = client.pipeline(transaction=True)
+            pipe.execute_command("SCRIPT", "LOAD", STAMP.body)
+            for key, _value, data in items:
+                pipe.execute_command("EVALSHA", STAMP.sha, 1, prefix + key, new_version(), px)
+                pipe.execute_command("APPEND", prefix + key, data)
+            await pipe.execute()
+
+        await self._run("write", write)
 
     async def _delete_many(self, keys: list[str]) -> None:
         names = [self._key_prefix + k for k in keys]
@@ -449,7 +473,7 @@ def _px(ttl: float | None) -> int | str:
 
 
 def _put_arguments(ttl: float | None, condition: Condition) -> tuple[Any, ...]:
-    """The PUT script's arguments after the stored string."""
+    """The PUT script's arguments after the JSON and the version."""
     if condition is None:
         return (_px(ttl), "", "")
     if condition is ABSENT:

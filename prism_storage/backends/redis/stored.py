@@ -7,7 +7,7 @@ its value::
 
 Value and metadata are one string, so every command and script reads or writes them
 together; the expiry is the key's own (``PX``/``PTTL``). The fixed layout lets the Lua
-scripts read the header with one ``GETRANGE`` and stamp the times with one ``SETRANGE``.
+scripts read the header with one ``GETRANGE`` and ``append`` rewrite it in place.
 
 Records written before versions existed are the JSON text alone (always starting with
 ``{``): they are read as they are, their version is the first 16 hex digits of the SHA-1
@@ -20,13 +20,11 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
-__all__ = ["HEADER_SIZE", "MAGIC", "Stored", "header", "json_text", "split"]
+__all__ = ["HEADER_SIZE", "MAGIC", "Stored", "json_text", "split"]
 
 MAGIC = b"%1|"
 #: ``%1|`` + 16 + ``|`` + 15 + ``|`` + 15 + ``|``.
 HEADER_SIZE = 52
-#: What the client puts where the script stamps the times (``SETRANGE`` at offset 20).
-_TIMES_PLACEHOLDER = "000000000000000|000000000000000|"
 
 
 class Stored(NamedTuple):
@@ -36,11 +34,6 @@ class Stored(NamedTuple):
     version: str
     created_ms: int
     updated_ms: int
-
-
-def header(version: str) -> str:
-    """The header a write sends before its JSON text; the script stamps the times."""
-    return f"%1|{version}|{_TIMES_PLACEHOLDER}"
 
 
 def split(raw: bytes) -> Stored:
