@@ -383,3 +383,24 @@ async def test_appends_from_several_processes_lose_nothing(redis_server, store):
     assert len(items) == processes * count
     for w in range(processes):
         assert [item["n"] for item in items if item["w"] == w] == list(range(count))
+
+
+async def test_cluster_nodes_that_forgot_the_scripts(redis_cluster):
+    from redis.asyncio.cluster import RedisCluster
+
+    store = RedisStorageBackend(redis_cluster.url, prefix=f"rec-{uuid.uuid4().hex[:8]}:")
+    client = RedisCluster.from_url(redis_cluster.url.replace("+cluster", ""))
+    try:
+        records = {f"agent/{i}": {"i": i} for i in range(30)}  # spread over the nodes
+        await store.set_many(records)
+        await client.script_flush()
+        found = await store.get_many_records(list(records))
+        assert {key: record.value for key, record in found.items()} == records
+        await client.script_flush()
+        await store.set_many({key: {"i": -1} for key in records})
+        assert await store.get_many(list(records)) == {key: {"i": -1} for key in records}
+        await client.script_flush()
+        assert await store.append("agent/0", [1]) == 1
+    finally:
+        await client.aclose()
+        await store.close()

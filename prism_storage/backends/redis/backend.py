@@ -208,8 +208,8 @@ class RedisStorageBackend(BaseStorageBackend):
 
         async def run(client: Any) -> list[Any]:
             indexes = list(range(len(calls)))
-            replies = await pipeline(client, indexes).execute(raise_on_error=False)
-            replies = replies[0 if self.cluster else 1 :]
+            skip = 0 if self.cluster else 1  # the SCRIPT LOAD's reply
+            replies = (await pipeline(client, indexes).execute(raise_on_error=False))[skip:]
             # A cluster node that restarted does not know the script: load it on every
             # primary and run again what it refused.
             missing = [
@@ -217,7 +217,7 @@ class RedisStorageBackend(BaseStorageBackend):
             ]
             if missing:
                 await client.execute_command("SCRIPT", "LOAD", script.body)
-                again = await pipeline(client, missing).execute(raise_on_error=False)
+                again = (await pipeline(client, missing).execute(raise_on_error=False))[skip:]
                 for index, reply in zip(missing, again, strict=True):
                     replies[index] = reply
             for reply in replies:
