@@ -164,6 +164,8 @@ async def test_large_values_keep_their_metadata(store, raw):
     assert record.value == big and record.created_at == first.created_at
     assert record.version != first.version and record.expires_at is not None
     assert await store.get("big") == big
+    # Reads now return large records: get_record reads with MULTI rather than a script.
+    assert await store.get_record("big") == record
     await store.set_many({"big": big, "new": big})
     batch = await store.get_many_records(["big", "new"])
     assert batch["big"].created_at == first.created_at and batch["big"].expires_at is None
@@ -182,6 +184,7 @@ async def test_foreign_values(store, raw):
     await raw.hset(name(store, "hash"), "f", "v")
     for operation in (
         lambda: store.get_record("hash"),
+        lambda: store.get_many_records(["hash"]),
         lambda: store.append("hash", [1]),
         lambda: store.pop("hash"),
         lambda: store.put("hash", {"v": 1}, if_absent=True),

@@ -401,17 +401,47 @@ class RedisStorageBackend(BaseStorageBackend):
         )
 
     async def _get_record(self, key: str) -> Record | None:
-        alone = self._read_size > _PIPELINE_VALUE_BYTES
-        reply = await self._eval("read", READ, key, alone=alone)
+        if not self.cluster and self._read_size > _PIPELINE_VALUE_BYTES:
+            # Recent records are large: read without the copies a script's reply costs.
+            return (await self._read_records([key])).get(key)
+        reply = await self._eval("read", READ, key)
         return None if reply is None else self._record(key, reply)
 
     async def _get_many_records(self, keys: list[str]) -> dict[str, Record]:
+        if not self.cluster:
+            return await self._read_records(keys)
         replies = await self._eval_many("read", READ, [(key, ()) for key in keys])
         return {
             key: self._record(key, reply)
             for key, reply in zip(keys, replies, strict=True)
             if reply is not None
         }
+
+    async def _read_records(self, keys: list[str]) -> dict[str, Record]:
+        """Records of a standalone server in one MULTI/EXEC: values, expiries and the
+        server's time at one instant."""
+        names = [self._key_prefix + key for key in keys]
+
+        async def read(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=True)
+            pipe.execute_command("TIME")
+            for name in names:
+                pipe.execute_command("GET", name)
+                pipe.execute_command("PTTL", name)
+            replies = list(await pipe.execute(raise_on_error=False))
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply  # the reply itself (WRONGTYPE...), not the pipeline's wrapper
+            return replies
+
+        replies = await self._run("read", read)
+        seconds, microseconds = replies[0]
+        found = {}
+        for index, key in enumerate(keys):
+            raw, pttl = replies[1 + 2 * index], replies[2 + 2 * index]
+            if raw is not None:
+                found[key] = self._record(key, [raw, pttl, seconds, microseconds])
+        return found
 
     async def _put_record(
         self, key: str, value: dict[str, Any], data: str, ttl: float | None, condition: Condition

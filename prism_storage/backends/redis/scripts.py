@@ -257,16 +257,22 @@ REMOVE = Script(
     "remove",
     _COMMON
     + r"""
-local text = redis.call('GET', key)
-if not text then return {0, false} end
-local current = meta(text)
+local head = redis.call('GETRANGE', key, 0, 51)
+if head == '' then return {0, false} end
+local current
+if sub(head, 1, 3) == '%1|' then
+  current = sub(head, 4, 19)
+else
+  current = meta(redis.call('GET', key))
+end
 if current ~= ARGV[1] then return {0, current} end
 redis.call('DEL', key)
 return {1, 1}
 """,
 )
 
-#: The stored string and its PTTL at one instant, with the server's time.
+#: The stored string and its PTTL at one instant, with the server's time (for small
+#: records and on a cluster; a large one is read with MULTI: GET, PTTL, TIME, EXEC).
 READ = Script(
     "read",
     r"""
