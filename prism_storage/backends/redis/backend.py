@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -311,7 +312,7 @@ class RedisStorageBackend(BaseStorageBackend):
             async def write(client: Any) -> Any:
                 pipe = client.pipeline(transaction=True)
                 pipe.execute_command("SCRIPT", "LOAD", STAMP.body)
-                pipe.execute_command("EVALSHA", STAMP.sha, 1, name, version, _px(ttl))
+                pipe.execute_command("EVALSHA", STAMP.sha, 1, name, version, _now(), _px(ttl))
                 pipe.execute_command("APPEND", name, data)
                 return (await pipe.execute())[1]
 
@@ -322,6 +323,7 @@ class RedisStorageBackend(BaseStorageBackend):
             key,
             data,
             version,
+            _now(),
             *_put_arguments(ttl, condition),
             alone=len(data) > _PIPELINE_VALUE_BYTES,
         )
@@ -351,10 +353,11 @@ class RedisStorageBackend(BaseStorageBackend):
         if self.cluster:
             # A pipeline that sends each node its share (no cross-slot command).
             arguments = _put_arguments(ttl, None)
-            calls = [(k, (data, new_version(), *arguments)) for k, _v, data in items]
+            now = _now()
+            calls = [(k, (data, new_version(), now, *arguments)) for k, _v, data in items]
             await self._eval_many("write", PUT, calls)
             return
-        prefix, px = self._key_prefix, _px(ttl)
+        prefix, px, now = self._key_prefix, _px(ttl), _now()
 
         async def write(client: Any) -> None:
             # One MULTI/EXEC, so the batch is applied all at once; each record is written
@@ -362,7 +365,7 @@ class RedisStorageBackend(BaseStorageBackend):
             pipe = client.pipeline(transaction=True)
             pipe.execute_command("SCRIPT", "LOAD", STAMP.body)
             for key, _value, data in items:
-                pipe.execute_command("EVALSHA", STAMP.sha, 1, prefix + key, new_version(), px)
+                pipe.execute_command("EVALSHA", STAMP.sha, 1, prefix + key, new_version(), now, px)
                 pipe.execute_command("APPEND", prefix + key, data)
             await pipe.execute()
 
@@ -480,13 +483,14 @@ class RedisStorageBackend(BaseStorageBackend):
             _px(ttl),
             _px(self.default_ttl),
             new_version(),
+            _now(),
         )
         if isinstance(reply, list):
             raise _not_a_list(field, reply[1])
         return int(reply)
 
     async def _pop_item(self, key: str, field: str) -> Any:
-        reply = await self._eval("pop", POP, key, field, new_version())
+        reply = await self._eval("pop", POP, key, field, new_version(), _now())
         if reply is None:
             return None
         if isinstance(reply, list):
@@ -496,6 +500,11 @@ class RedisStorageBackend(BaseStorageBackend):
 
 def _milliseconds(ttl: float) -> int:
     return max(1, round(ttl * 1000))
+
+
+def _now() -> str:
+    """The time of a write, as the scripts store it (15-digit Unix ms)."""
+    return f"{time.time_ns() // 1_000_000:015d}"
 
 
 def _px(ttl: float | None) -> int | str:

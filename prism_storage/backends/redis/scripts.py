@@ -42,11 +42,6 @@ _COMMON = r"""
 local key = KEYS[1]
 local find, sub, byte = string.find, string.sub, string.byte
 
-local function now_ms()
-  local t = redis.call('TIME')
-  return string.format('%015d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-end
-
 -- Version, created (15 digits) and where the JSON starts, of a stored string; a record
 -- written before versions is the JSON alone: SHA-1 version, created at 0.
 local function meta(text)
@@ -188,13 +183,14 @@ local function elements(s, i)
 end
 """
 
-#: ARGV: the JSON, version, PX ms or '', condition ('' none, 'absent' or 'version'), the
-#: expected version.
+#: ARGV: the JSON, version, now (15-digit Unix ms), PX ms or '', condition ('' none,
+#: 'absent' or 'version'), the expected version.
 PUT = Script(
     "put",
     _COMMON
     + r"""
-local json, version, ttl, condition, expected = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local json, version, now = ARGV[1], ARGV[2], ARGV[3]
+local ttl, condition, expected = ARGV[4], ARGV[5], ARGV[6]
 local head = redis.pcall('GETRANGE', key, 0, 51)
 local current, created = false, nil
 if type(head) == 'table' then
@@ -213,7 +209,6 @@ if condition == 'absent' then
 elseif condition == 'version' and expected ~= current then
   return {0, current}
 end
-local now = now_ms()
 local stored = header(version, created or now, now) .. json
 if ttl == '' then
   redis.call('SET', key, stored)
@@ -229,18 +224,17 @@ return {1, 1}
 #: store the header alone (keeping created_at), then the JSON is appended by a plain
 #: command. A large value never goes through Lua: each script argument is copied into a
 #: Lua string, which costs about 1.4 ms per MB where a SET takes microseconds.
-#: ARGV: version, PX ms or ''.
+#: ARGV: version, now (15-digit Unix ms), PX ms or ''.
 STAMP = Script(
     "stamp",
     _COMMON
     + r"""
-local version, ttl = ARGV[1], ARGV[2]
+local version, now, ttl = ARGV[1], ARGV[2], ARGV[3]
 local head = redis.pcall('GETRANGE', key, 0, 51)
 local created
 if type(head) == 'string' and head ~= '' then
   created = sub(head, 1, 3) == '%1|' and sub(head, 21, 35) or '000000000000000'
 end
-local now = now_ms()
 local stored = header(version, created or now, now)
 if ttl == '' then
   redis.call('SET', key, stored)
@@ -284,17 +278,17 @@ return {text, redis.call('PTTL', KEYS[1]), t[1], t[2]}
 )
 
 #: ARGV: field (JSON string), field (raw UTF-8), items (JSON array), max items or '',
-#: PX ms or '' (reset the expiry), default PX ms or '' (a new record's), new version.
+#: PX ms or '' (reset the expiry), default PX ms or '' (a new record's), new version, now
+#: (15-digit Unix ms).
 APPEND = Script(
     "append",
     _COMMON
     + _SCANNER
     + r"""
 local field_json, name, items, max_items = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local ttl, default_ttl, version = ARGV[5], ARGV[6], ARGV[7]
+local ttl, default_ttl, version, now = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local item_starts, item_close = elements(items, 1)
 local added = #item_starts
-local now = now_ms()
 
 -- The items as array contents, without the first `skip` of them.
 local function items_from(skip)
@@ -375,13 +369,13 @@ return total
 """,
 )
 
-#: ARGV: field (raw UTF-8), new version.
+#: ARGV: field (raw UTF-8), new version, now (15-digit Unix ms).
 POP = Script(
     "pop",
     _COMMON
     + _SCANNER
     + r"""
-local name, version = ARGV[1], ARGV[2]
+local name, version, now = ARGV[1], ARGV[2], ARGV[3]
 local text = redis.call('GET', key)
 if not text then return false end
 local _, created, start = meta(text)
@@ -396,7 +390,7 @@ if count == 0 then return false end
 local item = sub(text, starts[count], value_end(text, starts[count]) - 1)
 -- Cut from the end of the previous item (or the '[') up to the ']'.
 local cut = count > 1 and value_end(text, starts[count - 1]) or value_start + 1
-local stored = header(version, created, now_ms()) .. sub(text, start, cut - 1)
+local stored = header(version, created, now) .. sub(text, start, cut - 1)
   .. sub(text, array_close)
 redis.call('SET', key, stored, 'KEEPTTL')
 return item
