@@ -241,7 +241,10 @@ def records_and_fields(draw):
 async def _put_raw(store, raw, key: str, value: dict, style: int, header: bool) -> None:
     text = _render(value, style)
     if header:
-        text = b"%1|0123456789abcdef|000000000001000|000000000002000|" + text
+        text = (
+            b"%1|0123456789abcdef|000000000001000|000000000002000|"
+            b"----------------|0000000000|000000000000|" + text
+        )
     await raw.set(name(store, key), text)
 
 
@@ -407,3 +410,83 @@ async def test_cluster_nodes_that_forgot_the_scripts(redis_cluster):
     finally:
         await client.aclose()
         await store.close()
+
+
+#: Always storable JSON, small: the sequences below should spend their examples on writes.
+_text = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=6)
+_small_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_text, children, max_size=3),
+    max_leaves=6,
+)
+_operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("append"),
+            st.sampled_from(["messages", "events"]),
+            st.lists(_small_json, max_size=3),
+            st.none() | st.integers(1, 6),
+        ),
+        st.tuples(st.just("pop"), st.sampled_from(["messages", "events"])),
+        st.tuples(st.just("set"), st.dictionaries(st.sampled_from(["messages", "x"]), _small_json)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(
+    case=st.dictionaries(_text, _small_json, max_size=3),
+    lists=st.dictionaries(
+        st.sampled_from(["messages", "events"]), st.lists(_small_json, max_size=3)
+    ),
+    operations=_operations,
+    style=st.integers(0, 3),
+)
+def test_sequences_of_writes_match_python(redis_server, case, lists, operations, style):
+    # Appends after an append or a pop go through the header's hint (no scan): any mix
+    # of appends, pops and overwrites must still end where Python's reference does.
+    value = {**case, **lists}
+
+    async def check() -> None:
+        store = RedisStorageBackend(redis_server.url, prefix=f"seq-{uuid.uuid4().hex[:8]}:")
+        raw = Redis.from_url(redis_server.url)
+        model = json.loads(json.dumps(value))
+        try:
+            await _put_raw(store, raw, "k", value, style, True)
+            for operation in operations:
+                if operation[0] == "set":
+                    model = json.loads(json.dumps(operation[1]))
+                    await store.set("k", operation[1])
+                elif operation[0] == "pop":
+                    try:
+                        _popped, item = pop_from(model, operation[1])
+                    except InvalidValueError:
+                        with pytest.raises(InvalidValueError):
+                            await store.pop("k", field=operation[1])
+                    else:
+                        assert await store.pop("k", field=operation[1]) == item
+                else:
+                    _, field, items, max_items = operation
+                    if not items and max_items is None:
+                        continue
+                    try:
+                        model, length = append_to(model, field, items, max_items)
+                    except InvalidValueError:
+                        with pytest.raises(InvalidValueError):
+                            await store.append("k", items, field=field, max_items=max_items)
+                    else:
+                        assert (
+                            await store.append("k", items, field=field, max_items=max_items)
+                            == length
+                        )
+                assert await store.get("k") == model
+        finally:
+            await raw.aclose()
+            await store.close()
+
+    asyncio.run(check())

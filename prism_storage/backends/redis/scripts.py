@@ -37,22 +37,28 @@ class Script:
         object.__setattr__(self, "sha", digest)
 
 
-# The header: "%1|" version "|" created "|" updated "|" (52 bytes), then the JSON.
 _COMMON = r"""
 local key = KEYS[1]
 local find, sub, byte = string.find, string.sub, string.byte
+
+-- The header (93 bytes), then the JSON: "%1|" version "|" created "|" updated "|", and
+-- where the list `append` last wrote ends: field id "|" its length "|" offset of its "]" "|".
+local HEAD = 93
+local NO_HINT = '----------------|0000000000|000000000000|'
 
 -- Version, created (15 digits) and where the JSON starts, of a stored string; a record
 -- written before versions is the JSON alone: SHA-1 version, created at 0.
 local function meta(text)
   if sub(text, 1, 3) == '%1|' then
-    return sub(text, 4, 19), sub(text, 21, 35), 53
+    return sub(text, 4, 19), sub(text, 21, 35), HEAD + 1
   end
   return sub(redis.sha1hex(text), 1, 16), '000000000000000', 1
 end
 
-local function header(version, created, updated)
-  return '%1|' .. version .. '|' .. created .. '|' .. updated .. '|'
+local function header(version, created, updated, field_id, count, close)
+  local hint = NO_HINT
+  if field_id then hint = field_id .. string.format('|%010d|%012d|', count, close) end
+  return '%1|' .. version .. '|' .. created .. '|' .. updated .. '|' .. hint
 end
 """
 
@@ -289,6 +295,7 @@ local field_json, name, items, max_items = ARGV[1], ARGV[2], ARGV[3], tonumber(A
 local ttl, default_ttl, version, now = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local item_starts, item_close = elements(items, 1)
 local added = #item_starts
+local field_id = sub(redis.sha1hex(name), 1, 16)
 
 -- The items as array contents, without the first `skip` of them.
 local function items_from(skip)
@@ -296,8 +303,9 @@ local function items_from(skip)
   return sub(items, item_starts[skip + 1], item_close - 1)
 end
 
-local function write(json, created, keep_ttl)
-  local stored = header(version, created, now) .. json
+-- Replace the record by header .. json, where json's list of `count` ends at `close`.
+local function write(json, created, keep_ttl, count, close)
+  local stored = header(version, created, now, field_id, count, HEAD + close - 1) .. json
   if ttl ~= '' then
     redis.call('SET', key, stored, 'PX', ttl)
   elseif keep_ttl then
@@ -309,11 +317,31 @@ local function write(json, created, keep_ttl)
   end
 end
 
+-- The header says where this field's list ends and how long it is (the last append or
+-- pop wrote it; any other write clears it): insert there, without reading the record.
+local head = redis.call('GETRANGE', key, 0, HEAD - 1)
+if sub(head, 1, 3) == '%1|' and sub(head, 53, 68) == field_id then
+  local count, close = tonumber(sub(head, 70, 79)), tonumber(sub(head, 81, 92))
+  if not max_items or count + added <= max_items then
+    local tail = redis.call('GETRANGE', key, close, -1)
+    if byte(tail, 1) == 93 then
+      local insert = (count > 0 and added > 0 and ',' or '') .. items_from(0)
+      redis.call('SETRANGE', key, close, insert .. tail)
+      local stamp = header(version, sub(head, 21, 35), now, field_id, count + added,
+        close + #insert)
+      redis.call('SETRANGE', key, 0, stamp)
+      if ttl ~= '' then redis.call('PEXPIRE', key, ttl) end
+      return count + added
+    end
+  end
+end
+
 local text = redis.call('GET', key)
 if not text then
   local length = added
   if max_items and length > max_items then length = max_items end
-  write('{' .. field_json .. ':[' .. items_from(added - length) .. ']}', now, false)
+  local json = '{' .. field_json .. ':[' .. items_from(added - length) .. ']}'
+  write(json, now, false, length, #json - 1)
   return length
 end
 
@@ -326,15 +354,15 @@ if not value_start or first == 110 then  -- absent or null: a new list
   local length = added
   if max_items and length > max_items then length = max_items end
   local list = '[' .. items_from(added - length) .. ']'
-  local json
+  local before, after
   if value_start then
-    json = sub(text, start, value_start - 1) .. list .. sub(text, value_end_)
+    before, after = sub(text, start, value_start - 1), sub(text, value_end_)
   else
     local empty = skip_ws(text, object + 1) == close
-    json = sub(text, start, close - 1) .. (empty and '' or ',') .. field_json .. ':' .. list
-      .. sub(text, close)
+    before = sub(text, start, close - 1) .. (empty and '' or ',') .. field_json .. ':'
+    after = sub(text, close)
   end
-  write(json, created, true)
+  write(before .. list .. after, created, true, length, #before + #list)
   return length
 end
 if first ~= 91 then return {-1, string.char(first)} end
@@ -352,17 +380,20 @@ if max_items and total > max_items then
   else
     list = '[' .. items_from(drop - kept) .. ']'
   end
-  write(sub(text, start, value_start - 1) .. list .. sub(text, value_end_), created, true)
+  local before = sub(text, start, value_start - 1)
+  write(before .. list .. sub(text, value_end_), created, true, max_items, #before + #list)
   return max_items
 end
 local insert = (kept > 0 and added > 0 and ',' or '') .. items_from(0)
 if start == 1 then  -- written before versions: rewrite with a header
-  write(sub(text, 1, array_close - 1) .. insert .. sub(text, array_close), created, true)
+  local before = sub(text, 1, array_close - 1) .. insert
+  write(before .. sub(text, array_close), created, true, total, #before + 1)
 else
   -- In place: the new items and what follows the ']', then the header; the rest of the
   -- record is not copied.
   redis.call('SETRANGE', key, array_close - 1, insert .. sub(text, array_close))
-  redis.call('SETRANGE', key, 0, header(version, created, now))
+  local stamp = header(version, created, now, field_id, total, array_close - 1 + #insert)
+  redis.call('SETRANGE', key, 0, stamp)
   if ttl ~= '' then redis.call('PEXPIRE', key, ttl) end
 end
 return total
@@ -390,8 +421,9 @@ if count == 0 then return false end
 local item = sub(text, starts[count], value_end(text, starts[count]) - 1)
 -- Cut from the end of the previous item (or the '[') up to the ']'.
 local cut = count > 1 and value_end(text, starts[count - 1]) or value_start + 1
-local stored = header(version, created, now) .. sub(text, start, cut - 1)
-  .. sub(text, array_close)
+-- The list now ends at HEAD + (cut - start), 0-based: the next append needs no scan.
+local stored = header(version, created, now, sub(redis.sha1hex(name), 1, 16), count - 1,
+  HEAD + cut - start) .. sub(text, start, cut - 1) .. sub(text, array_close)
 redis.call('SET', key, stored, 'KEEPTTL')
 return item
 """,

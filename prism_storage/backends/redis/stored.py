@@ -3,11 +3,16 @@
 A record is one Redis string: a fixed-size header with its metadata, then the JSON text of
 its value::
 
-    %1|<version: 16 hex digits>|<created_at: 15-digit Unix ms>|<updated_at: 15 digits>|{...}
+    %1|<version: 16 hex>|<created_at: 15-digit Unix ms>|<updated_at: 15 digits>|<hint>|{...}
+
+where the hint (40 bytes) says where the list the last ``append`` or ``pop`` wrote ends:
+the field's id (16 hex digits of the SHA-1 of its name, or dashes), the list's length (10
+digits) and the offset of its ``]`` (12 digits). The next ``append`` to that field then
+inserts there without reading the record; every other write clears the hint.
 
 Value and metadata are one string, so every command and script reads or writes them
 together; the expiry is the key's own (``PX``/``PTTL``). The fixed layout lets the Lua
-scripts read the header with one ``GETRANGE`` and ``append`` rewrite it in place.
+scripts read the header with one ``GETRANGE`` and rewrite it in place.
 
 Records written before versions existed are the JSON text alone (always starting with
 ``{``): they are read as they are, their version is the first 16 hex digits of the SHA-1
@@ -23,8 +28,8 @@ from typing import NamedTuple
 __all__ = ["HEADER_SIZE", "MAGIC", "Stored", "json_text", "split"]
 
 MAGIC = b"%1|"
-#: ``%1|`` + 16 + ``|`` + 15 + ``|`` + 15 + ``|``.
-HEADER_SIZE = 52
+#: ``%1|`` + 16 + ``|`` + 15 + ``|`` + 15 + ``|`` + the hint: 16 + ``|`` + 10 + ``|`` + 12 + ``|``.
+HEADER_SIZE = 93
 
 
 class Stored(NamedTuple):
