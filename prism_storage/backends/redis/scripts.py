@@ -8,7 +8,9 @@ The scripts never decode the JSON (Lua's cjson loses big integers and float digi
 turns ``[]`` into ``{}``): ``append`` and ``pop`` splice the text. A small scanner walks
 the top-level object to find the field's value, and the array's elements, skipping
 strings (with their escapes) and nested brackets with ``string.find``, which runs at C
-speed over everything in between. It takes any valid JSON, whitespace included.
+speed over everything in between. It takes any valid JSON, whitespace included. Both
+leave in the header where the list now ends and how long it is, so that the next
+``append`` to the same field needs no scan (see :mod:`.stored`).
 
 Replies: ``put`` -> ``{1, created}`` or ``{0, current version or false}``; conditional
 remove -> ``{1, existed}`` or ``{0, current}``; ``append`` -> the new length, or
