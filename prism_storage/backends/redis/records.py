@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ...exceptions import InvalidValueError
+from ...exceptions import BackendUnavailableError, InvalidValueError
 from ..versions import ABSENT, Condition, Record, WriteResult, check_condition, new_version
 from ..versions import timestamp as utc
 from .client import client_errors
@@ -46,6 +46,8 @@ class ScriptedRecords:
 
         def _load(self, key: str, data: bytes | memoryview) -> dict[str, Any]: ...
 
+        def _unavailable(self, exc: BaseException, action: str) -> BackendUnavailableError: ...
+
     # ------------------------------------------------------------------ scripts
 
     async def _eval(
@@ -60,7 +62,11 @@ class ScriptedRecords:
         await self._run(
             action, lambda client: client.execute_command("SCRIPT", "LOAD", script.body)
         )
-        return await self._command(action, *command, alone=alone)
+        try:
+            return await self._command(action, *command, alone=alone)
+        except client_errors().no_script as exc:  # flushed again at once: give up typed
+            error = self._unavailable(exc, action)
+        raise error from error.__cause__
 
     async def _eval_many(
         self,
