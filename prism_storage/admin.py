@@ -102,15 +102,5 @@ class RecordAdmin(_RecordModelAdmin):
         if not change:
             obj.created_at = now
         obj.updated_at = now
-        if _has_version_column():
-            # A row edited here is a write like any other: a new version, so that an
-            # ETag or a form read before this edit no longer matches.
-            # (setattr: type-checks with and without the column.)
-            setattr(obj, "version", new_version())  # noqa: B010
+        obj.version = new_version()  # every write makes a new version, here as in the store
         super().save_model(request, obj, form, change)
-
-
-def _has_version_column() -> bool:
-    """Whether the ``Record`` model has the orm store's ``version`` column (added with
-    versioned records; checked rather than assumed so this admin works either way)."""
-    return any(f.name == "version" for f in Record._meta.concrete_fields)
