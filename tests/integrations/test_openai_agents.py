@@ -232,8 +232,8 @@ async def test_two_worker_processes_lose_no_item(kind, request, tmp_path):
         await store.delete("agents:shared")
     try:
         needs_atomic_lists(store)
-        # Forked: the children start with the modules this process has imported.
-        context = multiprocessing.get_context("fork")
+        # Spawned, not forked: this process runs threads (a fork could copy a held lock).
+        context = multiprocessing.get_context("spawn")
         processes = [context.Process(target=worker, args=(kind, where, w, 25)) for w in "ab"]
         for process in processes:
             process.start()
