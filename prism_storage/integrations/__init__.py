@@ -1,0 +1,1 @@
+"""Adapters that let agent SDKs keep their state in a prism store."""
