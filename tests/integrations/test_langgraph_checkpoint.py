@@ -130,7 +130,8 @@ def test_importing_prism_storage_imports_no_langgraph():
 
     code = (
         "import sys, prism_storage, prism_storage.integrations; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('langgraph', 'langchain_core')))"
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('langgraph', 'langchain_core')))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
