@@ -86,3 +86,19 @@ async def test_an_interrupted_run_is_resumed_from_its_checkpoint():
     done = await graph.ainvoke(Command(resume="yes"), config)
     assert [m.content for m in done["messages"]] == ["draft", "answer: yes"]
     assert (await graph.aget_state(config)).next == ()
+
+
+def test_the_example_in_the_docs_runs():
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "langgraph.md"
+    example = re.search(r"## Example.*?```python\n(.*?)```", page.read_text(), re.S).group(1)
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
