@@ -7,7 +7,10 @@ Layout (every label a segment of :mod:`.segments`, so a prefix ending in ``/`` i
   written once when the version is new and shared by every later checkpoint that keeps
   it (as LangGraph's own savers do, so a long thread does not copy unchanged state);
 * ``{prefix}w/{thread}/{ns}/{checkpoint_id}/{task_id}/{idx}``: one pending write. One
-  record per write, so tasks writing at the same time never overwrite each other.
+  record per write, so tasks writing at the same time never overwrite each other;
+* ``{prefix}r/{run_id}/{thread}/{ns}/{checkpoint_id}``: an empty marker per checkpoint
+  whose metadata names a ``run_id``, so ``delete_for_runs`` lists a run's checkpoints
+  instead of reading every checkpoint of the store.
 
 Blobs are LangGraph's serializer output (``self.serde``), kept as ``{"type", "data"}``
 with the bytes in base64: prism values are JSON. The step, source and ids are kept in
@@ -82,6 +85,9 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
     def _writes(self, *labels: str) -> str:
         return f"{self.prefix}w/{join(*labels)}"
 
+    def _runs(self, *labels: str) -> str:
+        return f"{self.prefix}r/{join(*labels)}"
+
     async def _list(self, prefix: str) -> list[str]:
         return [key async for key in self.store.iter_keys(prefix, page_size=PAGE_SIZE)]
 
@@ -121,6 +127,10 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
             records[key] = {"channel": channel, "version": str(version), **blob}
         full_metadata = get_checkpoint_metadata(config, metadata)
         key = self._checkpoints(thread_id, checkpoint_ns) + encode_segment(checkpoint["id"])
+        run_id = full_metadata.get("run_id")
+        if isinstance(run_id, str) and run_id:
+            marker = self._runs(run_id, thread_id, checkpoint_ns) + encode_segment(checkpoint["id"])
+            records[marker] = {}
         records[key] = {
             "thread_id": thread_id,
             "checkpoint_ns": checkpoint_ns,
@@ -129,6 +139,7 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
             # In clear for people browsing the store; the blobs below are what is read.
             "step": _plain(full_metadata.get("step")),
             "source": _plain(full_metadata.get("source")),
+            "run_id": run_id if isinstance(run_id, str) and run_id else None,
             "checkpoint": self._dump(stored),
             "metadata": self._dump(full_metadata),
         }
@@ -285,14 +296,99 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
                     if remaining <= 0:
                         return
 
-    # -- deleting -----------------------------------------------------------------------
+    # -- deleting, copying, pruning --------------------------------------------------
 
-    async def adelete_thread(self, thread_id: str) -> None:
-        keys: list[str] = []
-        for prefix in (self._checkpoints, self._blobs, self._writes):
-            keys += await self._list(prefix(thread_id))
+    async def _delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), PAGE_SIZE):
             await self.store.delete_many(keys[start : start + PAGE_SIZE])
+
+    async def _drop(self, records: dict[str, dict[str, Any]]) -> None:
+        """Delete the checkpoints ``{key: record}``, their writes and run markers (not
+        their blobs, which later checkpoints may share)."""
+        keys = list(records)
+        for record in records.values():
+            labels = (record["thread_id"], record["checkpoint_ns"])
+            keys += await self._list(self._writes(*labels, record["checkpoint_id"]))
+            if record.get("run_id"):
+                marker = self._runs(record["run_id"], *labels)
+                keys.append(marker + encode_segment(record["checkpoint_id"]))
+        await self._delete(keys)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        checkpoints = await self._read(await self._list(self._checkpoints(thread_id)))
+        markers = [
+            self._runs(r["run_id"], thread_id, r["checkpoint_ns"])
+            + encode_segment(r["checkpoint_id"])
+            for r in checkpoints.values()
+            if r.get("run_id")
+        ]
+        keys = [*checkpoints, *markers]
+        for prefix in (self._blobs, self._writes):
+            keys += await self._list(prefix(thread_id))
+        await self._delete(keys)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) of the runs; channel values they
+        alone held stay until their thread is deleted or pruned."""
+        for run_id in run_ids:
+            markers = await self._list(self._runs(run_id))
+            # The marker's tail is the checkpoint key's tail: {thread}/{ns}/{id}.
+            keys = [self._checkpoints() + marker[len(self._runs(run_id)) :] for marker in markers]
+            await self._drop(await self._read(keys))
+            await self._delete(markers)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, channel value and write of a thread to another."""
+        old, new = encode_segment(source_thread_id), encode_segment(target_thread_id)
+        copies: dict[str, dict[str, Any]] = {}
+        for prefix in (self._blobs, self._writes, self._checkpoints):
+            base = prefix()
+            found = await self._read(await self._list(prefix(source_thread_id)))
+            for key, record in found.items():
+                target = base + new + key[len(base) + len(old) :]
+                if "thread_id" in record:
+                    record = {**record, "thread_id": target_thread_id}
+                    if record.get("run_id"):
+                        marker = self._runs(record["run_id"], target_thread_id)
+                        copies[marker + target[len(base) + len(new) + 1 :]] = {}
+                copies[target] = record
+        # Checkpoints last (dicts keep order): a reader never sees one without its values.
+        items = list(copies.items())
+        for start in range(0, len(items), PAGE_SIZE):
+            await self.store.set_many(dict(items[start : start + PAGE_SIZE]))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``"delete"``: remove the threads. ``"keep_latest"``: keep only the newest
+        checkpoint of each namespace of each thread, its writes and the channel values it
+        reads."""
+        if strategy not in ("keep_latest", "delete"):
+            raise ValueError(f"Unknown prune strategy: {strategy!r}")
+        for thread_id in thread_ids:
+            if strategy == "delete":
+                await self.adelete_thread(thread_id)
+                continue
+            checkpoints = await self._read(await self._list(self._checkpoints(thread_id)))
+            newest: dict[str, str] = {}
+            for record in checkpoints.values():
+                ns = record["checkpoint_ns"]
+                if ns not in newest or record["checkpoint_id"] > newest[ns]:
+                    newest[ns] = record["checkpoint_id"]
+            kept = {
+                k: r
+                for k, r in checkpoints.items()
+                if newest[r["checkpoint_ns"]] == r["checkpoint_id"]
+            }
+            await self._drop({k: r for k, r in checkpoints.items() if k not in kept})
+            needed: set[str] = set()
+            for record in kept.values():
+                versions = self._load(record["checkpoint"])["channel_versions"]
+                needed.update(
+                    self._blobs(thread_id, record["checkpoint_ns"], channel)
+                    + encode_segment(str(version))
+                    for channel, version in versions.items()
+                )
+            blobs = await self._list(self._blobs(thread_id))
+            await self._delete([key for key in blobs if key not in needed])
 
     # -- versions -----------------------------------------------------------------------
 
@@ -345,6 +441,15 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
 
     def delete_thread(self, thread_id: str) -> None:
         run_sync(self.store, self.adelete_thread, thread_id)
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        run_sync(self.store, self.adelete_for_runs, run_ids)
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        run_sync(self.store, self.acopy_thread, source_thread_id, target_thread_id)
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        run_sync(self.store, self.aprune, thread_ids, strategy=strategy)
 
 
 def _checkpoint_id_of(key: str) -> str:
