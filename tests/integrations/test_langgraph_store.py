@@ -271,3 +271,63 @@ def test_namespace_and_key_round_trip_through_the_record_key(namespace, key):
     record_key = store._key(tuple(namespace), key)
     assert store._namespace_of(record_key) == tuple(namespace)
     assert decode_segment(record_key.rsplit("/", 1)[1]) == key
+
+
+VOCABULARY = ["tea", "coffee", "green", "black", "dog", "cat", "python", "rust"]
+
+
+def words_embedder(text: str) -> list[float]:
+    """Counts of a few words: texts sharing words point the same way (cosine)."""
+    words = text.lower().replace('"', " ").replace(",", " ").split()
+    counts = [float(words.count(word)) for word in VOCABULARY]
+    return [c + 0.01 for c in counts]  # never the zero vector
+
+
+@pytest.fixture
+async def semantic(tmp_path):
+    from prism_storage import VectorStorageBackend
+
+    backend = VectorStorageBackend(
+        "qdrant",
+        path=str(tmp_path / "qdrant"),
+        dimensions=len(VOCABULARY),
+        embedder=words_embedder,
+    )
+    try:
+        yield PrismStore(backend)
+    finally:
+        await backend.close()
+
+
+async def test_a_query_on_a_vector_store_is_its_similarity_search(semantic):
+    await semantic.aput(("u", "ada"), "m1", {"text": "green tea tea", "kind": "drink"})
+    await semantic.aput(("u", "ada"), "m2", {"text": "black coffee", "kind": "drink"})
+    await semantic.aput(("u", "ada"), "m3", {"text": "my cat", "kind": "pet"})
+    await semantic.aput(("u", "bob"), "m4", {"text": "tea tea tea", "kind": "drink"})
+    await semantic.aput(("u", "ada", "old"), "m5", {"text": "tea", "kind": "drink"})
+    # Records of the same store that are not memories must not come back.
+    await semantic.store.set("other", {"text": "tea"})
+
+    found = await semantic.asearch(("u", "ada"), query="tea")
+    assert [i.key for i in found][:2] in (["m1", "m5"], ["m5", "m1"])
+    assert {i.key for i in found} == {"m1", "m2", "m3", "m5"}
+    assert all(i.score is not None for i in found)
+    assert [i.score for i in found] == sorted((i.score for i in found), reverse=True)
+    assert found[0].created_at is not None
+
+    drinks = await semantic.asearch(("u",), query="cat", filter={"kind": "pet"})
+    assert [i.key for i in drinks] == ["m3"]
+    assert [i.key for i in await semantic.asearch(("u", "bob"), query="coffee")] == ["m4"]
+    page = await semantic.asearch(("u", "ada"), query="tea", limit=1, offset=1)
+    assert [i.key for i in page] == [found[1].key]
+    # Only the fields `index` names are embedded.
+    await semantic.aput(("i",), "k", {"title": "rust", "body": "tea"}, index=["title"])
+    await semantic.aput(("i",), "j", {"title": "tea", "body": "rust"}, index=["title"])
+    assert [i.key for i in await semantic.asearch(("i",), query="tea", limit=1)] == ["j"]
+    # Without a query the vector store lists and filters like every other store.
+    assert {i.key for i in await semantic.asearch(("u",), filter={"kind": "drink"})} == {
+        "m1",
+        "m2",
+        "m4",
+        "m5",
+    }

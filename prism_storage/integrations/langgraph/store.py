@@ -10,6 +10,12 @@ LangGraph was given it, readable in the admin. ``Item.created_at``/``updated_at`
 record's own metadata on stores that keep versions; elsewhere the times are kept in the
 record beside the value.
 
+On a store that embeds texts itself (a vector store with an embedder), the record also
+holds the text to embed (in the store's ``text_field``: the fields ``index`` names, else
+the value's JSON) and, as ``ns_0``, ``ns_1``..., the encoded prefixes of its namespace:
+a ``query`` is the store's own similarity search, restricted to the namespace prefix by
+the store's filter.
+
 ``filter`` follows LangGraph's ``InMemoryStore`` (equality, nested dicts, lists, and the
 operators ``$eq``, ``$ne``, ``$gt``, ``$gte``, ``$lt``, ``$lte``), applied here after
 listing, so every store gives the same answers. Search results are the most recently
@@ -19,6 +25,7 @@ updated first, as LangGraph's Postgres store returns them.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -38,6 +45,7 @@ from langgraph.store.base import (
     TTLConfig,
     validate_op_namespace,
 )
+from langgraph.store.base.embed import get_text_at_path
 
 from ...backends.base import BaseStorageBackend
 from ...backends.versions import timestamp
@@ -51,6 +59,9 @@ __all__ = ["PrismStore"]
 DEFAULT_PREFIX = "langgraph/store/"
 # Keys listed and records read per round trip.
 PAGE_SIZE = 500
+# Candidates a similarity search takes when a filter is applied after it (the vector
+# store's largest page).
+SEMANTIC_CANDIDATES = 1000
 
 Namespace = tuple[str, ...]
 
@@ -79,6 +90,8 @@ class PrismStore(BaseStore):
         self.supports_ttl = self.store.supports_ttl
         self.ttl_config = ttl
         self._versions = self.store.supports_versions
+        self._semantic = self.store.supports_text_search
+        self._text_field: str = getattr(self.store, "text_field", "text")
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -111,6 +124,8 @@ class PrismStore(BaseStore):
         return items
 
     async def _search(self, op: SearchOp) -> list[SearchItem]:
+        if op.query and self._semantic:
+            return await self._similar(op)
         found = list((await self._items(await self._list(op.namespace_prefix))).values())
         if op.filter:
             found = [item for item in found if matches(item.value, op.filter)]
@@ -124,6 +139,37 @@ class PrismStore(BaseStore):
                 updated_at=item.updated_at,
             )
             for item in found[op.offset : op.offset + op.limit]
+        ]
+
+    async def _similar(self, op: SearchOp) -> list[SearchItem]:
+        """The store's similarity search for ``op.query`` within the namespace prefix."""
+        prefix = op.namespace_prefix
+        where = {f"ns_{len(prefix) - 1}": join(*prefix)} if prefix else None
+        wanted = op.offset + op.limit
+        fetch = SEMANTIC_CANDIDATES if op.filter else min(wanted, SEMANTIC_CANDIDATES)
+        if fetch < 1:
+            return []
+        # A store with text search takes the text itself (its embedder makes the vector).
+        query: Any = op.query
+        hits = await self.store.search(query, limit=fetch, filter=where)
+        start = self.prefix + join(*prefix)
+        # Other records of the store (not this integration's) may rank too: skip them.
+        hits = [hit for hit in hits if hit["key"].startswith(start)]
+        if op.filter:
+            hits = [hit for hit in hits if matches(hit["value"]["value"], op.filter)]
+        hits = hits[op.offset : wanted]
+        items = await self._items([hit["key"] for hit in hits])
+        return [
+            SearchItem(
+                namespace=item.namespace,
+                key=item.key,
+                value=item.value,
+                created_at=item.created_at,
+                updated_at=item.updated_at,
+                score=hit["score"],
+            )
+            for hit in hits
+            if (item := items.get(hit["key"])) is not None
         ]
 
     async def _list_namespaces(self, op: ListNamespacesOp) -> list[Namespace]:
@@ -166,6 +212,8 @@ class PrismStore(BaseStore):
                 "key": op.key,
                 "value": dict(op.value or {}),
             }
+            if self._semantic:
+                record.update(self._index_fields(op))
             if not self._versions:
                 record["created_at"] = created.get(key, now)
                 record["updated_at"] = now
@@ -174,6 +222,18 @@ class PrismStore(BaseStore):
         await asyncio.gather(
             *(self.store.set_many(records, ttl=ttl) for ttl, records in by_ttl.items())
         )
+
+    def _index_fields(self, op: PutOp) -> dict[str, Any]:
+        """What a store that embeds texts itself needs: the text, the namespace prefixes."""
+        value = dict(op.value or {})
+        if isinstance(op.index, list):
+            text = "\n".join(t for path in op.index for t in get_text_at_path(value, path))
+        else:
+            text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+        fields: dict[str, Any] = {self._text_field: text}
+        for depth in range(len(op.namespace)):
+            fields[f"ns_{depth}"] = join(*op.namespace[: depth + 1])
+        return fields
 
     # -- batches ------------------------------------------------------------------------
 
