@@ -29,6 +29,7 @@ KINDS = [
     "file",
     "redis",
     pytest.param("orm", marks=pytest.mark.django_db(transaction=True, databases=["default"])),
+    pytest.param("orm-pg", marks=pytest.mark.django_db(transaction=True, databases=["pg"])),
 ]
 
 
@@ -38,7 +39,7 @@ def make_backend(request, tmp_path):
     yet on this branch: they take the path where the times live in the record)."""
     if request.param == "redis":
         server = request.getfixturevalue("redis_server")
-    if request.param == "orm":
+    if request.param.startswith("orm"):
         request.getfixturevalue("close_db_connections")
 
     def make():
@@ -53,7 +54,8 @@ def make_backend(request, tmp_path):
             return RedisStorageBackend(url=server.url, prefix=f"lg-{run}:")
         from prism_storage import ORMStorageBackend
 
-        return ORMStorageBackend(namespace=f"lg-{run}")
+        database = "pg" if request.param == "orm-pg" else "default"
+        return ORMStorageBackend(namespace=f"lg-{run}", using=database)
 
     return make
 
@@ -218,6 +220,22 @@ async def test_a_batch_reads_before_it_writes_and_the_last_put_wins(store):
     assert await store.aget(("ns",), "gone") is None
 
 
+async def test_concurrent_batches_lose_no_put_and_the_last_write_wins(store):
+    import asyncio
+
+    async def writer(n: int) -> None:
+        await store.abatch(
+            [PutOp(("c", str(n)), "own", {"n": n}), PutOp(("c",), "shared", {"n": n})]
+        )
+
+    await asyncio.gather(*(writer(n) for n in range(40)))
+    found = await store.asearch(("c",), limit=100)
+    assert sorted(i.value["n"] for i in found if i.key == "own") == list(range(40))
+    shared = await store.aget(("c",), "shared")
+    assert 0 <= shared.value["n"] < 40
+    assert len(await store.alist_namespaces(prefix=("c",))) == 41
+
+
 async def test_labels_langgraph_refuses_are_refused_in_direct_batches(store):
     with pytest.raises(InvalidNamespaceError):
         await store.abatch([PutOp(("a.b",), "k", {"x": 1})])
@@ -283,15 +301,21 @@ def words_embedder(text: str) -> list[float]:
     return [c + 0.01 for c in counts]  # never the zero vector
 
 
-@pytest.fixture
-async def semantic(tmp_path):
+@pytest.fixture(params=["qdrant", "milvus"])
+async def semantic(request, tmp_path):
     from prism_storage import VectorStorageBackend
 
+    if request.param == "qdrant":
+        engine = {"path": str(tmp_path / "qdrant")}
+    else:
+        milvus_db = request.getfixturevalue("milvus_db")
+        engine = {"path": milvus_db, "namespace": f"lg-{uuid.uuid4().hex[:8]}"}
     backend = VectorStorageBackend(
-        "qdrant",
-        path=str(tmp_path / "qdrant"),
+        request.param,
+        index_name="langgraph",
         dimensions=len(VOCABULARY),
         embedder=words_embedder,
+        **engine,
     )
     try:
         yield PrismStore(backend)
