@@ -143,8 +143,8 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
             "checkpoint": self._dump(stored),
             "metadata": self._dump(full_metadata),
         }
-        # Blobs first in the same call: a store writing the mapping in one go never shows
-        # the checkpoint without them.
+        # One call, the checkpoint last: a store that writes the mapping at once or in
+        # order never shows the checkpoint without its channel values.
         await self.store.set_many(records)
         return {
             "configurable": {

@@ -179,7 +179,8 @@ class PrismStore(BaseStore):
             if condition.match_type == "prefix":
                 start = tuple(condition.path[: _fixed_length(condition.path)])
                 break
-        namespaces = {self._namespace_of(key) for key in await self._list(start)}
+        # A key right under the prefix is no item of this store's (an item has a namespace).
+        namespaces = {self._namespace_of(key) for key in await self._list(start)} - {()}
         kept = [
             namespace
             for namespace in namespaces
