@@ -180,3 +180,13 @@ def _sync_keys(saver):
     from prism_storage.sync import SyncStore
 
     return list(SyncStore(saver.store).iter_keys(""))
+
+
+async def test_conformance_on_supabase(supabase_store_config):
+    from prism_storage.handler import build_store
+
+    def make():
+        config = supabase_store_config(uuid.uuid4().hex[:8])
+        return build_store("langgraph", config["BACKEND"], config["OPTIONS"])
+
+    await _conformance(make)

@@ -28,6 +28,7 @@ KINDS = [
     "memory",
     "file",
     "redis",
+    "supabase",
     pytest.param("orm", marks=pytest.mark.django_db(transaction=True, databases=["default"])),
     pytest.param("orm-pg", marks=pytest.mark.django_db(transaction=True, databases=["pg"])),
 ]
@@ -39,6 +40,8 @@ def make_backend(request, tmp_path):
     yet on this branch: they take the path where the times live in the record)."""
     if request.param == "redis":
         server = request.getfixturevalue("redis_server")
+    if request.param == "supabase":
+        supabase_config = request.getfixturevalue("supabase_store_config")
     if request.param.startswith("orm"):
         request.getfixturevalue("close_db_connections")
 
@@ -52,6 +55,11 @@ def make_backend(request, tmp_path):
             from prism_storage import RedisStorageBackend
 
             return RedisStorageBackend(url=server.url, prefix=f"lg-{run}:")
+        if request.param == "supabase":
+            from prism_storage.handler import build_store
+
+            config = supabase_config(run)
+            return build_store("langgraph", config["BACKEND"], config["OPTIONS"])
         from prism_storage import ORMStorageBackend
 
         database = "pg" if request.param == "orm-pg" else "default"
