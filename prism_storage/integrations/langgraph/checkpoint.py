@@ -22,6 +22,7 @@ newest first (stores do not list keys in order).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -198,8 +199,11 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
             self._blobs(thread_id, checkpoint_ns, channel) + encode_segment(str(version)): channel
             for channel, version in checkpoint["channel_versions"].items()
         }
-        write_keys = await self._list(self._writes(thread_id, checkpoint_ns, checkpoint_id))
-        found = await self._read([*blob_keys, *write_keys])
+        write_keys, found = await asyncio.gather(
+            self._list(self._writes(thread_id, checkpoint_ns, checkpoint_id)),
+            self._read(list(blob_keys)),
+        )
+        found.update(await self._read(write_keys))
         values = {
             channel: self._load(found[key])
             for key, channel in blob_keys.items()
@@ -279,9 +283,12 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
         if limit is not None and limit <= 0:
             return
         remaining = limit
-        for start in range(0, len(keys), PAGE_SIZE):
-            page = keys[start : start + PAGE_SIZE]
+        # Without a filter, read no more records than the listing can return.
+        size = PAGE_SIZE if filter or remaining is None else min(PAGE_SIZE, remaining)
+        for start in range(0, len(keys), size):
+            page = keys[start : start + size]
             found = await self.store.get_many(page)
+            chosen: list[dict[str, Any]] = []
             for key in page:
                 record = found.get(key)
                 if record is None:
@@ -290,11 +297,16 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
                     metadata = self._load(record["metadata"])
                     if not all(metadata.get(k) == v for k, v in filter.items()):
                         continue
-                yield await self._tuple(record)
-                if remaining is not None:
-                    remaining -= 1
-                    if remaining <= 0:
-                        return
+                chosen.append(record)
+                if remaining is not None and len(chosen) == remaining:
+                    break
+            # Built together: their reads are independent, and stores batch concurrent calls.
+            for item in await asyncio.gather(*(self._tuple(record) for record in chosen)):
+                yield item
+            if remaining is not None:
+                remaining -= len(chosen)
+                if remaining <= 0:
+                    return
 
     # -- deleting, copying, pruning --------------------------------------------------
 
