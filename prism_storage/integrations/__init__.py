@@ -5,6 +5,8 @@ imported only when that module is: ``import prism_storage`` never imports one.
 
 * :mod:`prism_storage.integrations.langchain` (``prism-storage[langchain]``): a LangChain
   ``BaseStore`` and ``BaseChatMessageHistory``;
+* :mod:`prism_storage.integrations.langgraph` (``prism-storage[langgraph]``): a LangGraph
+  checkpointer and ``BaseStore``;
 * :mod:`prism_storage.integrations.llama_index` (``prism-storage[llama-index]``): a
   LlamaIndex ``BaseKVStore`` and ``BaseChatStore``;
 * :mod:`prism_storage.integrations.openai_agents` (``prism-storage[openai-agents]``): an
