@@ -18,6 +18,14 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.path.join(tempfile.gettempdir(), "prism-bench.sqlite3"),
     },
+    # The same file as "sqlite" (bench_appends points both at its scratch file), with
+    # transactions begun IMMEDIATE: SQLite has no SELECT ... FOR UPDATE, so a Django user's
+    # locked read-modify-write takes the write lock at BEGIN instead.
+    "sqlite_immediate": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(tempfile.gettempdir(), "prism-bench.sqlite3"),
+        "OPTIONS": {"transaction_mode": "IMMEDIATE"},
+    },
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 PRISM_STORAGE = {"default": {"BACKEND": "orm"}}
