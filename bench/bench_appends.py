@@ -336,7 +336,7 @@ async def orm_databases() -> AsyncIterator[tuple[str, str]]:
     from bench.orm_paths import scratch_databases
 
     sqlite_file = os.path.join(tempfile.gettempdir(), f"prism-bench-appends-{os.getpid()}.sqlite3")
-    immediate: dict[str, Any] = settings.DATABASES[SQLITE_IMMEDIATE]
+    immediate: dict[str, Any] = settings.DATABASES[SQLITE_IMMEDIATE]  # type: ignore[assignment]
     saved = immediate["NAME"]
     async with scratch_databases("prism_bench_appends", sqlite_file) as aliases:
         immediate["NAME"] = sqlite_file
