@@ -28,16 +28,17 @@ Paths:
   "database is locked".
 
 A store whose ``supports_atomic_lists`` is false has no ``prism append`` row; a note says
-so. A measurement is a number of *bursts*: before each burst (untimed) every key is reset
-to a record of 20 messages; the burst's 64 tasks then make 4 appends each (256 appends,
-timed); after it (untimed) the messages stored are counted against those appended. So every
-burst starts from the same record sizes, whatever the round. Each round measures every
-path of every case once, in an order rotated round by round (``--rounds``, default 5, 2
-with ``--quick``); ops/s is the median over rounds and a ratio the median of same-round
-ratios (min-max shown); "kept" sums all the rounds' bursts.
+so. A measurement is a number of *bursts* (8, 1 with ``--quick``, or ``--bursts N``):
+before each burst (untimed) every key is reset to a record of 20 messages; the burst's 64
+tasks then make 4 appends each (256 appends, timed); after it (untimed) the messages
+stored are counted against those appended. So every burst starts from the same record
+sizes, whatever the round. Each round measures every path of every case once, in an order
+rotated round by round (``--rounds``, default 5, 2 with ``--quick``); ops/s is the median
+over rounds and a ratio the median of same-round ratios (min-max shown); "kept" sums all
+the rounds' bursts.
 
-Run: ``python -m bench.bench_appends [--quick] [--rounds N] [--store NAME ...]
-[--url redis://...]``.
+Run: ``python -m bench.bench_appends [--quick] [--rounds N] [--bursts N]
+[--store memory|file|orm-sqlite|orm-pg|redis ...] [--url redis://...]``.
 """
 
 from __future__ import annotations
@@ -386,7 +387,7 @@ async def run(
         url = args.url or stack.enter_context(private_server())
         targets.append(target("redis", keep(RedisStorageBackend(url, prefix="bench-appends:"))))
 
-    cases, tallies = plan(targets, QUICK_BURSTS if args.quick else BURSTS)
+    cases, tallies = plan(targets, args.bursts or (QUICK_BURSTS if args.quick else BURSTS))
     try:
         rows = await measure_cases(cases, rounds)
     finally:
@@ -413,6 +414,12 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         help="measure only this store (repeatable; default: all)",
     )
     p.add_argument("--url", help="use this Redis server instead of a private one")
+    p.add_argument(
+        "--bursts",
+        type=int,
+        default=None,
+        help=f"bursts per measurement (default {BURSTS}, {QUICK_BURSTS} with --quick)",
+    )
     args = p.parse_args(argv)
     rounds = rounds_of(args)
 
