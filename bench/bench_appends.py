@@ -19,8 +19,9 @@ Paths:
 * ``django select_for_update`` (orm stores only): the atomic append a Django user writes
   with the ORM directly, on prism's own ``Record`` model and the store's namespace:
   ``transaction.atomic()`` + ``Record.objects.select_for_update().get_or_create(...)``,
-  append to the ``value["messages"]`` JSONField list, ``save(update_fields=...)``. Django's
-  async ORM has no transactions, so each call runs through
+  append to the ``value["messages"]`` JSONField list, a new ``version`` (where the model
+  has that column), ``save(update_fields=...)``. Django's async ORM has no transactions,
+  so each call runs through
   ``sync_to_async(thread_sensitive=False)`` (the event loop's default thread pool, one
   connection per thread). SQLite has no ``FOR UPDATE`` (Django drops it): there the path
   uses a second alias on the same file with Django's ``transaction_mode: IMMEDIATE``, so
@@ -165,12 +166,17 @@ class DjangoLockedPath(StorePath):
         self.records = Record.objects.using(alias)
         self.alias = alias
         self.namespace = store.namespace
+        # Where the model has prism's version column, the user's write bumps it too, so
+        # that the store's readers (ETags, conditional writes) see the change.
+        self.versioned = any(f.name == "version" for f in Record._meta.get_fields())
         self._append = sync_to_async(self._append_locked, thread_sensitive=False)
         self._count = sync_to_async(self._stored, thread_sensitive=False)
 
     def _append_locked(self, key: str, item: dict[str, Any]) -> None:
         from django.db import transaction
         from django.utils import timezone
+
+        from prism_storage.backends.versions import new_version
 
         now = timezone.now()
         with transaction.atomic(using=self.alias):
@@ -181,7 +187,11 @@ class DjangoLockedPath(StorePath):
             )
             record.value.setdefault("messages", []).append(item)
             record.updated_at = now
-            record.save(update_fields=["value", "updated_at"])
+            fields = ["value", "updated_at"]
+            if self.versioned:
+                setattr(record, "version", new_version())  # noqa: B010 (not on every model version)
+                fields.append("version")
+            record.save(update_fields=fields)
 
     def _stored(self, keys: list[str]) -> list[dict[str, Any]]:
         rows = self.records.filter(namespace=self.namespace, key__in=keys)
