@@ -25,8 +25,9 @@ Paths:
   ``sync_to_async(thread_sensitive=False)`` (the event loop's default thread pool, one
   connection per thread). SQLite has no ``FOR UPDATE`` (Django drops it): there the path
   uses a second alias on the same file with Django's ``transaction_mode: IMMEDIATE``, so
-  the transaction takes the write lock at BEGIN; without it concurrent threads fail with
-  "database is locked".
+  the transaction takes the write lock at BEGIN, and a 60 s lock timeout (the default 5 s
+  ran out under 6 contending threads): Django's docs' advice against "database is
+  locked".
 
 A store whose ``supports_atomic_lists`` is false has no ``prism append`` row; a note says
 so. A measurement is a number of *bursts* (8, 1 with ``--quick``, or ``--bursts N``):
