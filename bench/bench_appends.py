@@ -30,7 +30,7 @@ Paths:
   locked".
 
 A store whose ``supports_atomic_lists`` is false has no ``prism append`` row; a note says
-so. A measurement is a number of *bursts* (8, 1 with ``--quick``, or ``--bursts N``):
+so. A measurement is a number of *bursts* (4, 1 with ``--quick``, or ``--bursts N``):
 before each burst (untimed) every key is reset to a record of 20 messages; the burst's 64
 tasks then make 4 appends each (256 appends, timed); after it (untimed) the messages
 stored are counted against those appended. So every burst starts from the same record
@@ -78,7 +78,7 @@ TASKS = 64
 #: SEED_MESSAGES to SEED_MESSAGES + TASKS * APPENDS_PER_TASK messages (about 55 KB).
 APPENDS_PER_TASK = 4
 SEED_MESSAGES = 20
-BURSTS = 8
+BURSTS = 4
 QUICK_BURSTS = 1
 LAYOUTS = (("1 hot key", 1), ("64 keys", 64))
 STORES = ("memory", "file", "orm-sqlite", "orm-pg", "redis")
