@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from prism_storage import FileStorageBackend
 from prism_storage.backends.file.names import file_name
 from prism_storage.backends.file.records import read_file
+from prism_storage.backends.versions import timestamp
 from prism_storage.exceptions import (
     BackendUnavailableError,
     ConfigurationError,
@@ -105,7 +106,16 @@ async def test_writes_are_atomic_and_leave_no_temp_files(tmp_path):
     await store.set_many({f"k{i}": {"i": i} for i in range(20)})
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
     body = json.loads((tmp_path / file_name("k3")).read_text())
-    assert body == {"key": "k3", "expires_at": None, "value": {"i": 3}}
+    record = await store.get_record("k3")
+    assert record is not None
+    assert timestamp(body.pop("created_at")) == record.created_at
+    assert timestamp(body.pop("updated_at")) == record.updated_at
+    assert body == {
+        "version": record.version,
+        "expires_at": None,
+        "key": "k3",
+        "value": {"i": 3},
+    }
 
 
 async def test_long_keys_use_hashed_names_and_still_list(tmp_path):

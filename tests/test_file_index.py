@@ -7,6 +7,7 @@ import fcntl
 import gc
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from prism_storage import FileStorageBackend
 from prism_storage.backends.file.handles import _IndexConnection
 from prism_storage.backends.file.index import INDEX_NAME, LOCK_NAME, _upper_bound
+from prism_storage.backends.file.locks import LOCKS_DIR
 from prism_storage.backends.file.names import file_name as _file_name
 from prism_storage.exceptions import BackendUnavailableError
 
@@ -156,6 +158,7 @@ async def test_a_directory_without_an_index_is_indexed_on_first_use(tmp_path):
     for suffix in ("", "-wal", "-shm"):
         (tmp_path / (INDEX_NAME + suffix)).unlink(missing_ok=True)
     (tmp_path / LOCK_NAME).unlink()
+    shutil.rmtree(tmp_path / LOCKS_DIR)
     assert not any(n.startswith(".") for n in os.listdir(tmp_path))  # as an old version left it
     store = FileStorageBackend(data_dir=tmp_path)
     assert await store.get("a") == {"k": "a"}  # reading needs no index
@@ -196,7 +199,7 @@ async def test_index_and_lock_files_are_never_records(tmp_path):
     await store.set_many({f"k{i}": {"i": i} for i in range(20)})
     own = {n for n in os.listdir(tmp_path) if n.startswith(".")}
     assert {INDEX_NAME, LOCK_NAME} <= own
-    assert own <= {INDEX_NAME, INDEX_NAME + "-wal", INDEX_NAME + "-shm", LOCK_NAME}
+    assert own <= {INDEX_NAME, INDEX_NAME + "-wal", INDEX_NAME + "-shm", LOCK_NAME, LOCKS_DIR}
     for entry in os.scandir(tmp_path):
         if entry.name in own:
             assert store._scan.key_of(entry) is None
@@ -206,6 +209,9 @@ async def test_index_and_lock_files_are_never_records(tmp_path):
     # The index is owner-only, like the records.
     assert os.stat(tmp_path / INDEX_NAME).st_mode & 0o077 == 0
     assert os.stat(tmp_path / LOCK_NAME).st_mode & 0o077 == 0
+    assert os.stat(tmp_path / LOCKS_DIR).st_mode & 0o077 == 0
+    for name in os.listdir(tmp_path / LOCKS_DIR):
+        assert os.stat(tmp_path / LOCKS_DIR / name).st_mode & 0o077 == 0
     await store.close()
 
 

@@ -4,6 +4,7 @@ the wire behaviour the supabase backend relies on must be PostgREST's."""
 from __future__ import annotations
 
 import time
+import uuid
 
 import httpx
 import pytest
@@ -192,3 +193,85 @@ async def test_each_recorded_request_names_its_connection(server, http, table):
     first, second, third = (request.client_port for request in server.requests[-3:])
     assert first == second != third
     assert first > 0 and third > 0
+
+
+# ---------------------------------------------------------------------- functions (RPC)
+
+
+@pytest.fixture
+def functions(supabase_admin):
+    """``make(sql)``: create functions from ``sql`` (``{p}`` is a fresh name prefix)."""
+
+    def make(text: str) -> str:
+        prefix = f"f_{uuid.uuid4().hex[:10]}"
+        supabase_admin.execute(text.format(p=prefix))
+        return prefix
+
+    return make
+
+
+_SHAPES = """
+create function {p}_add(a integer, b integer default 10) returns integer
+    language sql as $$ select a + b $$;
+create function {p}_series(n integer) returns setof integer
+    language sql as $$ select generate_series(1, n) $$;
+create function {p}_rows(n integer) returns table (i integer, doc jsonb)
+    language sql as $$ select i, jsonb_build_object('i', i) from generate_series(1, n) i $$;
+create function {p}_one(doc jsonb, at timestamptz, flag boolean, out got jsonb, out year integer)
+    language sql as $$ select doc, extract(year from at at time zone 'UTC')::integer $$;
+create function {p}_nothing(n integer) returns void language sql as $$ select $$;
+create function {p}_fail(n integer) returns integer language plpgsql as $$
+    begin raise exception 'refused %', n; end $$;
+revoke execute on function {p}_add(integer, integer) from public;
+grant execute on function {p}_add(integer, integer) to service_role;
+"""
+
+
+async def test_rpc_answers_in_the_shape_of_the_return_type(client, functions):
+    p = functions(_SHAPES)
+    assert (await client.rpc(f"{p}_add", {"a": 1, "b": 2}).execute()).data == 3
+    assert (await client.rpc(f"{p}_add", {"a": 1}).execute()).data == 11  # a default
+    assert (await client.rpc(f"{p}_series", {"n": 3}).execute()).data == [1, 2, 3]
+    assert (await client.rpc(f"{p}_series", {"n": 0}).execute()).data == []
+    rows = await client.rpc(f"{p}_rows", {"n": 2}).execute()
+    assert rows.data == [{"i": 1, "doc": {"i": 1}}, {"i": 2, "doc": {"i": 2}}]
+    doc = {"nested": [1, "two", None, {"x": 1.5}]}
+    one = await client.rpc(
+        f"{p}_one", {"doc": doc, "at": "2031-05-01T12:00:00Z", "flag": True}
+    ).execute()
+    assert one.data == {"got": doc, "year": 2031}  # one row: an object, not a list
+
+
+async def test_rpc_void_is_204_and_errors_have_postgrest_codes(http, functions):
+    p = functions(_SHAPES)
+    nothing = await http.post(f"/rpc/{p}_nothing", json={"n": 1})
+    assert (nothing.status_code, nothing.content) == (204, b"")
+    failed = await http.post(f"/rpc/{p}_fail", json={"n": 7})
+    assert failed.status_code == 400
+    assert failed.json()["code"] == "P0001" and failed.json()["message"] == "refused 7"
+    for name, body in [
+        ("no_such_function", {"n": 1}),
+        (f"{p}_add", {"b": 1}),  # "a" has no default
+        (f"{p}_add", {"a": 1, "c": 1}),  # no argument "c"
+    ]:
+        missing = await http.post(f"/rpc/{name}", json=body)
+        assert missing.status_code == 404
+        assert set(missing.json()) == {"code", "message", "details", "hint"}
+        assert missing.json()["code"] == "PGRST202"
+        assert name in missing.json()["message"]
+    wrong_type = await http.post(f"/rpc/{p}_add", json={"a": "x"})
+    assert (wrong_type.status_code, wrong_type.json()["code"]) == (400, "22P02")
+
+
+async def test_rpc_runs_in_the_role_of_the_key(server, functions):
+    p = functions(_SHAPES)
+    async with httpx.AsyncClient(base_url=server.url + "/rest/v1") as raw:
+        anon = await raw.post(
+            f"/rpc/{p}_add",
+            json={"a": 1},
+            headers={"apikey": ANON_KEY, "Authorization": f"Bearer {ANON_KEY}"},
+        )
+        assert (anon.status_code, anon.json()["code"]) == (401, "42501")
+        service = await raw.post(f"/rpc/{p}_add", json={"a": 1}, headers={"apikey": SERVICE_KEY})
+        assert (service.status_code, service.json()) == (200, 11)
+        assert (await raw.post(f"/rpc/{p}_add", json={"a": 1})).status_code == 401

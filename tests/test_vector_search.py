@@ -6,9 +6,11 @@ stand-in server; live tests run against real services when their variables are s
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import uuid
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from prism_storage.exceptions import (
     MissingDependencyError,
     SchemaMismatchError,
     UnsupportedOperationError,
+    VersionConflictError,
 )
 from tests.support.vector import closed_port, hash_embedder
 
@@ -256,6 +259,212 @@ async def test_a_value_without_vector_needs_an_embedder(provider):
         await store.set("k", {"embedding": [1.0, 0.0, 0.0, 0.0]})
     await store.close()
     await broken.close()
+
+
+# ---------------------------------------------------------------- versioned records
+
+
+@pytest.mark.parametrize(
+    ("provider", "options", "single_process"),
+    [
+        ("qdrant", {}, True),
+        ("qdrant", {"path": "unused-qdrant-dir"}, True),
+        ("milvus", {"path": "unused.db"}, True),
+        ("qdrant", {"url": "http://127.0.0.1:6333"}, False),
+        ("milvus", {"url": "http://127.0.0.1:19530"}, False),
+        ("pinecone", {"api_key": "pcsk-never-shown-1234"}, False),
+    ],
+)
+def test_conditional_and_list_flags_follow_the_engine_mode(provider, options, single_process):
+    store = VectorStorageBackend(provider, dimensions=4, **options)
+    capabilities = store.capabilities
+    assert store.supports_versions is True and capabilities["versions"] is True
+    assert store.shared_across_processes is not single_process
+    assert store.supports_conditional_writes is single_process
+    assert store.supports_atomic_lists is single_process
+    assert capabilities["conditional_writes"] is single_process
+    assert capabilities["atomic_lists"] is single_process
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_shared_server_refuses_conditions_and_lists_before_any_io(provider):
+    # The server is unreachable: a call that tried a non-atomic fallback would reach it
+    # and raise BackendUnavailableError instead.
+    store = unreachable(provider, embedder=lambda text: [1.0, 0.0, 0.0, 0.0])
+    calls = [
+        store.put("k", {"v": 1}, if_absent=True),
+        store.put("k", {"v": 1}, if_version="0123456789abcdef"),
+        store.remove("k", if_version="0123456789abcdef"),
+        store.update("k", lambda value: {"v": 1}),
+        store.append("k", [1]),
+        store.pop("k"),
+    ]
+    for call in calls:
+        with pytest.raises(UnsupportedOperationError):
+            await call
+    with pytest.raises(BackendUnavailableError):
+        await store.get_record("k")  # versions themselves are kept on every provider
+    await store.close()
+
+
+async def write_point_without_metadata(store, key: str, value: dict) -> None:
+    """Write ``key`` as the backend did before records carried metadata."""
+    from prism_storage.backends.vector.adapter import point_id
+    from prism_storage.backends.vector.pinecone import encode_id
+
+    adapter = await store._adapter()
+    data = json.dumps(value, separators=(",", ":"))
+    vector = value["embedding"]
+    ns = store.namespace
+    if store.provider == "qdrant":
+        point = adapter.models.PointStruct(
+            id=point_id(ns, key),
+            vector=vector,
+            payload={"n": 1, "_prism_key": key, "_prism_ns": ns, "_prism_value": data},
+        )
+        async with adapter._client() as client:
+            await client.upsert(store.index_name, points=[point], wait=True)
+    elif store.provider == "milvus":
+        row = {"id": point_id(ns, key), "vector": vector, "ns": ns, "key": key}
+        client = await adapter._connect()
+        await client.upsert(adapter.collection, [{**row, "value": data, "meta": {"n": 1}}])
+    else:
+        metadata = {"_prism_key": key, "_prism_value": data, "n": 1}
+        await adapter._index.upsert(
+            vectors=[{"id": encode_id(key), "values": vector, "metadata": metadata}],
+            namespace=ns,
+            show_progress=False,
+        )
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_points_written_before_metadata_stay_readable_and_writable(make, provider):
+    store = make(provider, "legacy-points", dimensions=4)
+    old = {"embedding": [1.0, 0.0, 0.0, 0.0], "n": 1, "text": "from the old version"}
+    await write_point_without_metadata(store, "old", old)
+    assert await store.get("old") == old
+    assert (await store.keys()).keys == ["old"]
+    [hit] = await store.search([1.0, 0.0, 0.0, 0.0], 1, filter={"n": 1})
+    assert hit["key"] == "old" and hit["value"] == old
+    record = await store.get_record("old")
+    assert record is not None and record.value == old
+    epoch = datetime.fromtimestamp(0, UTC)
+    assert record.created_at == record.updated_at == epoch  # unknown: before versions
+    assert record.version  # derived from the stored value: the same on every read
+    again = await store.get_many_records(["old"])
+    assert again["old"].version == record.version
+    if store.supports_conditional_writes:
+        written = await store.put("old", {**old, "n": 2}, if_version=record.version)
+        with pytest.raises(VersionConflictError):
+            await store.put("old", old, if_version=record.version)
+    else:
+        written = await store.put("old", {**old, "n": 2})
+    assert written.created is False and written.version != record.version
+    now = await store.get_record("old")
+    assert now is not None and now.value == {**old, "n": 2}
+    assert now.version == written.version
+    assert now.created_at == epoch and now.updated_at > epoch
+
+
+@pytest.mark.parametrize("provider", ["qdrant", "milvus"])
+async def test_append_and_pop_recompute_the_vector_as_set_does(make, provider):
+    store = make(provider, "reembed", dimensions=8, embedder=hash_embedder)
+
+    async def best(text: str) -> dict:
+        [hit] = await store.search(hash_embedder(text), 1)
+        return hit
+
+    await store.set("filler", {"text": "something else"})
+    await store.append("chat", [{"role": "user", "content": "hello"}])
+    assert (await best("hello"))["key"] == "chat"
+    assert (await best("hello"))["score"] == pytest.approx(1.0)
+    await store.append("chat", [{"role": "assistant", "content": "world"}])
+    assert (await best("hello\nworld"))["key"] == "chat"
+    assert (await best("hello\nworld"))["score"] == pytest.approx(1.0)
+    assert (await best("hello"))["score"] < 0.99  # the old vector is gone
+    assert await store.pop("chat") == {"role": "assistant", "content": "world"}
+    assert (await best("hello"))["score"] == pytest.approx(1.0)
+    # A value with its own embedding keeps it.
+    own = [0.5] * 8
+    await store.set("own", {"embedding": own, "messages": []})
+    await store.append("own", [{"content": "hello"}])
+    [hit] = await store.search(own, 1)
+    assert hit["key"] == "own" and hit["score"] == pytest.approx(1.0)
+    assert hit["value"] == {"embedding": own, "messages": [{"content": "hello"}]}
+
+
+async def test_appends_from_several_event_loops_lose_nothing(tmp_path):
+    # Each thread runs its own loop and its own store on one embedded Qdrant directory:
+    # the per-key locks are shared by every loop and thread of the process.
+    import asyncio
+    import threading
+
+    path = str(tmp_path / "q")
+
+    def options(namespace: str = "loops") -> dict:
+        return {"path": path, "namespace": namespace, "dimensions": 8, "embedder": hash_embedder}
+
+    async def appender(worker: int) -> None:
+        store = VectorStorageBackend("qdrant", **options())
+        for n in range(25):
+            await store.append("shared", [{"w": worker, "n": n}])
+        await store.close()
+
+    keeper = VectorStorageBackend("qdrant", **options())  # keeps the engine open
+    await keeper.set("other", {"text": "x"})
+    threads = [threading.Thread(target=asyncio.run, args=(appender(w),)) for w in range(3)]
+    for thread in threads:
+        thread.start()
+    await appender(3)
+    for thread in threads:
+        thread.join()
+    value = await keeper.get("shared")
+    assert value is not None
+    for worker in range(4):
+        assert [i["n"] for i in value["messages"] if i["w"] == worker] == list(range(25))
+    assert len(value["messages"]) == 100
+    await keeper.close()
+
+
+async def test_a_cancelled_waiter_never_keeps_a_key_lock():
+    import asyncio
+
+    from prism_storage.backends.vector.locks import KeyLocks
+
+    locks = KeyLocks()
+
+    async def holder(release: asyncio.Event, entered: list[str]) -> None:
+        async with locks.hold(["k"]):
+            entered.append("holder")
+            await release.wait()
+
+    async def waiter(name: str, entered: list[str]) -> None:
+        async with locks.hold(["k", "other"]):
+            entered.append(name)
+
+    for cancel_after_handover in (False, True):
+        release = asyncio.Event()
+        entered: list[str] = []
+        first = asyncio.create_task(holder(release, entered))
+        await asyncio.sleep(0)
+        cancelled = asyncio.create_task(waiter("cancelled", entered))
+        await asyncio.sleep(0)
+        following = asyncio.create_task(waiter("next", entered))  # queued behind it
+        await asyncio.sleep(0)
+        if cancel_after_handover:
+            release.set()
+            await first  # the lock is handed to the waiter, which has not run yet
+            cancelled.cancel()
+        else:
+            cancelled.cancel()
+            await asyncio.sleep(0)
+            release.set()
+            await first
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        await asyncio.wait_for(following, 10)  # would hang if the lock were kept
+        assert entered == ["holder", "next"]
+        assert locks._entries == {}
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -19,6 +19,9 @@ Served under ``/rest/v1/<table>`` (schema ``public``):
   resolution=merge-duplicates|ignore-duplicates`` an upsert on ``on_conflict`` (default:
   the primary key); ``return=minimal|representation|headers-only``; ``count=exact``.
 * ``DELETE`` with filters, ``return=...`` and ``count=exact``.
+* ``POST /rest/v1/rpc/<function>``: a call with the JSON body's keys as named arguments
+  (see :mod:`tests.standins._postgrest_rpc`): 404 ``PGRST202`` when no function of the
+  schema takes those names, the answer shaped by the return type, 204 for ``void``.
 
 Like PostgREST, rows are written with ``json_populate_recordset`` and answered as the
 database's own ``json_agg``. Errors have PostgREST's shape ``{"code", "message",
@@ -63,8 +66,10 @@ from tests.standins._postgrest_query import (
     split_names,
     where,
 )
+from tests.standins._postgrest_rpc import Function, call_statement, find_function
 
 _PREFIX = "/rest/v1/"
+_RPC_PREFIX = "/rest/v1/rpc/"
 _SINGLE = "application/vnd.pgrst.object+json"
 _GATEWAY_401 = {
     "message": "Invalid API key",
@@ -115,6 +120,7 @@ class PostgRESTStandIn:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._tables: dict[str, Table] = {}
+        self._functions: dict[tuple[str, frozenset[str]], Function] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.pool: ConnectionPool | None = None
@@ -190,6 +196,7 @@ class PostgRESTStandIn:
             self._faults.clear()
             self.requests.clear()
             self._tables.clear()
+            self._functions.clear()
 
     def _next_fault(self) -> Fault | None:
         with self._lock:
@@ -220,6 +227,16 @@ class PostgRESTStandIn:
 
     def forget(self, name: str) -> None:
         self._tables.pop(name, None)
+        for cached in [k for k in self._functions if k[0] == name]:
+            del self._functions[cached]
+
+    def function(self, conn: psycopg.Connection[Any], name: str, arguments: set[str]) -> Function:
+        cache_key = (name, frozenset(arguments))
+        function = self._functions.get(cache_key)
+        if function is None:
+            function = find_function(conn, self.schema, name, arguments)
+            self._functions[cache_key] = function
+        return function
 
 
 class _Server(ThreadingHTTPServer):
@@ -349,6 +366,10 @@ class _Handler(BaseHTTPRequestHandler):
         role = self._role()
         if role is None:
             return 401, json.dumps(_GATEWAY_401).encode(), {}
+        if path.startswith(_RPC_PREFIX) and "/" not in path[len(_RPC_PREFIX) :]:
+            if method != "POST":
+                raise QueryError(405, "PGRST117", f"Unsupported HTTP method: {method}")
+            return self._call(role, unquote(path[len(_RPC_PREFIX) :]), body)
         if not path.startswith(_PREFIX) or "/" in path[len(_PREFIX) :]:
             raise QueryError(404, "PGRST125", f"Invalid path specified in request URL: {path}")
         name = unquote(path[len(_PREFIX) :])
@@ -370,10 +391,39 @@ class _Handler(BaseHTTPRequestHandler):
             except psycopg.Error as exc:
                 raise self._database_error(exc, name, role) from exc
 
+    def _call(self, role: str, name: str, body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        """Run a function; as PostgREST, one transaction in the request's role."""
+        try:
+            arguments = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise QueryError(400, "PGRST102", "Empty or invalid json") from exc
+        if not isinstance(arguments, dict):
+            raise QueryError(400, "PGRST102", "Empty or invalid json")
+        standin = self.server.standin
+        assert standin.pool is not None
+        with standin.pool.connection() as conn:
+            try:
+                with conn.transaction():
+                    function = standin.function(conn, name, set(arguments))
+                    conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+                    statement = call_statement(function, set(arguments))
+                    values = [json.dumps(arguments)] if arguments else []
+                    rows_json, count = conn.execute(statement, values).fetchone()  # type: ignore[misc]
+            except psycopg.Error as exc:
+                raise self._database_error(exc, name, role) from exc
+        if function.returns_void:
+            return 204, b"", {}
+        if function.returns_set:
+            return self._answer_rows(rows_json, count, 200, set())
+        # One value or one row: the element itself, not a list.
+        return 200, json.dumps(json.loads(rows_json)[0]).encode(), {}
+
     def _database_error(self, exc: psycopg.Error, table: str, role: str) -> QueryError:
         diag = exc.diag
         code = exc.sqlstate or "XX000"
-        if isinstance(exc, errors.UndefinedTable | errors.UndefinedColumn):
+        if isinstance(
+            exc, errors.UndefinedTable | errors.UndefinedColumn | errors.UndefinedFunction
+        ):
             self.server.standin.forget(table)
         if isinstance(exc, psycopg.OperationalError) and not exc.sqlstate:
             return QueryError(
@@ -386,7 +436,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = 401 if role == self.server.standin.anon_role else 403
         elif code == "42P01":
             status = 404
-        elif code[:2] in ("22", "23", "42"):
+        elif code[:2] in ("22", "23", "42") or code == "P0001":
             status = 400
         return QueryError(
             status, code, diag.message_primary or str(exc), diag.message_detail, diag.message_hint

@@ -1,7 +1,9 @@
 """``file``: one JSON file per key in a directory.
 
 :mod:`.names` maps keys to file names (no key can name a path outside ``data_dir``),
-:mod:`.records` reads and writes each record file atomically, :mod:`.index` keeps the
+:mod:`.records` reads and writes each record file atomically (value and metadata),
+:mod:`.locks` makes each write of a key one step across threads and processes (so
+conditional writes, ``append`` and ``pop`` are atomic), :mod:`.index` keeps the
 sorted key index that listing reads (and orders writes and deletes of one key),
 :mod:`.listing` scans the directory (to sweep it and to build the index), and
 :mod:`.threads` runs the blocking file calls off the event loop, many per thread hop.
@@ -18,13 +20,34 @@ from typing import Any, TypeVar
 
 from django.core.checks import CheckMessage, Error, Warning
 
-from ...exceptions import ConfigurationError, InvalidOptionError
+from ...exceptions import ConfigurationError, CorruptRecordError, InvalidOptionError
 from ..base import BaseStorageBackend, Clock, KeyPage, check_ttl
 from ..clients import LoopBoundClients
+from ..versions import (
+    Condition,
+    Record,
+    WriteResult,
+    append_to,
+    check_condition,
+    new_version,
+    pop_from,
+    timestamp,
+)
 from .index import FileIndex
 from .listing import DirectoryScan
+from .locks import KeyLocks
 from .names import file_name
-from .records import TempNames, read_record, remove_record, write_record
+from .records import (
+    Head,
+    Meta,
+    Stored,
+    TempNames,
+    read_head,
+    read_record,
+    read_stored,
+    remove_record,
+    write_record,
+)
 from .threads import BatchedThreadRunner
 
 __all__ = ["FileStorageBackend"]
@@ -49,6 +72,9 @@ class FileStorageBackend(BaseStorageBackend):
     supports_listing = True
     supports_sweep = True
     native_batch = True
+    supports_versions = True
+    supports_conditional_writes = True
+    supports_atomic_lists = True
 
     def __init__(
         self,
@@ -74,6 +100,7 @@ class FileStorageBackend(BaseStorageBackend):
         self._directory_path = os.fspath(self.data_dir)
         self._scan = DirectoryScan()
         self._temps = TempNames()
+        self._locks = KeyLocks(self._directory_path)
         self._index = FileIndex(
             self._directory_path,
             durable=durable,
@@ -142,23 +169,61 @@ class FileStorageBackend(BaseStorageBackend):
     def _read(self, key: str, now: float) -> dict[str, Any] | None:
         return read_record(self._directory(), key, now)
 
-    def _write(self, key: str, data: str, expires_at: float | None) -> None:
-        self._directory()
-        with self._index.adding((key,)):  # the key's row exists before its file
-            self._write_file(key, data, expires_at)
+    # Every write and delete of a key holds the key's lock (.locks) from the moment it
+    # reads what it replaces until the file is in place, and takes the index's lock
+    # (.index) inside it, never the other way round.
 
-    def _write_file(self, key: str, data: str, expires_at: float | None) -> None:
+    def _write(
+        self, key: str, data: str, ttl: float | None, condition: Condition = None
+    ) -> WriteResult:
+        self._directory()
+        with self._locks.holding((key,)):
+            now = self.clock()
+            head = self._head(key, now, strict=condition is not None)
+            check_condition(condition, None if head is None else head.version)
+            with self._index.adding((key,)):  # the key's row exists before its file
+                meta = self._write_file(key, data, self._expiry(ttl, now), head, now)
+        return WriteResult(meta.version, head is None)
+
+    def _head(self, key: str, now: float, *, strict: bool) -> Head | None:
+        """What a write keeps of the record it replaces. A damaged record counts as
+        absent for a plain write (which repairs it); a conditional one raises."""
+        try:
+            return read_head(self._directory_path, key, now)
+        except CorruptRecordError:
+            if strict:
+                raise
+            return None
+
+    def _write_file(
+        self, key: str, data: str, expires_at: float | None, head: Head | None, now: float
+    ) -> Meta:
+        """Write the file of ``key`` (under its lock and the index's), keeping the creation
+        time of the live record ``head`` it replaces."""
+        meta = Meta(new_version(), now if head is None else head.created_at, now)
         write_record(
-            self._directory(), key, data, expires_at, temps=self._temps, durable=self.durable
+            self._directory_path,
+            key,
+            data,
+            expires_at,
+            meta,
+            temps=self._temps,
+            durable=self.durable,
         )
+        return meta
 
-    def _remove(self, key: str) -> None:
-        self._directory()
-        with self._index.removing((key,)):  # the row goes once the file is gone
-            remove_record(self._directory(), key)
+    def _remove(self, key: str, if_version: str | None = None) -> bool:
+        directory = self._directory()
+        with self._locks.holding((key,)):
+            head = self._head(key, self.clock(), strict=if_version is not None)
+            if if_version is not None:
+                check_condition(if_version, None if head is None else head.version)
+            with self._index.removing((key,)):  # the row goes once the file is gone
+                remove_record(directory, key)
+        return head is not None
 
-    def _expires_at(self, ttl: float | None) -> float | None:
-        return None if ttl is None else self.clock() + ttl
+    def _expiry(self, ttl: float | None, now: float) -> float | None:
+        return None if ttl is None else now + ttl
 
     def _list(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         self._directory()
@@ -181,7 +246,7 @@ class FileStorageBackend(BaseStorageBackend):
         return await self._run("read", self._read, key, self.clock())
 
     async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
-        await self._run("write", self._write, key, data, self._expires_at(ttl))
+        await self._run("write", self._write, key, data, ttl)
 
     async def _delete(self, key: str) -> None:
         await self._run("delete", self._remove, key)
@@ -198,18 +263,22 @@ class FileStorageBackend(BaseStorageBackend):
         self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
     ) -> None:
         def write_all() -> None:
-            expires_at = self._expires_at(ttl)
             self._directory()
-            with self._index.adding([key for key, _, _ in items]):
-                for key, _value, data in items:
-                    self._write_file(key, data, expires_at)
+            keys = [key for key, _, _ in items]
+            with self._locks.holding(keys):
+                now = self.clock()
+                expires_at = self._expiry(ttl, now)
+                heads = [self._head(key, now, strict=False) for key in keys]
+                with self._index.adding(keys):
+                    for (key, _value, data), head in zip(items, heads, strict=True):
+                        self._write_file(key, data, expires_at, head, now)
 
         await self._run("write", write_all)
 
     async def _delete_many(self, keys: list[str]) -> None:
         def remove_all() -> None:
             directory = self._directory()
-            with self._index.removing(keys):
+            with self._locks.holding(keys), self._index.removing(keys):
                 for key in keys:
                     remove_record(directory, key)
 
@@ -220,6 +289,99 @@ class FileStorageBackend(BaseStorageBackend):
 
     async def sweep(self) -> int:
         return await self._run("sweep", self._sweep)
+
+    # ---------------------------------------------------------- versioned records
+
+    def _stored(self, key: str, now: float) -> Stored | None:
+        return read_stored(self._directory(), key, now)
+
+    @staticmethod
+    def _record(key: str, stored: Stored) -> Record:
+        return Record(
+            key,
+            stored.value,
+            stored.version,
+            timestamp(stored.created_at),
+            timestamp(stored.updated_at),
+            None if stored.expires_at is None else timestamp(stored.expires_at),
+        )
+
+    async def _get_record(self, key: str) -> Record | None:
+        stored = await self._run("read", self._stored, key, self.clock())
+        return None if stored is None else self._record(key, stored)
+
+    async def _get_many_records(self, keys: list[str]) -> dict[str, Record]:
+        def read_all() -> dict[str, Record]:
+            now = self.clock()
+            found = ((k, self._stored(k, now)) for k in keys)
+            return {k: self._record(k, s) for k, s in found if s is not None}
+
+        return await self._run("read", read_all)
+
+    async def _put_record(
+        self, key: str, value: dict[str, Any], data: str, ttl: float | None, condition: Condition
+    ) -> WriteResult:
+        return await self._run("write", self._write, key, data, ttl, condition)
+
+    async def _remove_record(self, key: str, if_version: str | None) -> bool:
+        return await self._run("delete", self._remove, key, if_version)
+
+    async def _append_items(
+        self,
+        key: str,
+        field: str,
+        items: list[Any],
+        items_data: str,
+        max_items: int | None,
+        ttl: float | None,
+    ) -> int:
+        def append() -> int:
+            self._directory()
+            with self._locks.holding((key,)):
+                now = self.clock()
+                current = self._stored(key, now)
+                value, length = append_to(
+                    None if current is None else current.value, field, items, max_items
+                )
+                if ttl is not None:
+                    expires_at = self._expiry(ttl, now)
+                elif current is None:
+                    expires_at = self._expiry(self.default_ttl, now)
+                else:
+                    expires_at = current.expires_at
+                self._replace(key, value, expires_at, current, now)
+            return length
+
+        return await self._run("write", append)
+
+    async def _pop_item(self, key: str, field: str) -> Any:
+        def pop() -> Any:
+            self._directory()
+            with self._locks.holding((key,)):
+                now = self.clock()
+                current = self._stored(key, now)
+                if current is None:
+                    return None
+                popped, item = pop_from(current.value, field)
+                if popped:
+                    self._replace(key, current.value, current.expires_at, current, now)
+            return item
+
+        return await self._run("write", pop)
+
+    def _replace(
+        self,
+        key: str,
+        value: dict[str, Any],
+        expires_at: float | None,
+        current: Stored | None,
+        now: float,
+    ) -> None:
+        """Write ``value`` over ``current`` (read under the key's lock, still held)."""
+        head = None if current is None else Head(current.version, current.created_at)
+        data = self._encode(value)
+        with self._index.adding((key,)):
+            self._write_file(key, data, expires_at, head, now)
 
     async def close(self) -> None:
         await super().close()

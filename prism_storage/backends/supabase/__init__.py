@@ -2,7 +2,8 @@
 
 :mod:`.backend` is the store; :mod:`.client` builds the client of each event loop and
 turns HTTP error answers into exceptions; :mod:`.queries` builds the parts of PostgREST
-queries; :mod:`.sql` holds the table's SQL (``manage.py prism_supabase_sql``).
+queries; :mod:`.sql` holds the SQL of the table and its functions (``manage.py
+prism_supabase_sql``).
 """
 
 from .backend import SupabaseRequestError, SupabaseStorageBackend

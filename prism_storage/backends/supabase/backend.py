@@ -1,10 +1,16 @@
 """``supabase``: one row per key in a Supabase table, through supabase-py's async client.
 
 The table (``prism_storage/sql/supabase.sql``, printed by ``manage.py prism_supabase_sql``)
-has ``key text collate "C" primary key``, ``data jsonb``, ``created_at``, ``updated_at``
-and ``expires_at``. Every operation is one PostgREST request: an upsert on ``key`` for
-writes, an ``in`` filter for batches, a key range ordered by ``key`` for listings (the
-"C" collation makes that order, and prefix ranges, exact and case-sensitive).
+has ``key text collate "C" primary key``, ``data jsonb``, ``version``, ``created_at``,
+``updated_at`` and ``expires_at``. Every operation is one PostgREST request: reads filter
+the table (an ``in`` filter for batches, a key range ordered by ``key`` for listings: the
+"C" collation makes that order, and prefix ranges, exact and case-sensitive); writes call
+the table's SQL functions (``<table>_prism_set``, ``_put``, ``_remove``, ``_append``,
+``_pop``) through RPC, each one atomic statement or row lock in the database.
+
+A table made by an earlier version's SQL (no ``version`` column, no functions) still
+serves ``get``/``set``/``delete``/listings the old way; the versioned operations raise
+:class:`SchemaMismatchError` naming the SQL that upgrades it.
 
 HTTP failures become typed errors: 401/403 :class:`BackendPermissionError`, a missing table
 or column :class:`SchemaMismatchError`, 5xx and network failures
@@ -36,8 +42,9 @@ from ...exceptions import (
 from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, Clock, KeyPage, check_ttl
 from ..clients import LoopBoundClients, require
 from ..redaction import redact
+from ..versions import ABSENT, Condition, Record, WriteResult, check_condition, new_version
 from .client import DEFAULT_MAX_CONNECTIONS, Connection, HTTPStatusError, connect, disconnect
-from .queries import chunks, in_list, prefix_end, timestamp
+from .queries import chunks, in_list, parse_timestamp, prefix_end, timestamp
 from .sql import check_table_name
 
 __all__ = ["SupabaseRequestError", "SupabaseStorageBackend"]
@@ -46,8 +53,25 @@ _NAMESPACE = re.compile(r"[^\x00-\x1f\x7f-\x9f:]{1,64}")
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 _ROWS_PER_UPSERT = 1000
 _CONFLICT_ATTEMPTS = 3
+#: PostgREST's code for a function it does not know (of these names and arguments).
+_MISSING_FUNCTION = "PGRST202"
+#: The columns of a record with its metadata.
+_RECORD_COLUMNS = "key,data,version,created_at,updated_at,expires_at"
+#: A store that found a table of the earlier SQL writes the old way this long before it
+#: looks for the functions again (so an upgrade is picked up without a restart).
+_LEGACY_RECHECK_SECONDS = 60.0
 #: PostgreSQL/PostgREST codes of a table whose columns differ from the shipped SQL.
-_SCHEMA_CODES = {"42703", "PGRST204", "PGRST200", "42P10", "42804", "PGRST205", "42P01"}
+_SCHEMA_CODES = {
+    "42703",
+    "PGRST204",
+    "PGRST200",
+    "42P10",
+    "42804",
+    "PGRST205",
+    "42P01",
+    "PGRST202",
+    "42883",
+}
 
 
 class SupabaseRequestError(PrismStorageError):
@@ -89,6 +113,9 @@ class SupabaseStorageBackend(BaseStorageBackend):
     supports_listing = True
     supports_sweep = True
     native_batch = True
+    supports_versions = True
+    supports_conditional_writes = True
+    supports_atomic_lists = True
     secret_options = ("key",)
     requires = (("supabase", "supabase"),)
 
@@ -134,6 +161,9 @@ class SupabaseStorageBackend(BaseStorageBackend):
         self.max_connections = max_connections
         self.clock = clock
         self._clients: LoopBoundClients[Connection] = LoopBoundClients(self._connect, disconnect)
+        #: Until when (time.monotonic()) ``set`` writes without versions: the table is one
+        #: of the earlier SQL, without the version column and the functions.
+        self._legacy_until = 0.0
 
     def describe(self) -> str:
         detail = f"url={redact(self.url)!r} table={self.table!r}"
@@ -178,7 +208,17 @@ class SupabaseStorageBackend(BaseStorageBackend):
         await self._clients.close_all()
 
     async def _run(self, action: str, build: Callable[[Any], Any]) -> Any:
-        """Execute the request ``build(table)`` makes and return its APIResponse.
+        """Execute the request ``build(table)`` makes and return its APIResponse."""
+        return await self._send(action, lambda client: build(client.table(self.table)))
+
+    async def _rpc(self, action: str, function: str, params: dict[str, Any]) -> Any:
+        """Call the table's SQL function ``<table>_prism_<function>``; return its rows."""
+        name = f"{self.table}_prism_{function}"
+        response = await self._send(action, lambda client: client.rpc(name, params))
+        return response.data
+
+    async def _send(self, action: str, build: Callable[[Any], Any]) -> Any:
+        """Execute the request ``build(client)`` makes and return its APIResponse.
 
         A 409 (a conflict a concurrent writer can cause) is retried; a conflict that
         persists means the table has constraints the shipped SQL does not create.
@@ -186,7 +226,7 @@ class SupabaseStorageBackend(BaseStorageBackend):
         httpx = require("httpx", backend="supabase", extra="supabase")
         for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
             failure: HTTPStatusError | None = None
-            request = build(self._clients.get().client.table(self.table)).execute()
+            request = build(self._clients.get().client).execute()
             try:
                 return await self._guard(action, request, (httpx.TransportError,))
             except HTTPStatusError as exc:
@@ -209,9 +249,10 @@ class SupabaseStorageBackend(BaseStorageBackend):
             )
         elif failure.status == 404 or failure.code in _SCHEMA_CODES:
             error = SchemaMismatchError(
-                f"Supabase could not {action} {where}: the table is missing or its columns "
-                f"differ from prism_storage's ({detail}). Create it with the SQL that "
-                f"`manage.py prism_supabase_sql --table {self.table}` prints."
+                f"Supabase could not {action} {where}: the table or its functions are "
+                f"missing, or its columns differ from prism_storage's ({detail}). Create "
+                f"or upgrade it with the SQL that `manage.py prism_supabase_sql --table "
+                f"{self.table}` prints (safe to run again: it keeps existing rows)."
             )
         elif failure.status == 409:
             error = SchemaMismatchError(
@@ -224,7 +265,7 @@ class SupabaseStorageBackend(BaseStorageBackend):
             return self._unavailable(failure, action)
         else:
             error = SupabaseRequestError(f"Supabase could not {action} {where} ({detail}).")
-        error.__cause__ = HTTPStatusError(failure.status, {"message": detail})
+        error.__cause__ = HTTPStatusError(failure.status, {"message": detail, "code": failure.code})
         return error
 
     # ------------------------------------------------------------------ helpers
@@ -242,14 +283,25 @@ class SupabaseStorageBackend(BaseStorageBackend):
             )
         return data
 
-    def _row(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> dict[str, Any]:
-        now = self.clock()
-        return {
-            "key": self._prefix + key,
-            "data": value,
-            "updated_at": timestamp(now),
-            "expires_at": None if ttl is None else timestamp(now + ttl),
-        }
+    def _record(self, row: dict[str, Any]) -> Record:
+        version = row.get("version")
+        if not isinstance(version, str):
+            raise CorruptRecordError(
+                f"The row {row.get('key')!r} of table {self.table!r} has no version."
+            )
+        return Record(
+            key=row["key"][len(self._prefix) :],
+            value=self._value(row),
+            version=version,
+            created_at=parse_timestamp(row["created_at"]),
+            updated_at=parse_timestamp(row["updated_at"]),
+            expires_at=None
+            if row.get("expires_at") is None
+            else parse_timestamp(row["expires_at"]),
+        )
+
+    def _expiry(self, now: float, ttl: float | None) -> str | None:
+        return None if ttl is None else timestamp(now + ttl)
 
     def _scope(self, query: Any) -> Any:
         """Limit ``query`` to this store's namespace."""
@@ -274,18 +326,67 @@ class SupabaseStorageBackend(BaseStorageBackend):
         return bool(response.data)
 
     async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
-        await self._upsert([self._row(key, value, data, ttl)])
+        await self._set_many([(key, value, data)], ttl)
 
     async def _set_many(
         self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
     ) -> None:
-        rows = [self._row(key, value, data, ttl) for key, value, data in items]
-        for start in range(0, len(rows), _ROWS_PER_UPSERT):
-            await self._upsert(rows[start : start + _ROWS_PER_UPSERT])
+        for start in range(0, len(items), _ROWS_PER_UPSERT):
+            await self._write_rows(items[start : start + _ROWS_PER_UPSERT], ttl)
 
-    async def _upsert(self, rows: list[dict[str, Any]]) -> None:
+    async def _write_rows(
+        self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
+    ) -> None:
+        """Upsert rows with new versions through ``<table>_prism_set`` (created_at kept);
+        on a table of the earlier SQL, the earlier plain upsert."""
+        now = self.clock()
+        expires_at = self._expiry(now, ttl)
+        if time.monotonic() < self._legacy_until:
+            await self._legacy_upsert(items, now, expires_at)
+            return
+        rows = [
+            {
+                "key": self._prefix + key,
+                "data": value,
+                "version": new_version(),
+                "expires_at": expires_at,
+            }
+            for key, value, _ in items
+        ]
+        try:
+            await self._rpc("write", "set", {"p_rows": rows, "p_now": timestamp(now)})
+        except SchemaMismatchError as error:
+            missing_function = getattr(error.__cause__, "code", "") == _MISSING_FUNCTION
+            if not missing_function or not await self._is_legacy_table():
+                raise
+            self._legacy_until = time.monotonic() + _LEGACY_RECHECK_SECONDS
+            await self._legacy_upsert(items, now, expires_at)
+
+    async def _is_legacy_table(self) -> bool:
+        """Whether the table is one of the earlier SQL: no ``version`` column. (A table
+        with the column but without the functions must not be written the old way: the
+        versions would not change and conditional writes would miss those writes.)"""
+        try:
+            await self._run("read", lambda table: table.select("version").limit(0))
+        except SchemaMismatchError:
+            await self._run("read", lambda table: table.select("key,data").limit(0))
+            return True
+        return False
+
+    async def _legacy_upsert(
+        self, items: list[tuple[str, dict[str, Any], str]], now: float, expires_at: str | None
+    ) -> None:
         from postgrest.types import ReturnMethod
 
+        rows = [
+            {
+                "key": self._prefix + key,
+                "data": value,
+                "updated_at": timestamp(now),
+                "expires_at": expires_at,
+            }
+            for key, value, _ in items
+        ]
         body: Any = rows[0] if len(rows) == 1 else rows
         await self._run(
             "write",
@@ -337,6 +438,116 @@ class SupabaseStorageBackend(BaseStorageBackend):
         response = await self._run("list keys", build)
         keys = [row["key"][len(self._prefix) :] for row in response.data]
         return KeyPage(keys, keys[-1] if len(keys) == limit else None)
+
+    # ------------------------------------------------------------ versioned records
+
+    async def _get_record(self, key: str) -> Record | None:
+        response = await self._run(
+            "read",
+            lambda table: self._alive(
+                table.select(_RECORD_COLUMNS).eq("key", self._prefix + key)
+            ).limit(1),
+        )
+        return self._record(response.data[0]) if response.data else None
+
+    async def _get_many_records(self, keys: list[str]) -> dict[str, Record]:
+        found: dict[str, Record] = {}
+        for chunk in chunks([self._prefix + k for k in keys]):
+
+            def build(table: Any, chunk: list[str] = chunk) -> Any:
+                return self._alive(
+                    table.select(_RECORD_COLUMNS).filter("key", "in", in_list(chunk))
+                )
+
+            response = await self._run("read", build)
+            for row in response.data:
+                record = self._record(row)
+                found[record.key] = record
+        return found
+
+    async def _put_record(
+        self, key: str, value: dict[str, Any], data: str, ttl: float | None, condition: Condition
+    ) -> WriteResult:
+        now = self.clock()
+        version = new_version()
+        params: dict[str, Any] = {
+            "p_key": self._prefix + key,
+            "p_data": value,
+            "p_version": version,
+            "p_now": timestamp(now),
+            "p_expires_at": self._expiry(now, ttl),
+        }
+        if condition is ABSENT:
+            params["p_if_absent"] = True
+        elif isinstance(condition, str):
+            params["p_if_version"] = condition
+        [result] = await self._rpc("write", "put", params)
+        if not result["written"]:
+            check_condition(condition, result["row_version"])
+            raise AssertionError("the put function refused a write whose condition holds")
+        return WriteResult(version, bool(result["created"]))
+
+    async def _remove_record(self, key: str, if_version: str | None) -> bool:
+        params: dict[str, Any] = {
+            "p_key": self._prefix + key,
+            "p_now": timestamp(self.clock()),
+        }
+        if if_version is not None:
+            params["p_if_version"] = if_version
+        [result] = await self._rpc("delete", "remove", params)
+        if if_version is not None and not result["removed"]:
+            check_condition(if_version, result["row_version"])
+        return bool(result["removed"])
+
+    async def _append_items(
+        self,
+        key: str,
+        field: str,
+        items: list[Any],
+        items_data: str,
+        max_items: int | None,
+        ttl: float | None,
+    ) -> int:
+        now = self.clock()
+        new_ttl = self.default_ttl if ttl is None else ttl
+        [result] = await self._rpc(
+            "append",
+            "append",
+            {
+                "p_key": self._prefix + key,
+                "p_field": field,
+                "p_items": items,
+                "p_version": new_version(),
+                "p_now": timestamp(now),
+                "p_expires_at": self._expiry(now, new_ttl),
+                "p_keep_expiry": ttl is None,
+                "p_max_items": max_items,
+            },
+        )
+        if result["list_length"] is None:
+            raise self._not_a_list(field, result["field_type"])
+        return int(result["list_length"])
+
+    async def _pop_item(self, key: str, field: str) -> Any:
+        [result] = await self._rpc(
+            "pop",
+            "pop",
+            {
+                "p_key": self._prefix + key,
+                "p_field": field,
+                "p_version": new_version(),
+                "p_now": timestamp(self.clock()),
+            },
+        )
+        if result["field_type"] not in (None, "array"):
+            raise self._not_a_list(field, result["field_type"])
+        return result["item"] if result["popped"] else None
+
+    @staticmethod
+    def _not_a_list(field: str, json_type: object) -> InvalidValueError:
+        return InvalidValueError(
+            f"The record's {field!r} field is a JSON {json_type}, not a list.", f"$.{field}"
+        )
 
     async def sweep(self) -> int:
         from postgrest.types import CountMethod, ReturnMethod

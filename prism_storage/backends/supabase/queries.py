@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-__all__ = ["chunks", "in_list", "prefix_end", "timestamp"]
+__all__ = ["chunks", "in_list", "parse_timestamp", "prefix_end", "timestamp"]
 
 #: Keys per ``in`` filter are capped by size so the URL stays well under gateway limits
 #: (URLs of 16 KB and more are refused); a batch takes one request up to this budget.
@@ -19,6 +19,14 @@ def timestamp(seconds: float) -> str:
     if seconds >= _LAST_TIMESTAMP:
         return "infinity"
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """A ``timestamptz`` as PostgREST answers it, as an aware UTC datetime; ``infinity``
+    (an expiry beyond year 9999) as the latest datetime there is."""
+    if text == "infinity":
+        return datetime.max.replace(tzinfo=UTC)
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def prefix_end(prefix: str) -> str | None:

@@ -1,4 +1,5 @@
-"""The SQL of the ``supabase`` backend's table, and the check of a table name."""
+"""The SQL of the ``supabase`` backend's table and its functions (``<table>_prism_set``,
+``_put``, ``_remove``, ``_append``, ``_pop``), and the check of a table name."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 
 
 def table_sql(table: str = "agents") -> str:
-    """The SQL that creates the backend's ``table`` (paste-ready for the Supabase editor)."""
+    """The SQL that creates the backend's ``table`` and its functions, or upgrades a table
+    made by an earlier version (paste-ready for the Supabase editor; safe to run again)."""
     check_table_name(table)
     template = importlib.resources.files("prism_storage").joinpath("sql/supabase.sql")
     return re.sub(r'"agents(?=["_])', f'"{table}', template.read_text(encoding="utf-8"))

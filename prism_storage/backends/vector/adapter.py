@@ -11,13 +11,32 @@ import asyncio
 import hashlib
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ..base import KeyPage
 from .filters import Node, Scalar
+from .locks import KeyLocks
 
-__all__ = ["Connection", "Hit", "IndexSpec", "Record", "ScoreKind", "VectorAdapter", "point_id"]
+__all__ = [
+    "CREATED",
+    "UPDATED",
+    "VERSION",
+    "Connection",
+    "Hit",
+    "IndexSpec",
+    "Record",
+    "ScoreKind",
+    "Stored",
+    "VectorAdapter",
+    "point_id",
+]
+
+#: Where a point keeps its record metadata (payload / metadata / ``meta`` JSON keys, beside
+#: the value's fields, whose names can never start with ``_prism``): the version, and the
+#: creation and last write times as Unix seconds.
+VERSION, CREATED, UPDATED = "_prism_version", "_prism_created", "_prism_updated"
 
 Metric = Literal["cosine", "euclidean", "dotproduct"]
 #: What an engine's native score is: a similarity (cosine, dot product), a Euclidean
@@ -56,6 +75,36 @@ class Record:
     vector: list[float]
     data: str
     fields: dict[str, Scalar]
+    version: str
+    created_at: float
+    updated_at: float
+
+    def metadata(self) -> dict[str, Scalar]:
+        """The record metadata as the point stores it."""
+        return {VERSION: self.version, CREATED: self.created_at, UPDATED: self.updated_at}
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A record as read back: its JSON text and the metadata the point holds (``None``
+    for a point written before records carried metadata)."""
+
+    data: str
+    version: str | None = None
+    created_at: float | None = None
+    updated_at: float | None = None
+
+    @classmethod
+    def of(cls, data: str, holder: Mapping[str, Any]) -> Stored:
+        """``data`` with the metadata found in ``holder`` (a payload or metadata dict)."""
+        version, created, updated = holder.get(VERSION), holder.get(CREATED), holder.get(UPDATED)
+        if (
+            isinstance(version, str)
+            and isinstance(created, int | float)
+            and isinstance(updated, int | float)
+        ):
+            return cls(data, version, float(created), float(updated))
+        return cls(data)
 
 
 @dataclass(frozen=True)
@@ -109,6 +158,15 @@ class VectorAdapter(ABC):
     def validate_options(cls, options: Connection) -> None:
         """Raise InvalidOptionError for options this engine cannot use (no I/O)."""
 
+    def key_locks(self) -> KeyLocks | None:
+        """The per-key locks of an engine that serves this process only; ``None`` for a
+        server that other processes share (where a lock in this process proves nothing)."""
+        return None
+
+    def lock_key(self, key: str) -> str:
+        """What :meth:`key_locks` locks for ``key``: its place in the engine's data."""
+        return f"{self.spec.name}\x00{self.spec.namespace}\x00{key}"
+
     def score_kind(self) -> ScoreKind:
         return "similarity" if self.spec.metric != "euclidean" else "distance"
 
@@ -119,8 +177,8 @@ class VectorAdapter(ABC):
     async def upsert(self, records: list[Record]) -> None: ...
 
     @abstractmethod
-    async def fetch(self, keys: list[str]) -> dict[str, str]:
-        """``{key: JSON text}`` of the given keys that exist."""
+    async def fetch(self, keys: list[str]) -> dict[str, Stored]:
+        """The given keys that exist, with their JSON text and metadata."""
 
     @abstractmethod
     async def delete(self, keys: list[str]) -> None: ...

@@ -6,6 +6,15 @@ as JSON text beside it (so ``get`` returns exactly what was set), together with 
 filterable top-level fields. The engine-specific parts live in one module per provider
 (:mod:`.qdrant`, :mod:`.milvus`, :mod:`.pinecone`) behind :class:`.adapter.VectorAdapter`.
 
+Every point also keeps its record metadata (version, creation and last write times; see
+:mod:`.adapter`), so ``get_record`` works on every provider. Conditional writes
+(``put(if_version=...)``, ``remove(if_version=...)``, ``update``) and ``append``/``pop``
+need a read-check-write that nothing else interleaves with. The embedded engines (Qdrant's
+local mode, milvus-lite) serve one process, so every write of this backend takes a per-key
+lock there (:mod:`.locks`) and the flags are true. A Qdrant or Milvus server, and Pinecone,
+offer no write that compares a stored version and reports whether it applied, so there
+the flags are false and those calls raise UnsupportedOperationError (docs/vector.md).
+
 Scores mean the same on every provider (higher is more similar):
 
 * ``cosine``: the cosine similarity, in [-1, 1];
@@ -16,8 +25,11 @@ Scores mean the same on every provider (higher is more similar):
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar, Literal
 
 from ...codec import validate_key
@@ -25,7 +37,17 @@ from ...exceptions import InvalidOptionError, InvalidValueError, MissingDependen
 from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage
 from ..clients import LoopBoundClients
 from ..redaction import redact
-from .adapter import IndexSpec, Record, VectorAdapter
+from ..versions import (
+    Condition,
+    WriteResult,
+    append_to,
+    check_condition,
+    new_version,
+    pop_from,
+    timestamp,
+)
+from ..versions import Record as VersionedRecord
+from .adapter import IndexSpec, Record, Stored, VectorAdapter
 from .filters import filterable_fields, parse_filter
 from .vectors import Embedder, check_vector, embed, resolve_embedder, to_score
 
@@ -81,6 +103,10 @@ class VectorStorageBackend(BaseStorageBackend):
     supports_listing = True
     native_batch = True
     secret_options = ("api_key",)
+    supports_versions = True
+    # Per mode (see __init__): true only for the embedded, single-process engines.
+    supports_conditional_writes: bool = False  # type: ignore[misc]
+    supports_atomic_lists: bool = False  # type: ignore[misc]
     max_value_bytes: int | None = None  # type: ignore[misc]  # set per provider
 
     #: Largest value (JSON bytes) per provider: Milvus stores it in a VARCHAR(65535);
@@ -148,6 +174,10 @@ class VectorStorageBackend(BaseStorageBackend):
         self.path = path
         # Embedded engines own their files: one process at a time.
         self.shared_across_processes = url is not None or provider == "pinecone"
+        # A lock inside this process serializes every writer only when no other process
+        # writes (see the module docstring).
+        self.supports_conditional_writes = not self.shared_across_processes
+        self.supports_atomic_lists = not self.shared_across_processes
         self.text_field = text_field
         self.timeout = float(timeout)
         self.embedder = resolve_embedder(embedder)
@@ -309,8 +339,8 @@ class VectorStorageBackend(BaseStorageBackend):
 
     async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         adapter = await self._adapter()
-        found = await self._guard("read", adapter.fetch(keys), adapter.errors)
-        return {key: self._decode(found[key]) for key in keys if key in found}
+        found = await self._fetch(adapter, keys)
+        return {key: self._decode(found[key].data) for key in keys if key in found}
 
     async def _set_many(
         self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
@@ -320,23 +350,148 @@ class VectorStorageBackend(BaseStorageBackend):
     async def _write(
         self, items: list[tuple[str, dict[str, Any], str]], vectors: list[list[float] | None]
     ) -> None:
-        """Upsert ``items``, each with its vector (``None``: computed by the embedder)."""
-        missing = [index for index, vector in enumerate(vectors) if vector is None]
-        if missing:  # computed concurrently (an embedder may be a remote service)
-            computed = await asyncio.gather(*(self._embedded(*items[i]) for i in missing))
-            for index, vector in zip(missing, computed, strict=True):
-                vectors[index] = vector
-        records = [
-            Record(key, vector, data, filterable_fields(value))
-            for (key, value, data), vector in zip(items, vectors, strict=True)
-            if vector is not None
-        ]
+        """Write ``items`` (plain ``set``): each gets a new version and keeps its creation
+        time, so the current metadata is read first."""
+        computed = await self._completed(items, vectors)  # before any I/O: checks them
+        keys = [key for key, _value, _data in items]
         adapter = await self._adapter()
+        async with self._locked(adapter, keys):
+            current = await self._fetch(adapter, keys)
+            await self._upsert(adapter, items, computed, current)
+
+    async def _completed(
+        self, items: list[tuple[str, dict[str, Any], str]], vectors: list[list[float] | None]
+    ) -> list[list[float]]:
+        """``vectors`` with the missing ones (``None``) computed by the embedder from their
+        values, as for any write."""
+        complete: list[list[float]] = []
+        missing = [index for index, vector in enumerate(vectors) if vector is None]
+        computed = iter(
+            # computed concurrently (an embedder may be a remote service)
+            await asyncio.gather(*(self._embedded(*items[i]) for i in missing))
+        )
+        for vector in vectors:
+            complete.append(next(computed) if vector is None else vector)
+        return complete
+
+    async def _upsert(
+        self,
+        adapter: VectorAdapter,
+        items: list[tuple[str, dict[str, Any], str]],
+        vectors: list[list[float]],
+        current: Mapping[str, Stored],
+    ) -> list[str]:
+        """Upsert ``items``, each with its vector and fresh metadata (keeping the creation
+        time of the ``current`` record); return the new versions."""
+        now = time.time()
+        records = []
+        for (key, value, data), vector in zip(items, vectors, strict=True):
+            before = current.get(key)
+            created = now if before is None else _created_at(before)
+            fields = filterable_fields(value)
+            records.append(Record(key, vector, data, fields, new_version(), created, now))
         await self._guard("write", adapter.upsert(records), adapter.errors)
+        return [record.version for record in records]
 
     async def _delete_many(self, keys: list[str]) -> None:
         adapter = await self._adapter()
-        await self._guard("delete", adapter.delete(keys), adapter.errors)
+        async with self._locked(adapter, keys):
+            await self._guard("delete", adapter.delete(keys), adapter.errors)
+
+    async def _fetch(self, adapter: VectorAdapter, keys: list[str]) -> dict[str, Stored]:
+        return await self._guard("read", adapter.fetch(keys), adapter.errors)
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, adapter: VectorAdapter, keys: list[str]) -> AsyncIterator[None]:
+        """Hold the keys' locks on an embedded engine; on a shared server, nothing (the
+        conditional and list operations are refused there)."""
+        locks = adapter.key_locks()
+        if locks is None:
+            yield
+            return
+        async with locks.hold(adapter.lock_key(key) for key in keys):
+            yield
+
+    # ------------------------------------------------------------------ versioned records
+
+    def _record(self, key: str, stored: Stored) -> VersionedRecord:
+        return VersionedRecord(
+            key,
+            self._decode(stored.data),
+            _version_of(stored),
+            timestamp(_created_at(stored)),
+            timestamp(_updated_at(stored)),
+        )
+
+    async def _get_record(self, key: str) -> VersionedRecord | None:
+        return (await self._get_many_records([key])).get(key)
+
+    async def _get_many_records(self, keys: list[str]) -> dict[str, VersionedRecord]:
+        adapter = await self._adapter()
+        found = await self._fetch(adapter, keys)
+        return {key: self._record(key, found[key]) for key in keys if key in found}
+
+    async def _put_record(
+        self, key: str, value: dict[str, Any], data: str, ttl: float | None, condition: Condition
+    ) -> WriteResult:
+        vectors = await self._completed([(key, value, data)], [self._vector_of(value)])
+        adapter = await self._adapter()
+        async with self._locked(adapter, [key]):
+            current = await self._fetch(adapter, [key])
+            before = current.get(key)
+            check_condition(condition, None if before is None else _version_of(before))
+            (version,) = await self._upsert(adapter, [(key, value, data)], vectors, current)
+        return WriteResult(version, before is None)
+
+    async def _remove_record(self, key: str, if_version: str | None) -> bool:
+        adapter = await self._adapter()
+        async with self._locked(adapter, [key]):
+            before = (await self._fetch(adapter, [key])).get(key)
+            if if_version is not None:
+                check_condition(if_version, None if before is None else _version_of(before))
+            await self._guard("delete", adapter.delete([key]), adapter.errors)
+        return before is not None
+
+    async def _append_items(
+        self,
+        key: str,
+        field: str,
+        items: list[Any],
+        items_data: str,
+        max_items: int | None,
+        ttl: float | None,
+    ) -> int:
+        adapter = await self._adapter()
+        async with self._locked(adapter, [key]):
+            current = await self._fetch(adapter, [key])
+            before = current.get(key)
+            value, length = append_to(
+                None if before is None else self._decode(before.data), field, items, max_items
+            )
+            await self._rewrite(adapter, key, value, current)
+        return length
+
+    async def _rewrite(
+        self, adapter: VectorAdapter, key: str, value: dict[str, Any], current: Mapping[str, Stored]
+    ) -> None:
+        """Write a value changed by append or pop: checked (size limits) and given its vector
+        as set() would, from its embedding or by the embedder from its new text."""
+        data, vector = self._checked(value)
+        items = [(key, value, data)]
+        await self._upsert(adapter, items, await self._completed(items, [vector]), current)
+
+    async def _pop_item(self, key: str, field: str) -> Any:
+        adapter = await self._adapter()
+        async with self._locked(adapter, [key]):
+            current = await self._fetch(adapter, [key])
+            before = current.get(key)
+            if before is None:
+                return None
+            value = self._decode(before.data)
+            popped, item = pop_from(value, field)
+            if popped:
+                await self._rewrite(adapter, key, value, current)
+        return item
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         adapter = await self._adapter()
@@ -384,3 +539,24 @@ class VectorStorageBackend(BaseStorageBackend):
             {"key": hit.key, "score": score, "value": self._decode(hit.data)}
             for score, hit in scored[:limit]
         ]
+
+
+# ---------------------------------------------------------------------- stored metadata
+# A point written before records carried metadata has none: its version is derived from
+# its stored JSON text (stable until the next write, which stores a real version), and its
+# times are the Unix epoch, meaning "before versions were kept" (kept as the creation time
+# by later writes, since the real one is unknown).
+
+
+def _version_of(stored: Stored) -> str:
+    if stored.version is not None:
+        return stored.version
+    return hashlib.sha256(stored.data.encode("utf-8")).hexdigest()[:16]
+
+
+def _created_at(stored: Stored) -> float:
+    return 0.0 if stored.created_at is None else stored.created_at
+
+
+def _updated_at(stored: Stored) -> float:
+    return 0.0 if stored.updated_at is None else stored.updated_at

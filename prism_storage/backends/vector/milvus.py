@@ -5,7 +5,9 @@ Without ``url`` the store runs milvus-lite (the Milvus engine as a local subproc
 
 The collection has the columns ``id`` (a uuid-shaped hash of (namespace, key), the primary key),
 ``vector``, ``ns``, ``key``, ``value`` (the value's JSON text, a VARCHAR of at most 65,535
-bytes) and ``meta`` (a JSON column with the filterable fields). Its index is ``FLAT``
+bytes) and ``meta`` (a JSON column with the filterable fields and the record metadata:
+``_prism_version``, ``_prism_created``, ``_prism_updated``; a row written before records
+carried metadata simply lacks them). Its index is ``FLAT``
 (exact search); an existing collection may use any index with the configured metric.
 """
 
@@ -21,8 +23,18 @@ from typing import Any
 from ...exceptions import InvalidOptionError, InvalidValueError, SchemaMismatchError
 from ..base import KeyPage
 from ..clients import require
-from .adapter import Connection, Hit, IndexSpec, Record, ScoreKind, VectorAdapter, point_id
+from .adapter import (
+    Connection,
+    Hit,
+    IndexSpec,
+    Record,
+    ScoreKind,
+    Stored,
+    VectorAdapter,
+    point_id,
+)
 from .filters import And, Node, Or, Scalar
+from .locks import KeyLocks, key_locks
 
 __all__ = ["ADAPTER", "DEFAULT_PATH", "MilvusAdapter", "collection_name"]
 
@@ -193,7 +205,8 @@ class MilvusAdapter(VectorAdapter):
         await client.load_collection(self.collection, **self._opts())
 
     def _row(self, record: Record) -> dict[str, Any]:
-        meta = json.dumps(record.fields, ensure_ascii=False)
+        fields = {**record.fields, **record.metadata()}
+        meta = json.dumps(fields, ensure_ascii=False)
         if len(meta) > MAX_META_BYTES // 4 and len(meta.encode()) > MAX_META_BYTES:
             raise InvalidValueError(
                 f"The filterable top-level fields of {record.key!r} take "
@@ -206,7 +219,7 @@ class MilvusAdapter(VectorAdapter):
             "ns": self.spec.namespace,
             "key": record.key,
             "value": record.data,
-            "meta": record.fields,
+            "meta": fields,
         }
 
     async def upsert(self, records: list[Record]) -> None:
@@ -215,13 +228,21 @@ class MilvusAdapter(VectorAdapter):
         for start in range(0, len(rows), _BATCH):
             await client.upsert(self.collection, rows[start : start + _BATCH])
 
-    async def fetch(self, keys: list[str]) -> dict[str, str]:
+    async def fetch(self, keys: list[str]) -> dict[str, Stored]:
         client = await self._connect()
-        found: dict[str, str] = {}
+        found: dict[str, Stored] = {}
         for start in range(0, len(keys), _ID_CHUNK):
             ids = [point_id(self.spec.namespace, k) for k in keys[start : start + _ID_CHUNK]]
-            rows = await client.get(self.collection, ids=ids, output_fields=["ns", "key", "value"])
-            found.update({r["key"]: r["value"] for r in rows if r["ns"] == self.spec.namespace})
+            rows = await client.get(
+                self.collection, ids=ids, output_fields=["ns", "key", "value", "meta"]
+            )
+            found.update(
+                {
+                    r["key"]: Stored.of(r["value"], r.get("meta") or {})
+                    for r in rows
+                    if r["ns"] == self.spec.namespace
+                }
+            )
         return found
 
     async def delete(self, keys: list[str]) -> None:
@@ -271,6 +292,13 @@ class MilvusAdapter(VectorAdapter):
         page = rows[:limit]
         keys = [r["key"] for r in page if r["key"].startswith(prefix)]
         return KeyPage(keys, page[-1]["id"] if len(rows) > limit else None)
+
+    def key_locks(self) -> KeyLocks | None:
+        # milvus-lite: one engine process per file, serving this process only.
+        return None if self.options.url is not None else key_locks(f"milvus:{self._lite_path}")
+
+    def lock_key(self, key: str) -> str:
+        return f"{self.collection}\x00{self.spec.namespace}\x00{key}"
 
     def score_kind(self) -> ScoreKind:
         return "squared_distance" if self.spec.metric == "euclidean" else "similarity"

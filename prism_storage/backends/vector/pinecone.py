@@ -9,7 +9,8 @@ with every byte outside printable ASCII (and ``%``) written as ``%XX``. This kee
 prefixes as id prefixes, so ``keys(prefix)`` uses Pinecone's id listing. A key whose
 encoding is too long is stored under ``%%`` + its SHA-256 instead (``%%`` never occurs in
 an encoded key). The metadata holds ``_prism_key``, ``_prism_value`` (the value's JSON
-text) and the value's filterable fields, within Pinecone's 40 KB metadata limit.
+text), the record metadata (``_prism_version``, ``_prism_created``, ``_prism_updated``)
+and the value's filterable fields, within Pinecone's 40 KB metadata limit.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ...exceptions import (
 )
 from ..base import KeyPage
 from ..clients import require
-from .adapter import Connection, Hit, IndexSpec, Record, ScoreKind, VectorAdapter
+from .adapter import Connection, Hit, IndexSpec, Record, ScoreKind, Stored, VectorAdapter
 from .filters import And, Compare, Node, Or
 
 __all__ = ["ADAPTER", "PineconeAdapter", "decode_id", "encode_id"]
@@ -188,7 +189,7 @@ class PineconeAdapter(VectorAdapter):
         self._index = await self._control.index(host=model.host)
 
     def _vector(self, record: Record) -> tuple[dict[str, Any], int]:
-        metadata = {**record.fields, KEY: record.key, VALUE: record.data}
+        metadata = {**record.fields, **record.metadata(), KEY: record.key, VALUE: record.data}
         size = metadata_size(metadata)
         if size > MAX_METADATA_BYTES:
             raise InvalidValueError(
@@ -235,12 +236,12 @@ class PineconeAdapter(VectorAdapter):
         response = await self._call(self._index.fetch(ids=ids, namespace=self.spec.namespace))
         return {point: vector.metadata or {} for point, vector in response.vectors.items()}
 
-    async def fetch(self, keys: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    async def fetch(self, keys: list[str]) -> dict[str, Stored]:
+        found: dict[str, Stored] = {}
         for ids in self._chunks(keys):
             for metadata in (await self._fetch_ids(ids)).values():
                 if KEY in metadata and VALUE in metadata:
-                    found[metadata[KEY]] = metadata[VALUE]
+                    found[metadata[KEY]] = Stored.of(metadata[VALUE], metadata)
         return {k: found[k] for k in keys if k in found}
 
     async def delete(self, keys: list[str]) -> None:

@@ -2,7 +2,8 @@
 
 Each record is a point whose id is a uuid-shaped hash of (namespace, key) (Qdrant ids must be
 uuids or unsigned ints) and whose payload holds ``_prism_key``, ``_prism_ns``,
-``_prism_value`` (the value's JSON text) and the value's filterable fields. Namespaces
+``_prism_value`` (the value's JSON text), the record metadata (``_prism_version``,
+``_prism_created``, ``_prism_updated``) and the value's filterable fields. Namespaces
 share the collection and are separated by a filter on ``_prism_ns``.
 
 The embedded mode keeps everything in memory (no ``path``) or in a directory, which only
@@ -20,8 +21,20 @@ from typing import Any
 from ...exceptions import InvalidOptionError, InvalidValueError, SchemaMismatchError
 from ..base import KeyPage
 from ..clients import require
-from .adapter import Connection, Hit, IndexSpec, Record, VectorAdapter, point_id
+from .adapter import (
+    CREATED,
+    UPDATED,
+    VERSION,
+    Connection,
+    Hit,
+    IndexSpec,
+    Record,
+    Stored,
+    VectorAdapter,
+    point_id,
+)
 from .filters import And, Compare, Node, Or
+from .locks import KeyLocks
 
 __all__ = ["ADAPTER", "QdrantAdapter"]
 
@@ -56,6 +69,8 @@ class _Local:
         self.where = where
         self.lock = threading.RLock()
         self.users = 0
+        # Read-check-write sequences of every store on this engine (see .locks).
+        self.key_locks = KeyLocks()
 
 
 _local_lock = threading.Lock()
@@ -211,7 +226,7 @@ class QdrantAdapter(VectorAdapter):
             self.models.PointStruct(
                 id=point_id(ns, r.key),
                 vector=r.vector,
-                payload={**r.fields, KEY: r.key, NS: ns, VALUE: r.data},
+                payload={**r.fields, **r.metadata(), KEY: r.key, NS: ns, VALUE: r.data},
             )
             for r in records
         ]
@@ -221,17 +236,17 @@ class QdrantAdapter(VectorAdapter):
                     self.spec.name, points=points[start : start + _BATCH], wait=True
                 )
 
-    async def fetch(self, keys: list[str]) -> dict[str, str]:
+    async def fetch(self, keys: list[str]) -> dict[str, Stored]:
         ns = self.spec.namespace
         async with self._client() as client:
             points = await client.retrieve(
                 self.spec.name,
                 ids=[point_id(ns, k) for k in keys],
-                with_payload=[KEY, NS, VALUE],
+                with_payload=[KEY, NS, VALUE, VERSION, CREATED, UPDATED],
                 with_vectors=False,
             )
         return {
-            p.payload[KEY]: p.payload[VALUE]
+            p.payload[KEY]: Stored.of(p.payload[VALUE], p.payload)
             for p in points
             if p.payload and p.payload.get(NS) == ns and VALUE in p.payload
         }
@@ -241,6 +256,13 @@ class QdrantAdapter(VectorAdapter):
         selector = self.models.PointIdsList(points=[point_id(ns, k) for k in keys])
         async with self._client() as client:
             await client.delete(self.spec.name, points_selector=selector, wait=True)
+
+    def key_locks(self) -> KeyLocks | None:
+        if self.options.url is not None:
+            return None
+        if self._local is None:
+            self._local = _acquire_local(self.options)
+        return self._local.key_locks
 
     async def query(self, vector: list[float], limit: int, where: Node | None) -> list[Hit]:
         condition = self._in_namespace(*([] if where is None else [_condition(where)]))

@@ -1,5 +1,6 @@
-"""``manage.py prism_supabase_sql [--table NAME]``: print the SQL that creates the table of
-the ``supabase`` backend, for the Supabase SQL editor or a Supabase migration."""
+"""``manage.py prism_supabase_sql [--table NAME]``: print the SQL that creates (or upgrades)
+the table of the ``supabase`` backend and its functions, for the Supabase SQL editor or a
+Supabase migration."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ def table_name(value: str) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Print the SQL that creates the supabase backend's table (row-level security on, "
-        "access for the service role only). Paste it into the Supabase SQL editor or save "
+        "Print the SQL that creates the supabase backend's table and functions (row-level "
+        "security on, access for the service role only), or upgrades a table made by an "
+        "earlier version (safe to run again). Paste it into the Supabase SQL editor or save "
         "it as a migration."
     )
 
