@@ -18,6 +18,7 @@ from django.urls import URLPattern
 from django.utils import timezone
 from django.utils.html import format_html
 
+from .backends.versions import new_version
 from .browser import StoreBrowser
 from .forms import PrettyJSONField, clean_record_key, pretty_json
 from .models import Record
@@ -101,4 +102,5 @@ class RecordAdmin(_RecordModelAdmin):
         if not change:
             obj.created_at = now
         obj.updated_at = now
+        obj.version = new_version()  # every write makes a new version, here as in the store
         super().save_model(request, obj, form, change)

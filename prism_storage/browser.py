@@ -24,7 +24,13 @@ from django.utils.http import urlencode
 from .access import Operation, check_store_access, has_model_permission, visible_aliases
 from .backends.base import BaseStorageBackend
 from .compat import outer_event_loop_running
-from .exceptions import ConfigurationError, InvalidKeyError, InvalidValueError, PrismStorageError
+from .exceptions import (
+    ConfigurationError,
+    InvalidKeyError,
+    InvalidValueError,
+    PrismStorageError,
+    VersionConflictError,
+)
 from .forms import RecordValueForm, SearchForm, pretty_json
 from .handler import storages
 from .sync import SyncStore
@@ -210,13 +216,12 @@ class StoreBrowser:
         key = self._key_param(request)
         context = self._context(request, key, **self._store_context(request, alias, store))
         try:
-            value = SyncStore(store).get(key)
+            found = self._read_for_edit(SyncStore(store), key)
         except (PrismStorageError, ConfigurationError) as exc:
             context["error"] = _failure(exc)
         else:
-            if value is None:
-                raise Http404("No record has this key.")
-            context["value_json"] = pretty_json(value)
+            context["value_json"] = pretty_json(found["value"])
+            context["record"] = found.get("record")
         context.update(
             key=key,
             edit_url=self._url("prism_storage_store_record_edit", alias, key=key),
@@ -235,27 +240,21 @@ class StoreBrowser:
             "Add record" if adding else f"Change {key}",
             **self._store_context(request, alias, store),
         )
-        initial: dict[str, Any] = {"key": key, "value": {}}
+        initial: dict[str, Any] = {"key": key, "value": {}, "version": ""}
         if not adding and request.method != "POST":
             try:
-                value = sync.get(key)
+                found = self._read_for_edit(sync, key)
+                initial.update(value=found["value"], version=found.get("version", ""))
             except (PrismStorageError, ConfigurationError) as exc:
-                value = None
+                initial["value"] = None
                 context["error"] = _failure(exc)
-            else:
-                if value is None:
-                    raise Http404("No record has this key.")
-            initial["value"] = value
         form = RecordValueForm(
             request.POST if request.method == "POST" else None, initial=initial, adding=adding
         )
         if request.method == "POST" and form.is_valid():
             key = form.cleaned_data["key"]
             try:
-                if adding and sync.exists(key):
-                    form.add_error("key", "A record with this key exists already.")
-                else:
-                    sync.set(key, form.cleaned_data["value"])
+                self._save(sync, form, adding)
             except InvalidValueError as exc:
                 form.add_error("value", str(exc))
             except (PrismStorageError, ConfigurationError) as exc:
@@ -273,6 +272,50 @@ class StoreBrowser:
         )
         context.update(form=form, key=key, adding=adding, cancel_url=cancel_url)
         return TemplateResponse(request, TEMPLATES + "record_form.html", context)
+
+    @staticmethod
+    def _read_for_edit(sync: SyncStore, key: str) -> dict[str, Any]:
+        """The record's value, and its version and :class:`Record` where the store keeps
+        versions."""
+        if sync.store.supports_versions:
+            found = sync.get_record(key)
+            if found is None:
+                raise Http404("No record has this key.")
+            return {"value": found.value, "version": found.version, "record": found}
+        value = sync.get(key)
+        if value is None:
+            raise Http404("No record has this key.")
+        return {"value": value}
+
+    @staticmethod
+    def _save(sync: SyncStore, form: RecordValueForm, adding: bool) -> None:
+        """Write the form's record; a conflict becomes a form error and writes nothing.
+
+        Where the store writes conditionally, an added record is created only if absent
+        and an edited one written only at the version the form was read at, in one write
+        of the store. Elsewhere, as before versions: a check, then an unconditional write.
+        """
+        key, value = form.cleaned_data["key"], form.cleaned_data["value"]
+        exists_message = "A record with this key exists already."
+        if not sync.store.supports_conditional_writes:
+            if adding and sync.exists(key):
+                form.add_error("key", exists_message)
+            else:
+                sync.set(key, value)
+            return
+        version = form.cleaned_data["version"] or None
+        try:
+            if adding:
+                sync.put(key, value, if_absent=True)
+            elif version is None:
+                raise VersionConflictError("The form carries no version.", None)
+            else:
+                sync.put(key, value, if_version=version)
+        except VersionConflictError as exc:
+            if adding:
+                form.add_error("key", exists_message)
+            else:
+                form.add_error(None, _conflict_message(exc))
 
     def delete_view(self, request: HttpRequest, alias: str) -> HttpResponse:
         """Confirm, then delete, the records named by ``key`` (GET or POST, repeatable)."""
@@ -317,6 +360,14 @@ class StoreBrowser:
                     for r in results
                 ]
         return TemplateResponse(request, TEMPLATES + "search.html", context)
+
+
+def _conflict_message(exc: VersionConflictError) -> str:
+    what = "was deleted" if exc.current_version is None else "was changed by someone else"
+    return (
+        f"This record {what} after you opened it, so nothing was saved. "
+        "Copy your changes, reload the record and apply them again."
+    )
 
 
 def _ping_all(stores: dict[str, BaseStorageBackend]) -> dict[str, str | None]:

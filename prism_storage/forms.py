@@ -58,10 +58,13 @@ def clean_record_key(key: str) -> str:
 
 
 class RecordValueForm(forms.Form):
-    """A record of any store: its key (fixed once it exists) and its value."""
+    """A record of any store: its key (fixed once it exists) and its value, with the
+    version it was read at (stores that keep versions), so that saving can tell whether
+    the record changed meanwhile."""
 
     key = forms.CharField(max_length=512, strip=False)
     value = PrettyJSONField()
+    version = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, adding: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -12,6 +12,9 @@ class Record(models.Model):
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
+    #: Changes on every write (``new_version()``, written by the store). The database
+    #: default only serves rows that code predating the column still inserts.
+    version = models.CharField(max_length=32, db_default="0")
 
     class Meta:
         verbose_name = "agent record"

@@ -27,4 +27,7 @@ urlpatterns = [
     path("api/stores/<str:alias>/records/", views.record_list, name="api-records"),
     path("api/stores/<str:alias>/records/<prism_key:key>", views.record, name="api-record"),
     path("api/stores/<str:alias>/search", views.search, name="api-search"),
+    # The operation comes before the key, so that a key may contain any "/".
+    path("api/stores/<str:alias>/append/<prism_key:key>", views.append, name="api-append"),
+    path("api/stores/<str:alias>/pop/<prism_key:key>", views.pop, name="api-pop"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from prism_storage import sync_storages
 from prism_storage.models import Record
 from prism_storage.testing.conformance import HOSTILE_KEYS
 from prism_storage.views import supports_text_search
+from tests.support.memory_variants import memory_variant
 from tests.support.stores import STORE_KINDS
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +47,14 @@ def staff(name: str, *codenames: str, superuser: bool = False) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+def version_of(store, key: str) -> str:
+    """What the edit form carries as the record's version ("" where there is none)."""
+    if not store.store.supports_versions:
+        return ""
+    record = store.get_record(key)
+    return "" if record is None else record.version
 
 
 @pytest.fixture
@@ -124,6 +134,17 @@ def test_record_change_form_validates_json_before_saving(root):
     record.refresh_from_db()
     assert record.value == {"messages": []}
     assert record.updated_at > record.created_at
+
+
+def test_record_change_form_makes_a_new_version(root):
+    record = make_record("agent/1", {"n": 1})
+    before = record.version
+    change = reverse("admin:prism_storage_record_change", args=[record.pk])
+    form = {"namespace": "ns1", "key": "agent/1", "expires_at_0": "", "expires_at_1": ""}
+    response = root.post(change, {**form, "value": '{"n": 2}'})
+    assert response.status_code == 302
+    record.refresh_from_db()
+    assert record.value == {"n": 2} and record.version != before
 
 
 def test_record_add_sets_timestamps(root):
@@ -236,7 +257,10 @@ def test_record_detail_edit_and_validation(kind, configure, root):
         assert response.status_code == 200 and message in response.content.decode(), bad
     assert store.get(key) == original
     new_value = {**sample_value(store.store, 99), "edited": True}
-    response = root.post(edit, {"value": json.dumps(new_value), "key": "ignored"})
+    version = root.get(edit).context["form"]["version"].value()
+    response = root.post(
+        edit, {"value": json.dumps(new_value), "key": "ignored", "version": version}
+    )
     assert response.status_code == 302
     assert response["Location"] == url("prism_storage_store_record", "main", key=key)
     assert store.get(key) == new_value
@@ -353,7 +377,9 @@ def test_browser_permissions(configure, settings):
         )
         assert response.status_code == (302 if who == "deleter" else 403), who
         if who != "deleter":
-            response = client.post(pages["edit"], {"value": '{"v": 2}'})
+            response = client.post(
+                pages["edit"], {"value": '{"v": 2}', "version": version_of(store, "k")}
+            )
             assert response.status_code == (302 if who == "changer" else 403)
     assert not store.exists("k")
     # The per-user hook hides stores (404) and takes operations away (403).
@@ -367,3 +393,76 @@ def test_browser_permissions(configure, settings):
     settings.PRISM_STORAGE_ACCESS = lambda user, alias, op: alias != "main"
     assert root.get(pages["records"]).status_code == 404
     assert [r["alias"] for r in root.get(pages["stores"]).context["rows"]] == ["default"]
+
+
+# ----------------------------------------------------------- versions in the browser
+
+
+@pytest.fixture
+def versioned(configure):
+    """``main`` keeps versions and writes conditionally; ``plain`` does neither."""
+    run = uuid.uuid4().hex[:8]
+    configure(
+        "memory",
+        main=memory_variant("Gated", f"admin-main-{run}"),
+        plain=memory_variant("Unversioned", f"admin-plain-{run}"),
+    )
+    return sync_storages["main"]
+
+
+def test_edit_form_carries_the_version_and_detail_shows_it(versioned, root):
+    versioned.set("k", {"n": 1})
+    record = versioned.get_record("k")
+    response = root.get(url("prism_storage_store_record_edit", "main", key="k"))
+    assert response.context["form"]["version"].value() == record.version
+    assert f'name="version" value="{record.version}"' in response.content.decode()
+    response = root.get(url("prism_storage_store_record", "main", key="k"))
+    assert response.context["record"] == record
+    assert record.version in response.content.decode()
+
+
+def test_saving_over_a_record_changed_meanwhile_is_a_conflict(versioned, root):
+    versioned.set("k", {"n": 1})
+    edit = url("prism_storage_store_record_edit", "main", key="k")
+    version = root.get(edit).context["form"]["version"].value()
+    versioned.set("k", {"n": 2, "by": "someone else"})
+    response = root.post(edit, {"value": '{"n": 3}', "version": version})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "changed by someone else" in page and "nothing was saved" in page
+    assert json.loads(response.context["form"]["value"].value()) == {"n": 3}  # kept
+    assert versioned.get("k") == {"n": 2, "by": "someone else"}
+    # A form without a version (not one the browser made) cannot overwrite either.
+    response = root.post(edit, {"value": '{"n": 3}'})
+    assert response.status_code == 200 and versioned.get("k") == {"n": 2, "by": "someone else"}
+
+
+def test_saving_over_a_record_deleted_meanwhile_recreates_nothing(versioned, root):
+    versioned.set("k", {"n": 1})
+    edit = url("prism_storage_store_record_edit", "main", key="k")
+    version = root.get(edit).context["form"]["version"].value()
+    versioned.delete("k")
+    response = root.post(edit, {"value": '{"n": 3}', "version": version})
+    assert response.status_code == 200 and "was deleted" in response.content.decode()
+    assert versioned.get_record("k") is None
+
+
+def test_adding_a_key_created_meanwhile_overwrites_nothing(versioned, root):
+    add = url("prism_storage_store_record_edit", "main")
+    form = root.get(add).context["form"]
+    assert form["version"].value() == ""
+    versioned.set("new", {"first": True})
+    response = root.post(add, {"key": "new", "value": '{"second": true}', "version": ""})
+    assert "exists already" in response.content.decode()
+    assert versioned.get("new") == {"first": True}
+
+
+def test_stores_without_versions_edit_as_before(versioned, root):
+    plain = sync_storages["plain"]
+    plain.set("k", {"n": 1})
+    edit = url("prism_storage_store_record_edit", "plain", key="k")
+    response = root.get(edit)
+    assert response.context["form"]["version"].value() == ""
+    assert root.get(url("prism_storage_store_record", "plain", key="k")).context["record"] is None
+    response = root.post(edit, {"value": '{"n": 2}', "version": ""})
+    assert response.status_code == 302 and plain.get("k") == {"n": 2}

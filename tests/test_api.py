@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
+from collections import Counter
 from urllib.parse import quote, unquote
 
 import pytest
@@ -10,10 +13,13 @@ import pytest_asyncio
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser, Permission, User
 from django.test import AsyncClient, AsyncRequestFactory
+from django.utils.http import http_date
 
 from prism_storage import storages
 from prism_storage.testing.conformance import HOSTILE_KEYS
 from prism_storage.views import ERROR_STATUS, supports_text_search
+from prism_storage.views.conditions import tag
+from tests.support.memory_variants import GatedMemoryBackend, memory_variant
 from tests.support.stores import STORE_KINDS
 
 pytestmark = [
@@ -555,3 +561,273 @@ async def test_csrf_failure_view_keeps_django_page_outside_the_api(settings, use
     assert response.status_code == 403
     assert response["Content-Type"].startswith("text/html")
     assert AnonymousUser().is_authenticated is False
+
+
+# ------------------------------------------------- versions: ETags and preconditions
+
+
+def etag_version(response) -> str:
+    etag = response["ETag"]
+    assert etag.startswith('"') and etag.endswith('"') and not etag.startswith("W/")
+    return etag[1:-1]
+
+
+@pytest.fixture
+def versioned(configure):
+    """``main`` a memory store (versions, conditional writes, atomic lists) and ``plain``
+    a store keeping none of them."""
+    run = uuid.uuid4().hex[:8]
+    configure(
+        "memory",
+        main=memory_variant("Gated", f"api-main-{run}"),
+        plain=memory_variant("Unversioned", f"api-plain-{run}"),
+    )
+    return storages["main"]
+
+
+async def test_get_and_writes_carry_the_version_as_etag(versioned, admin_client):
+    url = key_url("main", "a/b")
+    response = await put(admin_client, url, {"n": 1})
+    assert response.status_code == 201
+    record = await versioned.get_record("a/b")
+    assert etag_version(response) == record.version
+    response = await admin_client.get(url)
+    assert etag_version(response) == record.version
+    assert response["Last-Modified"] == http_date(record.updated_at.timestamp())
+    response = await put(admin_client, url, {"n": 2})
+    assert response.status_code == 200
+    assert etag_version(response) == (await versioned.get_record("a/b")).version != record.version
+
+
+async def test_get_with_the_current_etag_is_not_modified(versioned, admin_client):
+    url = key_url("main", "k")
+    etag = (await put(admin_client, url, {"n": 1}))["ETag"]
+    response = await admin_client.get(url, headers={"If-None-Match": etag})
+    assert response.status_code == 304 and response["ETag"] == etag
+    response = await admin_client.get(url, headers={"If-None-Match": '"other"'})
+    assert response.status_code == 200 and response.json()["value"] == {"n": 1}
+
+
+async def test_put_if_match_writes_at_that_version_only(versioned, admin_client):
+    url = key_url("main", "k")
+    stale = (await put(admin_client, url, {"n": 1}))["ETag"]
+    current = (await put(admin_client, url, {"n": 2}))["ETag"]
+    response = await put(admin_client, url, {"n": 3}, headers={"If-Match": stale})
+    assert response.status_code == 412 and error_code(response) == "precondition_failed"
+    record = await versioned.get_record("k")
+    assert record.value == {"n": 2} and tag(record.version) == current  # nothing written
+    response = await put(admin_client, url, {"n": 3}, headers={"If-Match": current})
+    assert response.status_code == 200
+    assert etag_version(response) == (await versioned.get_record("k")).version
+    assert await versioned.get("k") == {"n": 3}
+
+
+async def test_if_match_on_an_absent_record_fails(versioned, admin_client):
+    url = key_url("main", "k")
+    for if_match in ('"0123456789abcdef"', "*"):
+        response = await put(admin_client, url, {"n": 1}, headers={"If-Match": if_match})
+        assert response.status_code == 412
+        response = await admin_client.delete(url, headers={"If-Match": if_match})
+        assert response.status_code == 412
+    assert await versioned.get_record("k") is None
+
+
+async def test_if_match_star_and_lists(versioned, admin_client):
+    url = key_url("main", "k")
+    current = (await put(admin_client, url, {"n": 1}))["ETag"]
+    response = await put(admin_client, url, {"n": 2}, headers={"If-Match": "*"})
+    assert response.status_code == 200
+    current = response["ETag"]
+    # Weak tags never match (If-Match compares strongly); a list matches any member.
+    response = await put(admin_client, url, {"n": 3}, headers={"If-Match": f"W/{current}"})
+    assert response.status_code == 412
+    response = await put(admin_client, url, {"n": 3}, headers={"If-Match": f'"x", {current}'})
+    assert response.status_code == 200
+    response = await put(admin_client, url, {"n": 4}, headers={"If-Match": '"x", "y"'})
+    assert response.status_code == 412
+    assert await versioned.get("k") == {"n": 3}
+
+
+async def test_if_none_match_star_creates_only(versioned, admin_client):
+    url = key_url("main", "k")
+    response = await put(admin_client, url, {"n": 1}, headers={"If-None-Match": "*"})
+    assert response.status_code == 201 and response["ETag"]
+    response = await put(admin_client, url, {"n": 2}, headers={"If-None-Match": "*"})
+    assert response.status_code == 412 and error_code(response) == "precondition_failed"
+    assert await versioned.get("k") == {"n": 1}
+
+
+async def test_delete_if_match(versioned, admin_client):
+    url = key_url("main", "k")
+    stale = (await put(admin_client, url, {"n": 1}))["ETag"]
+    current = (await put(admin_client, url, {"n": 2}))["ETag"]
+    response = await admin_client.delete(url, headers={"If-Match": stale})
+    assert response.status_code == 412
+    assert await versioned.get("k") == {"n": 2}
+    assert (await admin_client.delete(url, headers={"If-Match": current})).status_code == 204
+    assert await versioned.get_record("k") is None
+
+
+@pytest.mark.parametrize("condition", [None, "*"])
+async def test_twenty_concurrent_creates_answer_one_201(
+    condition, versioned, admin_client, monkeypatch
+):
+    url = key_url("main", "new")
+    headers = {} if condition is None else {"If-None-Match": condition}
+    # All 20 requests reach the store before any goes on: an exists-then-set would see
+    # the key absent 20 times.
+    monkeypatch.setattr(GatedMemoryBackend, "gate", asyncio.Barrier(20))
+    responses = await asyncio.wait_for(
+        asyncio.gather(
+            *(put(admin_client, url, {"writer": i}, headers=headers) for i in range(20))
+        ),
+        timeout=60,  # a safety net against a hang, not a measurement
+    )
+    monkeypatch.setattr(GatedMemoryBackend, "gate", None)
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 1, 200 if condition is None else 412: 19}
+    winner = next(r for r in responses if r.status_code == 201)
+    if condition == "*":
+        assert await versioned.get("new") == winner.json()["value"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({"If-Match": "abc"}, "invalid_header"),  # not quoted
+        ({"If-Match": '"a" "b"'}, "invalid_header"),
+        ({"If-None-Match": '"abc"'}, "invalid_header"),  # PUT takes only "*"
+        ({"If-Match": '"a"', "If-None-Match": "*"}, "invalid_header"),
+        ({"If-Unmodified-Since": "Sun, 06 Nov 1994 08:49:37 GMT"}, "invalid_header"),
+    ],
+)
+async def test_bad_preconditions_are_400_before_any_write(headers, code, versioned, admin_client):
+    response = await put(admin_client, key_url("main", "k"), {"n": 1}, headers=headers)
+    assert response.status_code == 400 and error_code(response) == code
+    assert await stored_keys() == set()
+
+
+async def test_delete_takes_no_if_none_match(versioned, admin_client):
+    await versioned.set("k", {"n": 1})
+    response = await admin_client.delete(key_url("main", "k"), headers={"If-None-Match": "*"})
+    assert response.status_code == 400 and error_code(response) == "invalid_header"
+    assert await versioned.get("k") == {"n": 1}
+
+
+async def test_stores_without_versions_keep_their_behaviour(versioned, admin_client):
+    url = key_url("plain", "k")
+    response = await put(admin_client, url, {"n": 1})
+    assert response.status_code == 201 and "ETag" not in response
+    response = await admin_client.get(url)
+    assert response.json() == {"key": "k", "value": {"n": 1}}
+    assert "ETag" not in response and "Last-Modified" not in response
+    assert (await put(admin_client, url, {"n": 2})).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers", [{"If-Match": '"0123456789abcdef"'}, {"If-Match": "*"}, {"If-None-Match": "*"}]
+)
+async def test_preconditions_on_a_store_without_conditional_writes_are_501(
+    headers, versioned, admin_client
+):
+    url = key_url("plain", "k")
+    await storages["plain"].set("k", {"n": 1})
+    response = await put(admin_client, url, {"n": 2}, headers=headers)
+    assert response.status_code == 501 and error_code(response) == "precondition_unsupported"
+    if "If-Match" in headers:
+        response = await admin_client.delete(url, headers=headers)
+        assert response.status_code == 501
+    assert await storages["plain"].get("k") == {"n": 1}  # never written unconditionally
+
+
+# ------------------------------------------------------------------ append and pop
+
+
+def list_url(operation: str, alias: str, key: str) -> str:
+    return f"{API}/{alias}/{operation}/" + quote(key, safe="").replace(".", "%2E")
+
+
+async def post(client, url, body=None, **extra):
+    data = "" if body is None else json.dumps(body)
+    return await client.post(url, data=data, content_type="application/json", **extra)
+
+
+async def test_append_and_pop(versioned, admin_client):
+    key = "conversations/42/append"  # a key holding "/" and an operation's name
+    url = list_url("append", "main", key)
+    response = await post(admin_client, url, {"items": [{"m": 1}, {"m": 2}]})
+    assert response.status_code == 200 and response.json() == {"length": 2}
+    response = await post(admin_client, url, {"items": [3, 4, 5], "field": "log", "max_items": 2})
+    assert response.json() == {"length": 2}
+    assert await versioned.get(key) == {"messages": [{"m": 1}, {"m": 2}], "log": [4, 5]}
+    pop_url = list_url("pop", "main", key)
+    assert (await post(admin_client, pop_url)).json() == {"item": {"m": 2}}
+    assert (await post(admin_client, pop_url, {"field": "log"})).json() == {"item": 5}
+    assert (await post(admin_client, pop_url, {"field": "log"})).json() == {"item": 4}
+    response = await post(admin_client, pop_url, {"field": "log"})
+    assert response.status_code == 200 and response.json() == {"item": None}
+    empty = await post(admin_client, list_url("pop", "main", "absent"))
+    assert empty.status_code == 200 and empty.json() == {"item": None}
+    assert await versioned.get(key) == {"messages": [{"m": 1}], "log": []}
+    assert await versioned.get_record("absent") is None
+
+
+async def test_concurrent_appends_lose_nothing(versioned, admin_client):
+    url = list_url("append", "main", "chat")
+    responses = await asyncio.gather(*(post(admin_client, url, {"items": [i]}) for i in range(20)))
+    assert sorted(r.json()["length"] for r in responses) == list(range(1, 21))
+    assert sorted((await versioned.get("chat"))["messages"]) == list(range(20))
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({}, "invalid_body"),
+        ({"items": [1], "extra": 1}, "invalid_body"),
+        ({"items": "abc"}, "invalid_value"),
+        ({"items": [1], "field": ""}, "invalid_value"),
+        ({"items": [1], "max_items": 0}, "invalid_value"),
+        ({"items": [float("nan")]}, "malformed_json"),
+        ([1], "invalid_body"),
+    ],
+)
+async def test_bad_appends_are_400_and_write_nothing(body, code, versioned, admin_client):
+    response = await post(admin_client, list_url("append", "main", "k"), body)
+    assert response.status_code == 400 and error_code(response) == code
+    assert await stored_keys() == set()
+
+
+async def test_append_to_a_field_that_is_not_a_list(versioned, admin_client):
+    await versioned.set("k", {"messages": "text"})
+    response = await post(admin_client, list_url("append", "main", "k"), {"items": [1]})
+    assert response.status_code == 400 and error_code(response) == "invalid_value"
+    response = await post(admin_client, list_url("pop", "main", "k"))
+    assert response.status_code == 400 and error_code(response) == "invalid_value"
+    assert await versioned.get("k") == {"messages": "text"}
+
+
+async def test_append_and_pop_take_no_preconditions(versioned, admin_client):
+    url = list_url("append", "main", "k")
+    response = await post(admin_client, url, {"items": [1]}, headers={"If-Match": "*"})
+    assert response.status_code == 400 and error_code(response) == "invalid_header"
+    assert await stored_keys() == set()
+
+
+async def test_lists_on_a_store_without_atomic_lists(versioned, admin_client):
+    response = await post(admin_client, list_url("append", "plain", "k"), {"items": [1]})
+    assert response.status_code == 400 and error_code(response) == "unsupported_operation"
+    response = await post(admin_client, list_url("pop", "plain", "k"))
+    assert response.status_code == 400 and error_code(response) == "unsupported_operation"
+    assert await storages["plain"].get("k") is None
+
+
+async def test_append_and_pop_need_change_permission(versioned, users):
+    client = Client()
+    await client.aforce_login(users["viewer"])
+    response = await post(client, list_url("append", "main", "k"), {"items": [1]})
+    assert response.status_code == 403
+    response = await post(client, list_url("pop", "main", "k"))
+    assert response.status_code == 403
+    response = await client.get(list_url("pop", "main", "k"))
+    assert response.status_code == 405
+    assert await stored_keys() == set()

@@ -42,6 +42,8 @@ def seeded(settings, tmp_path):
     settings.PRISM_STORAGE = {
         "default": {"BACKEND": "orm", "OPTIONS": {"namespace": "browser-test"}},
         "files": {"BACKEND": "file", "OPTIONS": {"data_dir": str(tmp_path / "files")}},
+        # Keeps versions: its edit form detects a record changed meanwhile.
+        "versioned": {"BACKEND": "memory", "OPTIONS": {"name": f"browser-{tmp_path.name}"}},
     }
     files, orm = sync_storages["files"], sync_storages["default"]
     for i in range(3):
@@ -51,6 +53,7 @@ def seeded(settings, tmp_path):
         )
     files.set("user/42/thread 7", {"note": "a key with a slash and a space"})
     orm.set("memory/alice", {"facts": ["likes tea", "lives in Lyon"]})
+    sync_storages["versioned"].set("chat/1", {"messages": ["hello"]})
     User.objects.create_superuser("admin", "admin@example.com", "pw")
 
 
@@ -77,14 +80,18 @@ def shot(page, name: str) -> None:
 
 
 class FileStoreProbe:
-    """Reads the file store from a worker thread: Playwright's sync API keeps an event
-    loop running in the test's thread, where the sync facade cannot run."""
+    """Reads a store (the file store by default) from a worker thread: Playwright's sync
+    API keeps an event loop running in the test's thread, where the sync facade cannot
+    run."""
+
+    def __init__(self, alias: str = "files") -> None:
+        self.alias = alias
 
     def __getattr__(self, name):
         def call(*args):
             with ThreadPoolExecutor(1) as pool:
                 return pool.submit(
-                    lambda: list_or_value(getattr(sync_storages["files"], name)(*args))
+                    lambda: list_or_value(getattr(sync_storages[self.alias], name)(*args))
                 ).result()
 
         return call
@@ -151,3 +158,29 @@ def test_browse_edit_and_delete_in_a_real_browser(page):
     page.click("text=memory/alice")
     assert json.loads(page.inner_text("#prism-value")) == {"facts": ["likes tea", "lives in Lyon"]}
     shot(page, "07-orm-record")
+
+
+def test_saving_over_a_record_changed_meanwhile_in_a_real_browser(page):
+    store = FileStoreProbe("versioned")
+    page.goto("/admin/login/?next=/admin/prism_storage/record/stores/versioned/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+    page.click("text=chat/1")
+    assert "Version" in page.inner_text("#prism-record-meta")
+    page.click("#prism-edit")
+    page.fill("#id_value", '{"messages": ["hello", "mine"]}')
+    # Another worker writes the record while the form is open.
+    store.set("chat/1", {"messages": ["hello", "theirs"]})
+    page.click("input[name=_save]")
+    assert "changed by someone else" in page.inner_text("#content-main")
+    shot(page, "08-edit-conflict")
+    assert store.get("chat/1") == {"messages": ["hello", "theirs"]}
+    # Reloading the form reads the current value and version; saving then works.
+    page.click("text=Cancel")
+    page.click("#prism-edit")
+    assert json.loads(page.input_value("#id_value")) == {"messages": ["hello", "theirs"]}
+    page.fill("#id_value", '{"messages": ["hello", "theirs", "mine"]}')
+    page.click("input[name=_save]")
+    assert "Saved the record" in page.inner_text(".messagelist")
+    assert store.get("chat/1") == {"messages": ["hello", "theirs", "mine"]}

@@ -14,11 +14,14 @@ import io
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from prism_storage.management.commands import prism_copy
 from prism_storage.management.jsonl import dump_record
 from prism_storage.testing import FakeClock
 from prism_storage.testing.conformance import HOSTILE_KEYS, ROUND_TRIP_VALUES
+from tests.support.memory_variants import memory_variant
 from tests.support.minimal_backend import MinimalBackend
 from tests.support.stores import STORE_KINDS
 
@@ -125,6 +129,27 @@ def command(name: str | Any, *args: Any, **options: Any) -> tuple[str, str]:
     out, err = io.StringIO(), io.StringIO()
     call_command(name, *args, stdout=out, stderr=err, **options)
     return out.getvalue(), err.getvalue()
+
+
+_METADATA = re.compile(
+    rb',"version":"[^"]*","created_at":"[^"]*","updated_at":"[^"]*","expires_at":(null|"[^"]*")\}'
+    rb"(?=\n?$)"
+)
+
+
+def without_metadata(line: bytes) -> bytes:
+    return _METADATA.sub(b"}", line)
+
+
+def records_of(alias: str, keys: list[str]) -> dict:
+    async def read() -> dict:
+        store = storages[alias]
+        try:
+            return await store.get_many_records(keys)
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
 
 
 @pytest.fixture
@@ -398,15 +423,21 @@ def test_export_then_import_reproduces_the_store(two_stores, kind, tmp_path):
     assert dump("dst") == records
     again = tmp_path / "again.jsonl"
     command("prism_export", "dst", "-o", str(again))
-    # The same lines, byte for byte (in listing order, which not every store keeps sorted).
-    assert sorted(again.read_bytes().splitlines()) == sorted(exported.read_bytes().splitlines())
+    # The same keys and values, byte for byte (in listing order, which not every store
+    # keeps sorted); the metadata is the import's own (a new write).
+    assert sorted(map(without_metadata, again.read_bytes().splitlines())) == sorted(
+        map(without_metadata, exported.read_bytes().splitlines())
+    )
 
 
 def test_export_streams_to_stdout_and_honours_the_prefix(two_stores):
     two_stores("orm", "file")
     seed("src", {**agent_records(5, "src"), "other": {"x": 1}})
     out, _ = command("prism_export", "src", "--prefix", "agent/")
-    assert out == "".join(dump_record(k, v) for k, v in sorted(agent_records(5, "src").items()))
+    # (Lines of a store that keeps versions end with the record's metadata.)
+    lines = [without_metadata(line) for line in out.encode().splitlines(keepends=True)]
+    expected = sorted(agent_records(5, "src").items())
+    assert b"".join(lines) == "".join(dump_record(k, v) for k, v in expected).encode()
 
 
 def test_export_of_a_store_that_cannot_list_is_refused(settings):
@@ -695,3 +726,118 @@ def test_unknown_alias_lists_the_configured_ones(settings):
     ]:
         with pytest.raises(CommandError, match=r"no store 'nope'.*default, files"):
             command(name, *args)
+
+
+# --------------------------------------------------- versions, timestamps and expiry
+
+
+@pytest.fixture
+def memory_pair(settings):
+    """``src`` and ``dst`` memory stores (versions, ttl), ``plain`` one without versions."""
+    run = uuid.uuid4().hex[:8]
+    settings.PRISM_STORAGE = {
+        "default": {"BACKEND": "orm"},
+        "src": {"BACKEND": "memory", "OPTIONS": {"name": f"cmd-src-{run}"}},
+        "dst": {"BACKEND": "memory", "OPTIONS": {"name": f"cmd-dst-{run}"}},
+        "plain": memory_variant("Unversioned", f"cmd-plain-{run}"),
+        "minimal": {**MINIMAL, "OPTIONS": {"name": f"cmd-minimal-{run}"}},
+    }
+
+
+def test_export_lines_carry_the_record_metadata(memory_pair):
+    seed("src", {"forever": {"n": 1}})
+    seed("src", {"session": {"n": 2}}, ttl=3600)
+    out, _ = command("prism_export", "src")
+    lines = {line["key"]: line for line in map(json.loads, out.splitlines())}
+    stored = records_of("src", ["forever", "session"])
+    for key, record in stored.items():
+        assert lines[key] == {
+            "key": key,
+            "value": record.value,
+            "version": record.version,
+            "created_at": record.created_at.isoformat(),
+            "updated_at": record.updated_at.isoformat(),
+            "expires_at": record.expires_at and record.expires_at.isoformat(),
+        }
+    assert lines["forever"]["expires_at"] is None and lines["session"]["expires_at"]
+    # A store without metadata exports the plain format, as before.
+    seed("plain", {"k": {"n": 1}})
+    assert command("prism_export", "plain")[0] == dump_record("k", {"n": 1})
+
+
+def test_import_is_a_new_write_that_keeps_the_time_left(memory_pair, tmp_path):
+    seed("src", {"forever": {"n": 1}})
+    seed("src", {"session": {"n": 2}}, ttl=3600)
+    exported = tmp_path / "dump.jsonl"
+    command("prism_export", "src", "-o", str(exported))
+    before = datetime.now(UTC)
+    out, _ = command("prism_import", "dst", "-i", str(exported))
+    assert "Imported 2 record(s)" in out
+    source = records_of("src", ["forever", "session"])
+    copied = records_of("dst", ["forever", "session"])
+    for key in source:
+        assert copied[key].value == source[key].value
+        assert copied[key].version != source[key].version  # a new write
+        assert copied[key].created_at >= before > source[key].created_at
+    assert copied["forever"].expires_at is None
+    # The remaining TTL is kept: the same expiry (computed again at the write).
+    assert abs(copied["session"].expires_at - source["session"].expires_at) < timedelta(seconds=5)
+
+
+def test_import_skips_what_has_expired_and_warns_where_expiry_cannot_be_kept(memory_pair, tmp_path):
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    meta = '"version":"v1","created_at":"{t}","updated_at":"{t}","expires_at":{e}'
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"key":"gone","value":{"n":1},' + meta.format(t=past, e=f'"{past}"') + "}\n"
+        '{"key":"live","value":{"n":2},' + meta.format(t=past, e=f'"{future}"') + "}\n"
+    )
+    out, _ = command("prism_import", "dst", "-i", str(source))
+    assert "Imported 1 record(s)" in out and "1 already expired" in out
+    assert dump("dst") == {"live": {"n": 2}}
+    # A store that cannot expire records takes them without an expiry, and says so.
+    out, err = command("prism_import", "minimal", "-i", str(source))
+    assert "Imported 1 record(s)" in out
+    assert "1 record(s) had an expiry that 'minimal' cannot keep" in err
+
+
+@pytest.mark.parametrize(
+    ("metadata", "reason"),
+    [
+        (',"version":"v1"', "record metadata without"),
+        (',"version":"","created_at":"{t}","updated_at":"{t}","expires_at":null', "version"),
+        (',"version":"v","created_at":"yesterday","updated_at":"{t}","expires_at":null', "ISO"),
+        (
+            ',"version":"v","created_at":"2026-01-01T00:00:00","updated_at":"{t}",'
+            '"expires_at":null',
+            "time zone",
+        ),
+    ],
+)
+def test_import_refuses_malformed_metadata(memory_pair, tmp_path, metadata, reason):
+    now = datetime.now(UTC).isoformat()
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"key":"k","value":{}' + metadata.format(t=now) + "}\n")
+    with pytest.raises(CommandError, match=reason):
+        command("prism_import", "dst", "-i", str(source))
+    assert dump("dst") == {}
+
+
+def test_copy_is_a_new_write_that_keeps_the_time_left(memory_pair):
+    seed("src", {"forever": {"n": 1}})
+    seed("src", {"session": {"n": 2}}, ttl=3600)
+    before = datetime.now(UTC)
+    command("prism_copy", "src", "dst", "--verify")
+    source = records_of("src", ["forever", "session"])
+    copied = records_of("dst", ["forever", "session"])
+    for key in source:
+        assert copied[key].value == source[key].value
+        assert copied[key].version != source[key].version
+        assert copied[key].created_at >= before > source[key].created_at
+    assert copied["forever"].expires_at is None
+    assert abs(copied["session"].expires_at - source["session"].expires_at) < timedelta(seconds=5)
+    # From a store without metadata, as before: values only.
+    seed("plain", {"p": {"n": 3}})
+    command("prism_copy", "plain", "dst", "--skip-existing")
+    assert records_of("dst", ["p"])["p"].expires_at is None

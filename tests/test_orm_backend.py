@@ -39,6 +39,22 @@ class TestORMOnPostgreSQL(ORMConformance):
     database = "pg"
 
 
+@pytest.mark.django_db(transaction=True, databases=["pg", "unreachable"])
+class TestORMOnPostgreSQLThroughTheORM(ORMConformance):
+    """PostgreSQL without the fast path: batches, and the versioned operations in
+    ``SELECT ... FOR UPDATE`` transactions, through Django."""
+
+    database = "pg"
+
+    @pytest.fixture
+    def make_store(self, close_db_connections):
+        def make(namespace="main", **options):
+            options.setdefault("fast_path", False)
+            return ORMStorageBackend(namespace=namespace, using=self.database, **options)
+
+        return make
+
+
 @pytest.mark.django_db(transaction=True, databases=["default", "unreachable"])
 class TestORMOnSQLiteInLargeRecordMode(ORMConformance):
     """The ORM path's large-record mode (capped write batches, two in the thread's queue,

@@ -489,7 +489,8 @@ async def test_tls_with_username_password_and_db(tls_server, closing):
     plain = Redis(host="127.0.0.1", port=tls_server.port, username="agent", password=PASSWORD)
     try:
         assert await plain.execute_command("SELECT", 3)
-        assert await plain.get(f"tls:{SEPARATOR}agent_1") == b'{"over":"tls"}'
+        stored = await plain.get(f"tls:{SEPARATOR}agent_1")
+        assert stored.startswith(b"%1|") and stored.endswith(b'|{"over":"tls"}')
         assert await plain.execute_command("SELECT", 0)
         assert await plain.get(f"tls:{SEPARATOR}agent_1") is None
     finally:

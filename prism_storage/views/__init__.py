@@ -7,20 +7,24 @@ anything else is read (see :mod:`prism_storage.access`), bodies are checked agai
 whole request is valid.
 
 One module per concern: :mod:`.errors` (codes and the error shape), :mod:`.parsing`
-(bodies and parameters), :mod:`.endpoint` (method, CSRF, access and errors around every
-view), :mod:`.records` and :mod:`.search` (the views).
+(bodies and parameters), :mod:`.conditions` (ETags and preconditions), :mod:`.endpoint`
+(method, CSRF, access and errors around every view), :mod:`.records`, :mod:`.lists` and
+:mod:`.search` (the views).
 """
 
 from __future__ import annotations
 
 from ..backends.base import BaseStorageBackend
 from .errors import ERROR_STATUS, csrf_failure
+from .lists import append, pop
 from .records import record, record_list, store_list
 from .search import search
 
 __all__ = [
     "ERROR_STATUS",
+    "append",
     "csrf_failure",
+    "pop",
     "record",
     "record_list",
     "search",

@@ -14,6 +14,7 @@ from ..exceptions import (
     InvalidKeyError,
     InvalidValueError,
     UnsupportedOperationError,
+    VersionConflictError,
 )
 
 __all__ = ["ERROR_STATUS", "ApiError", "csrf_failure", "error_response", "store_error"]
@@ -28,6 +29,7 @@ ERROR_STATUS: dict[str, int] = {
     "invalid_value": 400,
     "invalid_vector": 400,
     "invalid_parameter": 400,
+    "invalid_header": 400,
     "unsupported_operation": 400,
     "not_authenticated": 401,
     "permission_denied": 403,
@@ -35,7 +37,9 @@ ERROR_STATUS: dict[str, int] = {
     "unknown_store": 404,
     "record_not_found": 404,
     "method_not_allowed": 405,
+    "precondition_failed": 412,
     "payload_too_large": 413,
+    "precondition_unsupported": 501,
     "corrupt_record": 502,
     "store_refused": 502,
     "store_error": 502,
@@ -68,6 +72,8 @@ def store_error(exc: BaseException, alias: str) -> ApiError:
         return ApiError("invalid_key", str(exc))
     if isinstance(exc, InvalidValueError):
         return ApiError("invalid_value", str(exc))
+    if isinstance(exc, VersionConflictError):
+        return ApiError("precondition_failed", f"Precondition failed: {exc}")
     if isinstance(exc, UnsupportedOperationError):
         return ApiError("unsupported_operation", str(exc))
     if isinstance(exc, ConfigurationError):

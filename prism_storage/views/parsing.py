@@ -20,8 +20,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON data")
 
 
-def read_json_object(request: HttpRequest) -> dict[str, Any]:
-    """The request body as a JSON object, within the configured size limit."""
+def read_json_object(request: HttpRequest, *, optional: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object, within the configured size limit (``{}`` for
+    an empty body when ``optional``)."""
     limit = api_max_body_size()
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -34,6 +35,8 @@ def read_json_object(request: HttpRequest) -> dict[str, Any]:
     data = request.read(limit + 1)
     if len(data) > limit:
         raise too_large
+    if optional and not data:
+        return {}
     try:
         # UTF-8 only (RFC 8259 §8.1), a leading byte order mark tolerated; json.loads would
         # otherwise guess UTF-16/32 from bytes and let UTF-8-encoded lone surrogates through.

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 
 from ..access import visible_aliases
 from ..backends.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, BaseStorageBackend
+from ..backends.versions import WriteResult
 from ..codec import encode_value
 from ..exceptions import ConfigurationError, InvalidKeyError, InvalidValueError
 from ..handler import storages
+from .conditions import Preconditions, not_modified, preconditions, set_validators, tag
 from .endpoint import endpoint
 from .errors import ApiError
 from .parsing import int_parameter, read_json_object, ttl_parameter, valid_key
@@ -60,29 +62,93 @@ async def record(request: HttpRequest, store: BaseStorageBackend, key: str) -> H
 
     GET answers ``{"key", "value"}`` or 404. PUT stores the JSON object body as the value
     (``?ttl=seconds`` for stores that support expiry): 201 if the key was new, else 200.
-    DELETE answers 204 whether or not the key existed.
+    DELETE answers 204 whether or not the key existed. Where the store keeps versions,
+    answers carry the record's ``ETag`` and writes honour ``If-Match`` and
+    ``If-None-Match: *`` (see :mod:`.conditions`).
     """
     key = valid_key(key)
     if request.method == "GET":
+        return await _read(request, store, key)
+    if request.method == "DELETE":
+        return await _delete(request, store, key)
+    return await _replace(request, store, key)
+
+
+async def _read(request: HttpRequest, store: BaseStorageBackend, key: str) -> HttpResponse:
+    if not store.supports_versions:
         value = await store.get(key)
         if value is None:
             raise ApiError("record_not_found", "No record has this key.")
         return JsonResponse({"key": key, "value": value})
-    if request.method == "DELETE":
+    found = await store.get_record(key)
+    if found is None:
+        raise ApiError("record_not_found", "No record has this key.")
+    if not_modified(request, found):
+        return set_validators(HttpResponseNotModified(), found)
+    return set_validators(JsonResponse({"key": key, "value": found.value}), found)
+
+
+async def _delete(request: HttpRequest, store: BaseStorageBackend, key: str) -> HttpResponse:
+    conditions = preconditions(request, store, absent_allowed=False)
+    if conditions.if_match is None:
         await store.delete(key)
-        return HttpResponse(status=204)
+    else:
+        await store.remove(key, if_version=await _expected_version(store, key, conditions))
+    return HttpResponse(status=204)
+
+
+async def _replace(request: HttpRequest, store: BaseStorageBackend, key: str) -> HttpResponse:
+    conditions = preconditions(request, store)
     ttl = ttl_parameter(request.GET.get("ttl"))
     value = read_json_object(request)
     try:
         encode_value(value)
     except InvalidValueError as exc:
         raise ApiError("invalid_value", str(exc)) from None
-    created = not await store.exists(key)
-    await store.set(key, value, ttl=ttl)
+    version = None
+    if store.supports_versions:
+        result = await _write(store, key, value, ttl, conditions)
+        created, version = result.created, result.version
+    else:
+        # No atomic create-or-replace to ask: two creates at once may both answer 201.
+        created = not await store.exists(key)
+        await store.set(key, value, ttl=ttl)
     response = JsonResponse({"key": key, "value": value}, status=201 if created else 200)
     if created:
         response["Location"] = request.path
+    if version is not None:
+        response["ETag"] = tag(version)
     return response
+
+
+async def _write(
+    store: BaseStorageBackend,
+    key: str,
+    value: dict[str, Any],
+    ttl: float | None,
+    conditions: Preconditions,
+) -> WriteResult:
+    """One conditional write of the store; a condition that fails raises
+    VersionConflictError (412) and nothing is written."""
+    if conditions.if_absent:
+        return await store.put(key, value, ttl=ttl, if_absent=True)
+    if conditions.if_match is None:
+        return await store.put(key, value, ttl=ttl)
+    version = await _expected_version(store, key, conditions)
+    return await store.put(key, value, ttl=ttl, if_version=version)
+
+
+async def _expected_version(store: BaseStorageBackend, key: str, conditions: Preconditions) -> str:
+    """The version to write at for ``If-Match``: the one it names, or, for ``*`` or a
+    list, the current version if it is admitted. The write itself checks it again, so a
+    change after this read still fails with 412 rather than being overwritten."""
+    version = conditions.single_version
+    if version is not None:
+        return version
+    current = await store.get_record(key)
+    if current is None or not conditions.admits(current):
+        raise ApiError("precondition_failed", "Precondition failed: If-Match does not hold.")
+    return current.version
 
 
 @endpoint(GET="view")

@@ -32,10 +32,12 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 
 from ...exceptions import InvalidOptionError
 from ..base import BaseStorageBackend, Clock, KeyPage, check_ttl
+from ..versions import Condition, Record, WriteResult
 from .batching import Batcher
 from .executor import ORMExecutor, as_django_error
+from .locked import LockedRecords
 from .policy import LargeRecords
-from .requests import ACTIONS, Kind, Op
+from .requests import Call, Kind, Op
 from .table import RecordTable
 from .thread import on_connection_thread, serves_sync_caller
 
@@ -65,6 +67,9 @@ class ORMStorageBackend(BaseStorageBackend):
     supports_listing = True
     supports_sweep = True
     native_batch = True
+    supports_versions = True
+    supports_conditional_writes = True
+    supports_atomic_lists = True
     #: The record sizes at which the ORM path batches differently (see :mod:`.policy`).
     large_records: ClassVar[LargeRecords] = LargeRecords()
 
@@ -98,6 +103,7 @@ class ORMStorageBackend(BaseStorageBackend):
         self._batchers_lock = threading.Lock()
         self._decimal_databases: dict[str, bool] = {}
         self._tables: dict[str, RecordTable] = {}
+        self._locked: dict[str, LockedRecords] = {}
         # A store dropped without close() still releases its connections.
         weakref.finalize(self, _abandon_all, self._batchers)
 
@@ -134,6 +140,13 @@ class ORMStorageBackend(BaseStorageBackend):
         if table is None:
             table = self._tables[self.namespace] = RecordTable(self._model(), self.namespace)
         return table
+
+    @property
+    def _records(self) -> LockedRecords:
+        found = self._locked.get(self.namespace)
+        if found is None:
+            found = self._locked[self.namespace] = LockedRecords(self._table, self._encode)
+        return found
 
     def _db_alias(self) -> str:
         return self.using or router.db_for_write(self._model())
@@ -187,18 +200,18 @@ class ORMStorageBackend(BaseStorageBackend):
             if self.fast_path and is_available_for(db):
                 executor = PostgresExecutor(db, self.namespace, self._model(), self.timeout)
             else:
-                executor = ORMExecutor(self._table, db, self.large_records)
+                executor = ORMExecutor(self._table, db, self.large_records, self._records)
 
-            def map_error(exc: BaseException, kind: Kind) -> BaseException:
-                return self._map_error(executor, exc, kind)
+            def map_error(exc: BaseException, action: str) -> BaseException:
+                return self._map_error(executor, exc, action)
 
             batcher = Batcher(executor, self.clock, map_error)
             self._batchers[slot] = batcher
             return batcher
 
-    def _map_error(self, executor: Any, exc: BaseException, kind: Kind) -> BaseException:
+    def _map_error(self, executor: Any, exc: BaseException, action: str) -> BaseException:
         if isinstance(exc, Exception) and executor.unavailable(exc):
-            return self._unavailable(exc, ACTIONS[kind])
+            return self._unavailable(exc, action)
         return as_django_error(exc)
 
     async def _submit(self, batcher: Batcher, kind: Kind, **fields: Any) -> Any:
@@ -278,6 +291,52 @@ class ORMStorageBackend(BaseStorageBackend):
         except DatabaseError as exc:
             error = self._unavailable(exc, "connect")
             raise error from error.__cause__
+
+    # ---------------------------------------------------------- versioned records
+
+    async def _call(self, action: str, key_list: list[str], name: str, *args: Any) -> Any:
+        """A versioned operation: batched with the other callers' operations (alone in its
+        request, as one atomic operation of the database), else on the connection's
+        thread."""
+        call = Call(name, args, action)
+        batcher = self._batcher()
+        if batcher is not None:
+            return await batcher.submit(Op("call", batcher.new_future(), keys=key_list, call=call))
+        return await self._run(action, self._records.run, self._db_alias(), self.clock(), call)
+
+    async def _get_record(self, key: str) -> Record | None:
+        found = await self._get_many_records([key])
+        return found.get(key)
+
+    async def _get_many_records(self, keys: list[str]) -> dict[str, Record]:
+        return cast("dict[str, Record]", await self._call("read", keys, "records", keys))
+
+    async def _put_record(
+        self, key: str, value: dict[str, Any], data: str, ttl: float | None, condition: Condition
+    ) -> WriteResult:
+        expiry = None if ttl is None else self.clock() + ttl
+        return cast(
+            WriteResult,
+            await self._call("write", [key], "put", key, value, data, expiry, condition),
+        )
+
+    async def _remove_record(self, key: str, if_version: str | None) -> bool:
+        return cast(bool, await self._call("delete", [key], "remove", key, if_version))
+
+    async def _append_items(
+        self,
+        key: str,
+        field: str,
+        items: list[Any],
+        items_data: str,
+        max_items: int | None,
+        ttl: float | None,
+    ) -> int:
+        args = (key, field, items, items_data, max_items, ttl, self.default_ttl)
+        return cast(int, await self._call("append", [key], "append", *args))
+
+    async def _pop_item(self, key: str, field: str) -> Any:
+        return await self._call("pop", [key], "pop", key, field)
 
     async def close(self) -> None:
         """Close this event loop's batch connections, once its queued operations are done,

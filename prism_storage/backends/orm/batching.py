@@ -4,8 +4,9 @@ the store is busy (or within one event-loop tick) go to the database together.
 A :class:`Batcher` belongs to one event loop. Callers :meth:`~Batcher.submit` an
 :class:`Op` and await its future; at the end of the loop tick the pending operations are
 grouped, consecutive operations of the same kind into one :class:`Request` (a run of reads
-becomes one ``key IN (...)`` select, a run of writes one multi-row upsert), and handed, in
-call order, to an :class:`Executor` that talks to the database. Operations submitted while
+becomes one ``key IN (...)`` select, a run of writes one multi-row upsert; a versioned-record
+operation, kind ``call``, is a request of its own), and handed, in call order, to an
+:class:`Executor` that talks to the database. Operations submitted while
 batches are in flight form the next batch; an executor with room for several batches at
 once (its :class:`~.policy.BatchPolicy`'s ``capacity``) gets a new one only if it shares no
 key with those in flight (and, if the policy says so, only of the kinds it lets overlap).
@@ -32,7 +33,7 @@ __all__ = ["Batcher", "ErrorMapper", "Executor"]
 
 
 from .policy import BatchPolicy
-from .requests import Kind, Op, Outcome, Request
+from .requests import Op, Outcome, Request
 
 
 class Executor(Protocol):
@@ -62,8 +63,9 @@ class Executor(Protocol):
         ...
 
 
-#: Maps a driver exception to what the caller of an operation of ``kind`` receives.
-ErrorMapper = Callable[[BaseException, Kind], BaseException]
+#: Maps a driver exception to what the caller of an operation receives, given what the
+#: operation was doing (its :attr:`~.requests.Op.action`).
+ErrorMapper = Callable[[BaseException, str], BaseException]
 
 
 class Batcher:
@@ -238,11 +240,13 @@ class Batcher:
     def _result(self, op: Op, outcome: Outcome) -> Any:
         """What the caller of ``op`` that ran on its own gets (or raises)."""
         if isinstance(outcome, BaseException):
-            raise self._map_error(outcome, op.kind)
+            raise self._map_error(outcome, op.action)
         if op.kind == "read":
             return self._values(op, outcome, set())
         if op.kind == "exists":
             return op.keys[0] in outcome
+        if op.kind == "call":
+            return outcome
         return None
 
     async def _drive(self, part: tuple[list[Op], set[str]] | None) -> None:
@@ -276,7 +280,7 @@ class Batcher:
         now = self._clock()
         runs: list[list[Op]] = []
         for op in live:
-            if runs and runs[-1][0].kind == op.kind:
+            if runs and runs[-1][0].kind == op.kind != "call":
                 runs[-1].append(op)
             else:
                 runs.append([op])
@@ -300,6 +304,8 @@ class Batcher:
                 for op in run
             ]
             return Request(kind, now, [], groups)
+        if kind == "call":
+            return Request(kind, now, list(run[0].keys), [], run[0].call)
         if len(run) == 1:
             return Request(kind, now, list(run[0].keys), [])
         return Request(kind, now, list(dict.fromkeys(k for op in run for k in op.keys)), [])
@@ -322,6 +328,9 @@ class Batcher:
             for op in run:
                 if not op.future.done():
                     op.future.set_result(op.keys[0] in outcome)
+        elif kind == "call":
+            if not run[0].future.done():
+                run[0].future.set_result(outcome)
         elif kind == "write" and isinstance(outcome, list):
             for op, result in zip(run, outcome, strict=True):
                 if isinstance(result, BaseException):
@@ -351,7 +360,7 @@ class Batcher:
 
     def _fail(self, op: Op, exc: BaseException) -> None:
         if not op.future.done():
-            op.future.set_exception(self._map_error(exc, op.kind))
+            op.future.set_exception(self._map_error(exc, op.action))
 
 
 #: A batch of at least twice this many operations is split when two connections are free:

@@ -6,11 +6,12 @@ alias exactly as Django builds its own, and against the ``Record`` model's real 
 columns (read from ``_meta``): the same table, migrations and rows the ORM path uses.
 
 Each request is one statement: reads are ``key = ANY(%b)``, writes one ``INSERT ... SELECT
-FROM unnest(...) ON CONFLICT DO UPDATE`` (``created_at`` kept, ``updated_at`` and
-``expires_at`` set), deletes ``key = ANY(%b)``. Statements run in autocommit, so each
-committed when it returns; a write split into several statements (very large batches)
-runs in one transaction. Like every ``orm`` path, it sends no model signals (see
-docs/orm.md).
+FROM unnest(...) ON CONFLICT DO UPDATE`` (``created_at`` kept unless the record had expired;
+``version``, ``updated_at`` and ``expires_at`` set), deletes ``key = ANY(%b)``; the
+versioned operations are single statements too (:mod:`.pg_records`). Statements run in
+autocommit, so each committed when it returns; a write split into several statements
+(very large batches) runs in one transaction. Like every ``orm`` path, it sends no model
+signals (see docs/orm.md).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...codec import decode_value
+from ..versions import new_version
+from .pg_records import PostgresRecords
 from .policy import FAST_PATH, BatchPolicy
 from .requests import Outcome, Request, Row, drive_async, perform
 
@@ -74,12 +77,19 @@ class _Statements:
             f"SELECT {key}, {value}::text FROM {table} WHERE {ns} = %b AND {key} = %b AND {alive}"
         )
         self.exists_one = f"SELECT {key} FROM {table} WHERE {ns} = %b AND {key} = %b AND {alive}"
+        version = _quote(meta.get_field("version").column)
+        # An expired record counts as absent: its overwrite is a creation.
         self.write = (
-            f"INSERT INTO {table} ({ns}, {key}, {value}, {created}, {updated}, {expires}) "
-            f"SELECT %b, batch.k, batch.v::jsonb, %b, %b, batch.e "
-            f"FROM unnest(%b::text[], %b::text[], %b::timestamptz[]) AS batch(k, v, e) "
+            f"INSERT INTO {table} AS old ({ns}, {key}, {value}, {created}, {updated}, "
+            f"{expires}, {version}) "
+            f"SELECT %b, batch.k, batch.v::jsonb, %b, %b, batch.e, batch.r "
+            f"FROM unnest(%b::text[], %b::text[], %b::timestamptz[], %b::text[]) "
+            f"AS batch(k, v, e, r) "
             f"ON CONFLICT ({ns}, {key}) DO UPDATE SET {value} = EXCLUDED.{value}, "
-            f"{updated} = EXCLUDED.{updated}, {expires} = EXCLUDED.{expires}"
+            f"{version} = EXCLUDED.{version}, {updated} = EXCLUDED.{updated}, "
+            f"{created} = CASE WHEN old.{expires} <= EXCLUDED.{updated} "
+            f"THEN EXCLUDED.{created} ELSE old.{created} END, "
+            f"{expires} = EXCLUDED.{expires}"
         )
         self.delete = f"DELETE FROM {table} WHERE {ns} = %b AND {key} = ANY(%b::text[])"
 
@@ -121,6 +131,7 @@ class PostgresExecutor:
     def __init__(self, alias: str, namespace: str, model: Any, timeout: float) -> None:
         self._params, self._role = connection_settings(alias)
         self._sql = _Statements(model)
+        self._records = PostgresRecords(model, namespace)
         self._namespace = namespace
         self._timeout = timeout
         self._idle: list[Any] = []
@@ -192,6 +203,8 @@ class PostgresExecutor:
         return connection
 
     async def _execute(self, connection: Any, request: Request) -> Any:
+        if request.call is not None:
+            return await self._records.run(connection, request.now, request.call)
         now = _moment(request.now)
         if len(request.keys) == 1 and request.kind in ("read", "exists"):
             statement = self._sql.read_one if request.kind == "read" else self._sql.exists_one
@@ -228,7 +241,10 @@ class PostgresExecutor:
         keys = [row[0] for row in rows]
         data = [row[2] for row in rows]
         expiries = [None if row[3] is None else _moment(row[3]) for row in rows]
-        await connection.execute(self._sql.write, (self._namespace, now, now, keys, data, expiries))
+        versions = [new_version() for _ in rows]
+        await connection.execute(
+            self._sql.write, (self._namespace, now, now, keys, data, expiries, versions)
+        )
 
 
 def _chunks(rows: list[Row]) -> list[list[Row]]:

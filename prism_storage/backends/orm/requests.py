@@ -17,21 +17,51 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["ACTIONS", "Kind", "Op", "Outcome", "Request", "Row", "drive", "drive_async", "perform"]
+__all__ = [
+    "ACTIONS",
+    "Call",
+    "Kind",
+    "Op",
+    "Outcome",
+    "Request",
+    "Row",
+    "drive",
+    "drive_async",
+    "perform",
+]
 
-Kind = Literal["read", "exists", "write", "delete"]
+#: ``call``: one versioned-record operation (:class:`Call`), never merged with another.
+Kind = Literal["read", "exists", "write", "delete", "call"]
 #: A record to write: key, value (the dict), its JSON text, expiry timestamp or None.
 Row = tuple[str, dict[str, Any], str, float | None]
 #: What an executor returns for each request: a result, or the exception it raised.
 Outcome = Any
 
-ACTIONS: dict[str, str] = {"read": "read", "exists": "read", "write": "write", "delete": "delete"}
+ACTIONS: dict[str, str] = {
+    "read": "read",
+    "exists": "read",
+    "write": "write",
+    "delete": "delete",
+    "call": "write",
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    """A versioned-record operation (``records``, ``put``, ``remove``, ``append``,
+    ``pop``) and its arguments after the database alias and the time; each executor runs
+    it as one atomic operation of its database (see :mod:`.locked`, :mod:`.pg_records`)."""
+
+    name: str
+    args: tuple[Any, ...]
+    #: What the store could not do when the database is unreachable ("read", "append"...).
+    action: str
 
 
 class Op:
     """One caller's operation: ``keys`` to read/check/delete, or ``rows`` to write."""
 
-    __slots__ = ("future", "keys", "kind", "rows", "single", "ttl")
+    __slots__ = ("call", "future", "keys", "kind", "rows", "single", "ttl")
 
     def __init__(
         self,
@@ -42,6 +72,7 @@ class Op:
         rows: Sequence[tuple[str, dict[str, Any], str]] = (),
         ttl: float | None = None,
         single: bool = False,
+        call: Call | None = None,
     ) -> None:
         self.kind = kind
         self.future = future
@@ -51,6 +82,12 @@ class Op:
         self.ttl = ttl
         #: The caller wants one value (``get``/``exists``) rather than a dict.
         self.single = single
+        self.call = call
+
+    @property
+    def action(self) -> str:
+        """What the store could not do if the operation fails for want of a database."""
+        return ACTIONS[self.kind] if self.call is None else self.call.action
 
 
 @dataclass
@@ -65,6 +102,7 @@ class Request:
     now: float
     keys: list[str]
     groups: list[list[Row]]
+    call: Call | None = None
 
     def rows(self) -> list[Row]:
         """Every row to write, one per key: the last written wins."""
@@ -88,7 +126,16 @@ Plan = Generator[Request, Outcome, list[Outcome]]
 
 
 def perform(requests: list[Request], unavailable: Callable[[BaseException], bool]) -> Plan:
-    """Run ``requests`` in order, isolating failed writes (see the module doc)."""
+    """Run ``requests`` in order, isolating failed writes (see the module doc); appends to
+    several lists that follow each other go as one (:func:`.appends.merge_appends`)."""
+    from .appends import merge_appends  # here: .appends builds the requests of this module
+
+    merged, expand = merge_appends(requests)
+    outcomes = yield from _perform(merged, unavailable)
+    return expand(outcomes)
+
+
+def _perform(requests: list[Request], unavailable: Callable[[BaseException], bool]) -> Plan:
     outcomes: list[Outcome] = []
     for index, request in enumerate(requests):
         outcome = yield request

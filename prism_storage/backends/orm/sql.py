@@ -44,6 +44,12 @@ class RecordSQL:
         self._exists = f"SELECT {key} FROM {table} WHERE {self._where}"
         self._delete = f"DELETE FROM {table} WHERE {ns} = %s AND {key} IN ({{}})"
         self._sweep = f"DELETE FROM {table} WHERE {ns} = %s AND {expires} <= %s"
+        self._delete_expired = (
+            f"DELETE FROM {table} WHERE {ns} = %s AND {key} IN ({{}}) AND {expires} <= %s"
+        )
+        version = quote(meta.get_field("version").column)
+        #: A write that changes nothing: on SQLite it takes the database's write lock.
+        self.touch = f"UPDATE {table} SET {version} = {version} WHERE {ns} = %s AND {key} = %s"
         self._expires_field = meta.get_field("expires_at")
         value_field = meta.get_field("value")
         column = value_field.get_col(meta.db_table)
@@ -88,6 +94,20 @@ class RecordSQL:
                 chunk = list(keys[start : start + CHUNK])
                 cursor.execute(
                     self._delete.format(", ".join(["%s"] * len(chunk))), [namespace, *chunk]
+                )
+
+    def delete_expired(
+        self, connection: Any, namespace: str, keys: Sequence[str], now: datetime
+    ) -> None:
+        """Delete the records among ``keys`` that have expired: a write over one of them
+        then creates the record anew (a new ``created_at``), as over an absent one."""
+        moment = self._expires_field.get_db_prep_value(now, connection)
+        with connection.cursor() as cursor:
+            for start in range(0, len(keys), CHUNK):
+                chunk = list(keys[start : start + CHUNK])
+                cursor.execute(
+                    self._delete_expired.format(", ".join(["%s"] * len(chunk))),
+                    [namespace, *chunk, moment],
                 )
 
     def sweep(self, connection: Any, namespace: str, now: datetime) -> int:

@@ -2,7 +2,8 @@
 
 Every method is blocking and runs in the thread that holds the alias's connection (see
 :func:`.thread.on_connection_thread`). Reads, deletes and the sweep are SQL written once
-(:mod:`.sql`); writes are ``bulk_create`` upserts. None of them sends model signals
+(:mod:`.sql`); writes are ``bulk_create`` upserts, each row at a new version. The
+versioned operations (conditions, lists) are in :mod:`.locked`. None of them sends model signals
 (``pre_save``/``post_save``/``pre_delete``/``post_delete``): the same rule as the fast path.
 """
 
@@ -18,6 +19,7 @@ from django.db import connections, transaction
 from django.db.models import Q
 
 from ..base import KeyPage
+from ..versions import new_version
 from .requests import Row
 from .sql import JSONText, RecordSQL, takes_json_text
 
@@ -29,7 +31,7 @@ WRITE_CHUNK_ROWS = 500
 #: ... and about this much JSON: large values written a few at a time are measurably
 #: faster than in one statement.
 WRITE_CHUNK_BYTES = 4 * 1024 * 1024
-_UPDATED = ["value", "updated_at", "expires_at"]
+_UPDATED = ["value", "version", "updated_at", "expires_at"]
 
 
 def as_datetime(timestamp: float) -> datetime:
@@ -89,12 +91,15 @@ class RecordTable:
         connection = connections[db]
         features = connection.features
         as_text = takes_json_text(connection)
+        # The upsert keeps ``created_at``; an expired record must count as absent instead.
+        self.sql(db).delete_expired(connection, self.namespace, [row[0] for row in rows], now)
 
         def record(key: str, value: dict[str, Any], data: str, expiry: float | None) -> Any:
             return model(
                 namespace=self.namespace,
                 key=key,
                 value=JSONText(data) if as_text else value,
+                version=new_version(),
                 created_at=now,
                 updated_at=now,
                 expires_at=None if expiry is None else as_datetime(expiry),
@@ -123,7 +128,9 @@ class RecordTable:
                 if (
                     not self.records(db)
                     .filter(key=key)
-                    .update(value=value, updated_at=now, expires_at=expires_at)
+                    .update(
+                        value=value, version=new_version(), updated_at=now, expires_at=expires_at
+                    )
                 ):
                     model.objects.using(db).bulk_create([record(key, value, data, expiry)])
 

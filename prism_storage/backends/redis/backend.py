@@ -1,5 +1,9 @@
 """``redis``: records as JSON strings in Redis or a Redis Cluster, through ``redis.asyncio``.
 
+Each record is one Redis string, a metadata header then the JSON (see :mod:`.stored`);
+writes and metadata reads run Lua scripts (see :mod:`.records`); ``get`` and ``get_many``
+are plain ``GET`` and ``MGET``.
+
 Key layout: the record ``key`` of a store with prefix ``prefix`` lives at the Redis key
 ``prefix + "\\x1f" + key``. Neither keys nor prefixes may contain control characters, so
 the first ``\\x1f`` (ASCII unit separator) always marks where the prefix ends: stores whose
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ...codec import validate_key
 from ...exceptions import (
@@ -25,6 +29,8 @@ from ..clients import LoopBoundClients
 from .client import BoundClient, bind_client, client_errors, close_client
 from .connection_url import URL_FORMS, parse_redis_url
 from .listing import KeyListing
+from .records import PIPELINE_VALUE_BYTES, ScriptedRecords
+from .stored import json_text
 
 __all__ = ["SEPARATOR", "RedisStorageBackend"]
 
@@ -32,12 +38,9 @@ T = TypeVar("T")
 
 #: Between the store's prefix and the record key in every Redis key.
 SEPARATOR = "\x1f"
-#: A SET of a value larger than this (JSON characters) is not pipelined, nor GETs while the
-#: records recent reads returned are larger on average.
-_PIPELINE_VALUE_BYTES = 64 * 1024
 
 
-class RedisStorageBackend(BaseStorageBackend):
+class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
     """Stores each record as a JSON string in Redis (standalone server or Redis Cluster).
 
     :param url: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS),
@@ -58,6 +61,9 @@ class RedisStorageBackend(BaseStorageBackend):
     ttl_uses_clock = False
     supports_listing = True
     native_batch = True
+    supports_versions = True
+    supports_conditional_writes = True
+    supports_atomic_lists = True
     #: Redis strings hold at most 512 MiB.
     max_value_bytes = 512 * 1024 * 1024
     requires = (("redis", "redis"),)
@@ -176,6 +182,8 @@ class RedisStorageBackend(BaseStorageBackend):
         our key -> CorruptRecordError; unreachable, timed out or refusing service ->
         BackendUnavailableError. Secrets are scrubbed from each."""
         errors = client_errors()
+        if isinstance(exc, errors.no_script):
+            return None  # _eval loads the script and runs it again
         if isinstance(exc, errors.denied):
             detail = self._redact(str(exc))
             return self._caused_by(
@@ -191,13 +199,21 @@ class RedisStorageBackend(BaseStorageBackend):
             )
             error.__cause__ = exc
             return error
+        if isinstance(exc, errors.response) and "PRISM-CORRUPT" in str(exc):
+            error = CorruptRecordError(
+                f"A record of the redis store (prefix {self.prefix!r}) is not a JSON object."
+            )
+            error.__cause__ = exc
+            return error
         if isinstance(exc, errors.unavailable):
             return self._unavailable(exc, action)
         return super()._translate_error(exc, action)
 
-    def _load(self, key: str, data: bytes) -> dict[str, Any]:
+    def _load(self, key: str, data: bytes | memoryview) -> dict[str, Any]:
         try:
-            return self._decode(data)
+            # decode_value reads any buffer; a memoryview spares copying the JSON out of
+            # the stored string.
+            return self._decode(cast(bytes, data))
         except ValueError as exc:
             raise CorruptRecordError(
                 f"The redis record {key!r} (prefix {self.prefix!r}) is not a JSON object."
@@ -208,19 +224,13 @@ class RedisStorageBackend(BaseStorageBackend):
     async def _get(self, key: str) -> dict[str, Any] | None:
         # Replies of recent reads large: this read goes on its own connection, so that its
         # caller decodes it while the server still sends the others' (as separate calls do).
-        alone = self._read_size > _PIPELINE_VALUE_BYTES
+        alone = self._read_size > PIPELINE_VALUE_BYTES
         data = await self._command("read", "GET", self._key_prefix + key, alone=alone)
         if data is None:
             return None
         size = self._read_size  # a moving average, from the first read's size
         self._read_size = size + (len(data) - size) / 8 if size >= 0 else float(len(data))
-        return self._load(key, data)
-
-    async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
-        command: tuple[Any, ...] = ("SET", self._key_prefix + key, data)
-        if ttl is not None:
-            command += ("PX", _milliseconds(ttl))
-        await self._command("write", *command, alone=len(data) > _PIPELINE_VALUE_BYTES)
+        return self._load(key, json_text(data))
 
     async def _delete(self, key: str) -> None:
         await self._command("delete", "DEL", self._key_prefix + key)
@@ -234,23 +244,11 @@ class RedisStorageBackend(BaseStorageBackend):
             values = await self._run("read", lambda client: client.mget_nonatomic(names))
         else:
             values = await self._run("read", lambda client: client.execute_command("MGET", *names))
-        return {k: self._load(k, v) for k, v in zip(keys, values, strict=True) if v is not None}
-
-    async def _set_many(
-        self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
-    ) -> None:
-        expiry: tuple[Any, ...] = () if ttl is None else ("PX", _milliseconds(ttl))
-        prefix = self._key_prefix
-
-        async def write(client: Any) -> None:
-            # Standalone: one MULTI/EXEC, so the batch is applied all at once. A cluster
-            # pipeline sends each node its share (no cross-slot command).
-            pipe = client.pipeline(transaction=not self.cluster)
-            for key, _value, data in items:
-                pipe.execute_command("SET", prefix + key, data, *expiry)
-            await pipe.execute()
-
-        await self._run("write", write)
+        return {
+            k: self._load(k, json_text(v))
+            for k, v in zip(keys, values, strict=True)
+            if v is not None
+        }
 
     async def _delete_many(self, keys: list[str]) -> None:
         names = [self._key_prefix + k for k in keys]
@@ -268,7 +266,3 @@ class RedisStorageBackend(BaseStorageBackend):
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         listing = KeyListing(self._key_prefix, prefix, limit, cursor, cluster=self.cluster)
         return await self._run("list keys", listing.page)
-
-
-def _milliseconds(ttl: float) -> int:
-    return max(1, round(ttl * 1000))

@@ -87,6 +87,8 @@ class ClientErrors(NamedTuple):
     denied: tuple[type[Exception], ...]
     #: An error reply (``WRONGTYPE``...).
     response: type[Exception]
+    #: ``NOSCRIPT``: the server does not know a script (restarted, or ``SCRIPT FLUSH``).
+    no_script: type[Exception]
 
 
 _ERRORS: ClientErrors | None = None
@@ -107,5 +109,6 @@ def client_errors() -> ClientErrors:
                 e.AuthenticationWrongNumberOfArgsError,
             ),
             response=e.ResponseError,
+            no_script=e.NoScriptError,
         )
     return _ERRORS

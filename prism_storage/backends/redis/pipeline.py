@@ -1,7 +1,8 @@
 """Automatic pipelining for the ``redis`` backend's single-key commands.
 
-The commands (``GET``, ``SET``, ``DEL``, ``EXISTS``) that the tasks of one event loop issue
-in the same loop step are written to one connection as one pipeline (no ``MULTI``): one
+The commands (``GET``, ``DEL``, ``EXISTS``, the ``EVALSHA`` of the write and read scripts)
+that the tasks of one event loop issue in the same loop step are written to one
+connection as one pipeline (no ``MULTI``): one
 ``send`` for all of them, one read of all the replies, one connection taken from the pool
 instead of one each. Replies and errors go back to each caller; a reply that is an error
 (``WRONGTYPE``...) fails only its own caller.

@@ -28,6 +28,7 @@ from ..base import (
     store_alias,
     using_stores,
 )
+from ..expiry import read_batch, write_batch
 
 SAMPLE = 5  # keys quoted in an error message
 
@@ -37,7 +38,7 @@ class CopyStats:
     read: int = 0
     copied: int = 0
     skipped: int = 0
-    #: Listed in SRC but gone (deleted or expired) before they could be read.
+    #: Listed in SRC but gone (deleted or expired) before they could be read or written.
     vanished: int = 0
     #: Keys that already existed in DST (what a dry run would overwrite, skip or refuse).
     existing: int = 0
@@ -46,15 +47,18 @@ class CopyStats:
     mismatched_count: int = 0
     #: With --skip-existing and --verify: kept DST records that differ from SRC.
     stale_skipped: int = 0
+    #: Written without their expiry, DST being unable to expire records.
+    expiry_dropped: int = 0
     batches: int = 0
 
 
 class Command(BaseCommand):
     help = (
         "Copy every record (or those whose key starts with --prefix) from store SRC to "
-        "store DST, in batches. Without --overwrite or --skip-existing the copy refuses to "
-        "touch a key that already exists in DST. An interrupted copy is resumed by running "
-        "it again with --skip-existing."
+        "store DST, in batches: each is a new write in DST (a new version), keeping the "
+        "time it had left to live where SRC keeps record metadata. Without --overwrite or "
+        "--skip-existing the copy refuses to touch a key that already exists in DST. An "
+        "interrupted copy is resumed by running it again with --skip-existing."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -146,7 +150,7 @@ class Command(BaseCommand):
         bar: Progress,
     ) -> None:
         stats = self.stats
-        values = await src.get_many(keys)
+        values, expiries = await read_batch(src, keys)
         stats.read += len(values)
         stats.vanished += len(keys) - len(values)
         need_existing = policy is not OnExisting.OVERWRITE or options["dry_run"]
@@ -166,8 +170,12 @@ class Command(BaseCommand):
         stats.skipped += len(values) - len(batch)
         stats.batches += 1
         if not options["dry_run"]:
-            await dst.set_many(batch)
-            stats.copied += len(batch)
+            done = await write_batch(dst, batch, expiries)
+            stats.copied += done.written
+            stats.vanished += len(done.expired)
+            stats.expiry_dropped += done.expiry_dropped
+            for key in done.expired:
+                del batch[key]
             if options["verify"]:
                 await self._verify(dst, batch, existing, values)
         bar.update(len(keys))
@@ -224,6 +232,11 @@ class Command(BaseCommand):
                 f"skipped {stats.skipped}{extra}, in {seconds:.1f} s ({rate:,.0f} records/s)."
             )
         )
+        if stats.expiry_dropped:
+            self.stderr.write(
+                f"{stats.expiry_dropped} record(s) had an expiry that {dst_alias!r} cannot "
+                "keep (it does not support ttl); they were written without one."
+            )
         if options["verify"]:
             self.stdout.write(f"Verified {stats.verified} record(s): all equal.")
             if stats.stale_skipped:

@@ -32,8 +32,9 @@ from ..jsonl import dump_record
 class Command(BaseCommand):
     help = (
         "Export the records of a store (or those whose key starts with --prefix) as JSON "
-        'Lines, one {"key": ..., "value": {...}} object per line, to standard output or '
-        "to -o FILE. Memory use does not grow with the size of the store."
+        'Lines, one {"key": ..., "value": {...}} object per line (with "version", '
+        '"created_at", "updated_at" and "expires_at" where the store keeps them), to '
+        "standard output or to -o FILE. Memory use does not grow with the size of the store."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -111,16 +112,26 @@ class Command(BaseCommand):
             try:
                 batches = key_batches(store, options["prefix"], options["batch_size"])
                 async for keys in batches:
-                    values = await store.get_many(keys)
-                    # Keys deleted or expired since the listing are simply not exported.
-                    chunk = "".join(dump_record(k, values[k]) for k in keys if k in values)
+                    chunk, count = await _lines(store, keys)
                     if chunk:
                         write(chunk)
-                    self.exported += len(values)
-                    bar.update(len(values))
+                    self.exported += count
+                    bar.update(count)
             except PrismStorageError as exc:
                 raise CommandError(
                     f"The export stopped after {self.exported} record(s): {error_text(exc)}"
                 ) from exc
             finally:
                 bar.close()
+
+
+async def _lines(store: BaseStorageBackend, keys: list[str]) -> tuple[str, int]:
+    """The lines of the records ``keys`` (with their metadata where the store keeps
+    it), and how many there are. Keys deleted or expired since the listing are left out."""
+    if store.supports_versions:
+        records = await store.get_many_records(keys)
+        lines = [dump_record(k, records[k].value, records[k]) for k in keys if k in records]
+    else:
+        values = await store.get_many(keys)
+        lines = [dump_record(k, values[k]) for k in keys if k in values]
+    return "".join(lines), len(lines)

@@ -28,11 +28,12 @@ from ..base import (
     store_alias,
     using_stores,
 )
-from ..jsonl import BadLine, parse_record
+from ..expiry import write_batch
+from ..jsonl import BadLine, Line, parse_record
 
 MAX_REPORTED_LINES = 10
 
-Line = str | bytes
+RawLine = str | bytes
 
 
 @dataclass
@@ -45,12 +46,18 @@ class ImportStats:
     existing_sample: list[str] = field(default_factory=list)
     written: int = 0
     skipped: int = 0
+    #: Lines whose expires_at had passed by the time they were written (not written).
+    expired: int = 0
+    #: Lines written without their expires_at, the store being unable to expire records.
+    expiry_dropped: int = 0
 
 
 class Command(BaseCommand):
     help = (
         "Import JSON Lines (as written by prism_export) into a store, from -i FILE or "
-        "standard input. Every line is validated before anything is written: one bad "
+        "standard input. Each record is a new write (a new version); one that carries an "
+        "expires_at keeps the time it has left. Every line is validated before anything "
+        "is written: one bad "
         "line (reported with its number) and nothing is imported. Lines are applied in "
         "order, so for a key repeated in the file the last line wins (the first with "
         "--skip-existing)."
@@ -154,7 +161,7 @@ class Command(BaseCommand):
             for line in lines:
                 stats.lines += 1
                 try:
-                    key, _ = parse_record(line, stats.lines, store.max_value_bytes)
+                    key = parse_record(line, stats.lines, store.max_value_bytes).key
                 except BadLine as bad:
                     stats.bad += 1
                     if len(stats.bad_lines) < MAX_REPORTED_LINES:
@@ -198,25 +205,31 @@ class Command(BaseCommand):
         lineno = 0
         try:
             for lines in _batches(source, options["batch_size"]):
-                batch: dict[str, dict[str, Any]] = {}
+                batch: dict[str, Line] = {}
                 for line in lines:
                     lineno += 1
                     try:
-                        key, value = parse_record(line, lineno, store.max_value_bytes)
+                        parsed = parse_record(line, lineno, store.max_value_bytes)
                     except BadLine as bad:
                         raise CommandError(
                             f"The input changed while it was being imported ({bad}); "
                             f"{stats.written} record(s) were written."
                         ) from None
                     if policy is OnExisting.SKIP:
-                        batch.setdefault(key, value)
+                        batch.setdefault(parsed.key, parsed)
                     else:
-                        batch[key] = value
+                        batch[parsed.key] = parsed
                 if policy is OnExisting.SKIP:
                     for key in await store.get_many(list(batch)):
                         del batch[key]
-                await store.set_many(batch)
-                stats.written += len(batch)
+                done = await write_batch(
+                    store,
+                    {key: line.value for key, line in batch.items()},
+                    {key: line.expires_at for key, line in batch.items()},
+                )
+                stats.written += done.written
+                stats.expired += len(done.expired)
+                stats.expiry_dropped += done.expiry_dropped
                 stats.skipped += len(lines) - len(batch)
                 bar.update(len(lines))
         finally:
@@ -244,9 +257,15 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"Imported {stats.written} record(s) into {alias!r} from {name}"
                 + (f", skipped {stats.skipped}" if stats.skipped else "")
+                + (f", {stats.expired} already expired" if stats.expired else "")
                 + "."
             )
         )
+        if stats.expiry_dropped:
+            self.stderr.write(
+                f"{stats.expiry_dropped} record(s) had an expiry that {alias!r} cannot keep "
+                "(it does not support ttl); they were written without one."
+            )
 
 
 def _seekable(stream: IO[Any]) -> bool:
@@ -256,7 +275,7 @@ def _seekable(stream: IO[Any]) -> bool:
         return False
 
 
-def _batches(source: IO[Any], size: int) -> Iterator[list[Line]]:
+def _batches(source: IO[Any], size: int) -> Iterator[list[RawLine]]:
     """Yield lists of at most ``size`` lines read from ``source``."""
     lines = iter(source)
     while batch := list(itertools.islice(lines, size)):

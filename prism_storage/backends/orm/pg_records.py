@@ -1,0 +1,312 @@
+"""Versioned-record operations of the PostgreSQL fast path: each one a single statement.
+
+A single statement is atomic against every other, in any process, without a transaction
+of ours around it:
+
+* a write at a version is ``UPDATE ... WHERE version = %b``, a create ``INSERT ... ON
+  CONFLICT DO UPDATE ... WHERE <the row has expired>`` (an expired record counts as
+  absent); the row count says whether the condition held. Only when it did not does a
+  second statement read the current version for the ``VersionConflictError``;
+* ``append`` is one ``INSERT ... ON CONFLICT DO UPDATE`` that concatenates the items to
+  the jsonb list (``jsonb_set``, ``||``), keeps the latest ``max_items`` (a jsonpath
+  slice) and returns the list's length. Its ``WHERE`` refuses a field that is not a list:
+  then no row comes back and nothing was written;
+* ``pop`` locks the row (``SELECT ... FOR UPDATE`` in a ``WITH``), removes the last item
+  (``#-``) and returns it with what the field held, in one statement.
+
+The statements run on the fast path's autocommit connections, so each is committed when
+it returns. The ORM path does the same in row-locking transactions (:mod:`.locked`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ...codec import decode_value
+from ...exceptions import InvalidValueError
+from ..versions import Condition, Record, WriteResult, check_condition, new_version
+from .requests import Call
+
+__all__ = ["PostgresRecords"]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _moment(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def _kept_latest(array: str) -> str:
+    """SQL for the jsonb ``array`` cut to its latest ``%(max)b`` items."""
+    return (
+        f"CASE WHEN jsonb_array_length({array}) > %(max)b::int "
+        f"THEN jsonb_path_query_array({array}, '$[last - $n + 1 to last]', "
+        f"jsonb_build_object('n', %(max)b::int)) ELSE {array} END"
+    )
+
+
+class _Statements:
+    def __init__(self, model: Any) -> None:
+        meta = model._meta
+        table = _quote(meta.db_table)
+        pk = _quote(meta.pk.column)
+        ns, key, value, created, updated, expires, version = (
+            _quote(meta.get_field(name).column)
+            for name in (
+                "namespace",
+                "key",
+                "value",
+                "created_at",
+                "updated_at",
+                "expires_at",
+                "version",
+            )
+        )
+        where = f"{ns} = %(ns)b AND {key} = %(key)b"
+        alive = f"({expires} IS NULL OR {expires} > %(now)b)"
+        expired = f"old.{expires} <= EXCLUDED.{updated}"
+        field = "%(field)b::text"
+        self.records = (
+            f"SELECT {key}, {value}::text, {version}, {created}, {updated}, {expires} "
+            f"FROM {table} WHERE {ns} = %(ns)b AND {key} = ANY(%(keys)b::text[]) AND {alive}"
+        )
+        self.version = f"SELECT {version} FROM {table} WHERE {where} AND {alive}"
+        self.update_at = (
+            f"UPDATE {table} SET {value} = %(data)b::jsonb, {version} = %(version)b, "
+            f"{updated} = %(now)b, {expires} = %(expires)b "
+            f"WHERE {where} AND {alive} AND {version} = %(expected)b"
+        )
+        self.update_live = (
+            f"UPDATE {table} SET {value} = %(data)b::jsonb, {version} = %(version)b, "
+            f"{updated} = %(now)b, {expires} = %(expires)b WHERE {where} AND {alive}"
+        )
+        insert = (
+            f"INSERT INTO {table} AS old ({ns}, {key}, {value}, {created}, {updated}, "
+            f"{expires}, {version}) VALUES (%(ns)b, %(key)b, {{new}}, %(now)b, %(now)b, "
+            f"%(expires)b, %(version)b) ON CONFLICT ({ns}, {key}) DO UPDATE SET "
+        )
+        self.create = insert.format(new="%(data)b::jsonb") + (
+            f"{value} = EXCLUDED.{value}, {version} = EXCLUDED.{version}, "
+            f"{created} = EXCLUDED.{created}, {updated} = EXCLUDED.{updated}, "
+            f"{expires} = EXCLUDED.{expires} WHERE {expired}"
+        )
+        self.delete = f"DELETE FROM {table} WHERE {where} RETURNING {alive}"
+        self.delete_at = (
+            f"DELETE FROM {table} WHERE {where} AND {alive} AND {version} = %(expected)b"
+        )
+        # The list the items go to: the field's, or a new one (absent, JSON null).
+        listed = (
+            f"(CASE WHEN jsonb_typeof(old.{value} -> {field}) = 'array' "
+            f"THEN old.{value} -> {field} ELSE '[]'::jsonb END || %(items)b::jsonb)"
+        )
+        self.append, self.append_kept = (
+            insert.format(new=f"jsonb_build_object({field}, {new_list})")
+            + (
+                f"{value} = CASE WHEN {expired} THEN EXCLUDED.{value} "
+                f"ELSE jsonb_set(old.{value}, ARRAY[{field}], {old_list}) END, "
+                f"{version} = EXCLUDED.{version}, {updated} = EXCLUDED.{updated}, "
+                f"{created} = CASE WHEN {expired} THEN EXCLUDED.{created} "
+                f"ELSE old.{created} END, "
+                f"{expires} = CASE WHEN {expired} OR %(reset)b THEN EXCLUDED.{expires} "
+                f"ELSE old.{expires} END "
+                f"WHERE {expired} OR coalesce(jsonb_typeof(old.{value} -> {field}), 'null') "
+                f"IN ('array', 'null') "
+                f"RETURNING jsonb_array_length({value} -> {field})"
+            )
+            for new_list, old_list in (
+                ("%(items)b::jsonb", listed),
+                (_kept_latest("%(items)b::jsonb"), _kept_latest(listed)),
+            )
+        )
+        # Several lists at once (see .appends); rows in key order, so that two such
+        # statements never wait for each other's rows.
+        self.append_many = (
+            f"INSERT INTO {table} AS old ({ns}, {key}, {value}, {created}, {updated}, "
+            f"{expires}, {version}) SELECT %(ns)b, batch.k, "
+            f"jsonb_build_object({field}, batch.i::jsonb), %(now)b, %(now)b, %(expires)b, "
+            f"batch.r FROM unnest(%(keys)b::text[], %(items)b::text[], %(versions)b::text[]) "
+            f"AS batch(k, i, r) ORDER BY batch.k "
+            f"ON CONFLICT ({ns}, {key}) DO UPDATE SET "
+            f"{value} = CASE WHEN {expired} THEN EXCLUDED.{value} "
+            f"ELSE jsonb_set(old.{value}, ARRAY[{field}], "
+            f"(CASE WHEN jsonb_typeof(old.{value} -> {field}) = 'array' "
+            f"THEN old.{value} -> {field} ELSE '[]'::jsonb END) "
+            f"|| (EXCLUDED.{value} -> {field})) END, "
+            f"{version} = EXCLUDED.{version}, {updated} = EXCLUDED.{updated}, "
+            f"{created} = CASE WHEN {expired} THEN EXCLUDED.{created} ELSE old.{created} END, "
+            f"{expires} = CASE WHEN {expired} OR %(reset)b THEN EXCLUDED.{expires} "
+            f"ELSE old.{expires} END "
+            f"WHERE {expired} OR coalesce(jsonb_typeof(old.{value} -> {field}), 'null') "
+            f"IN ('array', 'null') "
+            f"RETURNING {key}, jsonb_array_length({value} -> {field})"
+        )
+        # The row is locked by the WITH, so the item read there is the one removed.
+        self.pop = (
+            f"WITH old AS (SELECT {pk} AS id, jsonb_typeof({value} -> {field}) AS kind, "
+            f"{value} -> {field} -> -1 AS item FROM {table} WHERE {where} AND {alive} "
+            f"FOR UPDATE), "
+            f"popped AS (UPDATE {table} AS cur SET {value} = cur.{value} #- ARRAY[{field}, '-1'], "
+            f"{version} = %(version)b, {updated} = %(now)b FROM old "
+            f"WHERE cur.{pk} = old.id AND old.kind = 'array' AND old.item IS NOT NULL "
+            f"RETURNING 1) "
+            f"SELECT old.kind, jsonb_build_object('i', old.item)::text FROM old"
+        )
+
+
+class PostgresRecords:
+    """The versioned operations on one namespace's records, on a psycopg connection."""
+
+    def __init__(self, model: Any, namespace: str) -> None:
+        self._sql = _Statements(model)
+        self._namespace = namespace
+
+    async def run(self, connection: Any, now: float, call: Call) -> Any:
+        operation: Any = getattr(self, call.name)
+        return await operation(connection, now, *call.args)
+
+    def _params(self, now: float, key: str = "", **more: Any) -> dict[str, Any]:
+        return {"ns": self._namespace, "key": key, "now": _moment(now), **more}
+
+    async def records(self, connection: Any, now: float, keys: list[str]) -> dict[str, Record]:
+        cursor = await connection.execute(self._sql.records, self._params(now, keys=keys))
+        return {
+            key: Record(
+                key,
+                decode_value(data),
+                version,
+                created.astimezone(UTC),
+                updated.astimezone(UTC),
+                None if expires is None else expires.astimezone(UTC),
+            )
+            for key, data, version, created, updated, expires in await cursor.fetchall()
+        }
+
+    async def put(
+        self,
+        connection: Any,
+        now: float,
+        key: str,
+        value: dict[str, Any],
+        data: str,
+        expiry: float | None,
+        condition: Condition,
+    ) -> WriteResult:
+        version = new_version()
+        params = self._params(now, key, data=data, version=version, expires=_moment(expiry))
+        if isinstance(condition, str):
+            params["expected"] = condition
+        while True:
+            # Each pass is one statement, or two for a plain put: between them another
+            # writer may delete or create the record, and the loop goes round again.
+            if condition is None or isinstance(condition, str):
+                statement = self._sql.update_live if condition is None else self._sql.update_at
+                if await self._changed(connection, statement, params):
+                    return WriteResult(version, False)
+            if not isinstance(condition, str) and await self._changed(
+                connection, self._sql.create, params
+            ):
+                return WriteResult(version, True)
+            if condition is not None:
+                await self._check(connection, now, key, condition)
+
+    async def remove(self, connection: Any, now: float, key: str, if_version: str | None) -> bool:
+        if if_version is None:
+            cursor = await connection.execute(self._sql.delete, self._params(now, key))
+            return any(live for (live,) in await cursor.fetchall())
+        params = self._params(now, key, expected=if_version)
+        while not await self._changed(connection, self._sql.delete_at, params):
+            await self._check(connection, now, key, if_version)
+        return True
+
+    async def append(
+        self,
+        connection: Any,
+        now: float,
+        key: str,
+        field: str,
+        items: list[Any],
+        items_data: str,
+        max_items: int | None,
+        ttl: float | None,
+        default_ttl: float | None,
+    ) -> int:
+        lifetime = ttl if ttl is not None else default_ttl
+        params = self._params(
+            now,
+            key,
+            field=field,
+            items=items_data,
+            max=max_items,
+            version=new_version(),
+            expires=None if lifetime is None else _moment(now + lifetime),
+            reset=ttl is not None,
+        )
+        statement = self._sql.append if max_items is None else self._sql.append_kept
+        cursor = await connection.execute(statement, params)
+        row = await cursor.fetchone()
+        if row is None:
+            raise InvalidValueError(f"The record's {field!r} field is not a list.", f"$.{field}")
+        return int(row[0])
+
+    async def append_many(
+        self,
+        connection: Any,
+        now: float,
+        field: str,
+        entries: list[tuple[str, list[Any], str]],
+        ttl: float | None,
+        default_ttl: float | None,
+    ) -> dict[str, int | InvalidValueError]:
+        """Append to several lists (``(key, items, items_data)``) in one statement;
+        ``{key: new length}``, or the error of a field that is not a list."""
+        lifetime = ttl if ttl is not None else default_ttl
+        params = self._params(
+            now,
+            field=field,
+            keys=[entry[0] for entry in entries],
+            items=[entry[2] for entry in entries],
+            versions=[new_version() for _ in entries],
+            expires=None if lifetime is None else _moment(now + lifetime),
+            reset=ttl is not None,
+        )
+        cursor = await connection.execute(self._sql.append_many, params)
+        lengths: dict[str, int | InvalidValueError] = {
+            key: int(length) for key, length in await cursor.fetchall()
+        }
+        for key, _items, _data in entries:
+            if key not in lengths:
+                lengths[key] = InvalidValueError(
+                    f"The record's {field!r} field is not a list.", f"$.{field}"
+                )
+        return lengths
+
+    async def pop(self, connection: Any, now: float, key: str, field: str) -> Any:
+        params = self._params(now, key, field=field, version=new_version())
+        cursor = await connection.execute(self._sql.pop, params)
+        row = await cursor.fetchone()
+        if row is None:
+            return None
+        kind, item = row
+        if kind not in (None, "null", "array"):
+            raise InvalidValueError(
+                f"The record's {field!r} field is a JSON {kind}, not a list.", f"$.{field}"
+            )
+        return decode_value(item)["i"]
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    async def _changed(connection: Any, statement: str, params: dict[str, Any]) -> bool:
+        cursor = await connection.execute(statement, params)
+        return bool(cursor.rowcount)
+
+    async def _check(self, connection: Any, now: float, key: str, condition: Condition) -> None:
+        """After a conditional statement changed nothing: raise VersionConflictError with
+        the current version, or return if the condition holds by now (the record changed
+        again in between: the caller tries once more)."""
+        cursor = await connection.execute(self._sql.version, self._params(now, key))
+        row = await cursor.fetchone()
+        check_condition(condition, None if row is None else row[0])

@@ -1,0 +1,1 @@
+"""Tests of the SDK adapters in prism_storage.integrations."""
