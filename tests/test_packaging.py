@@ -11,6 +11,7 @@ import ast
 import configparser
 import importlib.metadata
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -139,14 +140,20 @@ def test_readme_names_the_tox_pairs() -> None:
 # ------------------------------------------------------------------------- extras
 
 
+def imported_top_level_names_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
 def imported_top_level_names(package: Path) -> set[str]:
     names: set[str] = set()
     for path in package.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module.split(".")[0])
+        names |= imported_top_level_names_of(path)
     return names
 
 
@@ -164,6 +171,36 @@ def test_testing_extra_lists_what_prism_storage_testing_imports(
     listed = {canonicalize_name(Requirement(spec).name) for spec in extras["testing"]}
     assert needed - core == listed
     assert "prism-storage[" in extras["test"][0] and "testing" in extras["test"][0]
+
+
+def test_each_integration_imports_only_what_its_extra_lists(project: dict[str, Any]) -> None:
+    """prism_storage/integrations/<sdk>.py needs exactly the extra named after it."""
+    extras = project["project"]["optional-dependencies"]
+    distributions = importlib.metadata.packages_distributions()
+    modules = sorted((ROOT / "prism_storage" / "integrations").glob("*.py"))
+    adapters = [path for path in modules if path.stem not in {"__init__", "stores"}]
+    assert {path.stem for path in adapters} >= {"langchain", "openai_agents"}
+    for path in adapters:
+        extra = path.stem.replace("_", "-")
+        names = imported_top_level_names_of(path) - set(sys.stdlib_module_names)
+        names -= {"__future__", "prism_storage"}
+        needed = {canonicalize_name(distributions[name][0]) for name in names}
+        listed = {canonicalize_name(Requirement(spec).name) for spec in extras[extra]}
+        assert needed == listed, path.name
+        assert extra in extras["test"][0], f"the test extra lacks {extra}"
+
+
+def test_importing_the_package_imports_no_agent_sdk() -> None:
+    code = (
+        "import sys, prism_storage, prism_storage.integrations, prism_storage.sync;"
+        "import prism_storage.integrations.stores;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " {'langchain_core', 'agents', 'openai'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_the_testing_docstring_names_the_extra() -> None:

@@ -1,0 +1,302 @@
+"""LangGraph's long-term memory (``BaseStore``) over any prism store that lists its keys.
+
+An item ``(namespace, key)`` is the record ``{prefix}{label}/.../{label}/{key}``, each
+part a segment of :mod:`.segments`: the namespace is every segment but the last, so
+listing under a namespace prefix finds exactly its items and those of the namespaces
+below it, and namespaces come back from the keys alone.
+
+The record holds ``{"namespace": [...], "key": ..., "value": {...}}``: the value as
+LangGraph was given it, readable in the admin. ``Item.created_at``/``updated_at`` are the
+record's own metadata on stores that keep versions; elsewhere the times are kept in the
+record beside the value.
+
+On a store that embeds texts itself (a vector store with an embedder), the record also
+holds the text to embed (in the store's ``text_field``: the fields ``index`` names, else
+the value's JSON) and, as ``ns_0``, ``ns_1``..., the encoded prefixes of its namespace:
+a ``query`` is the store's own similarity search, restricted to the namespace prefix by
+the store's filter.
+
+``filter`` follows LangGraph's ``InMemoryStore`` (equality, nested dicts, lists, and the
+operators ``$eq``, ``$ne``, ``$gt``, ``$gte``, ``$lt``, ``$lte``), applied here after
+listing, so every store gives the same answers. Search results are the most recently
+updated first, as LangGraph's Postgres store returns them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    TTLConfig,
+    validate_op_namespace,
+)
+from langgraph.store.base.embed import get_text_at_path
+
+from ...backends.base import BaseStorageBackend
+from ...backends.versions import timestamp
+from ...exceptions import UnsupportedOperationError
+from .filters import matches
+from .running import resolve_store, run_sync
+from .segments import decode_segment, encode_segment, join
+
+__all__ = ["PrismStore"]
+
+DEFAULT_PREFIX = "langgraph/store/"
+# Keys listed and records read per round trip.
+PAGE_SIZE = 500
+# Candidates a similarity search takes when a filter is applied after it (the vector
+# store's largest page).
+SEMANTIC_CANDIDATES = 1000
+
+Namespace = tuple[str, ...]
+
+
+class PrismStore(BaseStore):
+    """LangGraph's ``BaseStore`` on a prism store (an instance or an alias)."""
+
+    def __init__(
+        self,
+        store: BaseStorageBackend | str = "default",
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        ttl: TTLConfig | None = None,
+    ) -> None:
+        self.store = resolve_store(store)
+        if not self.store.supports_listing:
+            raise UnsupportedOperationError(
+                f"The {self.store.backend_name!r} backend cannot list keys, which "
+                "namespaces and search need."
+            )
+        if not prefix.endswith("/"):
+            prefix += "/"
+        self.prefix = prefix
+        # An expiry is set on write; reads do not push it back (no prism store can
+        # refresh an expiry without writing the record again).
+        self.supports_ttl = self.store.supports_ttl
+        self.ttl_config = ttl
+        self._versions = self.store.supports_versions
+        self._semantic = self.store.supports_text_search
+        self._text_field: str = getattr(self.store, "text_field", "text")
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def _key(self, namespace: Namespace, key: str) -> str:
+        return self.prefix + join(*namespace) + encode_segment(key)
+
+    def _namespace_of(self, key: str) -> Namespace:
+        segments = key[len(self.prefix) :].split("/")[:-1]
+        return tuple(decode_segment(segment) for segment in segments)
+
+    async def _list(self, namespace_prefix: Namespace) -> list[str]:
+        prefix = self.prefix + join(*namespace_prefix)
+        return [key async for key in self.store.iter_keys(prefix, page_size=PAGE_SIZE)]
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def _items(self, keys: list[str]) -> dict[str, Item]:
+        """The items at ``keys`` that hold one."""
+        items: dict[str, Item] = {}
+        for start in range(0, len(keys), PAGE_SIZE):
+            page = keys[start : start + PAGE_SIZE]
+            if self._versions:
+                records = await self.store.get_many_records(page)
+                for key, record in records.items():
+                    items[key] = _item(record.value, record.created_at, record.updated_at)
+            else:
+                for key, value in (await self.store.get_many(page)).items():
+                    created, updated = value.get("created_at", 0.0), value.get("updated_at", 0.0)
+                    items[key] = _item(value, timestamp(created), timestamp(updated))
+        return items
+
+    async def _search(self, op: SearchOp) -> list[SearchItem]:
+        if op.query and self._semantic:
+            return await self._similar(op)
+        found = list((await self._items(await self._list(op.namespace_prefix))).values())
+        if op.filter:
+            found = [item for item in found if matches(item.value, op.filter)]
+        found.sort(key=lambda item: (item.updated_at, item.namespace, item.key), reverse=True)
+        return [
+            SearchItem(
+                namespace=item.namespace,
+                key=item.key,
+                value=item.value,
+                created_at=item.created_at,
+                updated_at=item.updated_at,
+            )
+            for item in found[op.offset : op.offset + op.limit]
+        ]
+
+    async def _similar(self, op: SearchOp) -> list[SearchItem]:
+        """The store's similarity search for ``op.query`` within the namespace prefix."""
+        prefix = op.namespace_prefix
+        where = {f"ns_{len(prefix) - 1}": join(*prefix)} if prefix else None
+        wanted = op.offset + op.limit
+        fetch = SEMANTIC_CANDIDATES if op.filter else min(wanted, SEMANTIC_CANDIDATES)
+        if fetch < 1:
+            return []
+        # A store with text search takes the text itself (its embedder makes the vector).
+        query: Any = op.query
+        hits = await self.store.search(query, limit=fetch, filter=where)
+        start = self.prefix + join(*prefix)
+        # Other records of the store (not this integration's) may rank too: skip them.
+        hits = [hit for hit in hits if hit["key"].startswith(start)]
+        if op.filter:
+            hits = [hit for hit in hits if matches(hit["value"]["value"], op.filter)]
+        hits = hits[op.offset : wanted]
+        items = await self._items([hit["key"] for hit in hits])
+        return [
+            SearchItem(
+                namespace=item.namespace,
+                key=item.key,
+                value=item.value,
+                created_at=item.created_at,
+                updated_at=item.updated_at,
+                score=hit["score"],
+            )
+            for hit in hits
+            if (item := items.get(hit["key"])) is not None
+        ]
+
+    async def _list_namespaces(self, op: ListNamespacesOp) -> list[Namespace]:
+        # A leading prefix condition without wildcards narrows the listing itself.
+        start: Namespace = ()
+        for condition in op.match_conditions or ():
+            if condition.match_type == "prefix":
+                start = tuple(condition.path[: _fixed_length(condition.path)])
+                break
+        # A key right under the prefix is no item of this store's (an item has a namespace).
+        namespaces = {self._namespace_of(key) for key in await self._list(start)} - {()}
+        kept = [
+            namespace
+            for namespace in namespaces
+            if all(_matches(condition, namespace) for condition in op.match_conditions or ())
+        ]
+        if op.max_depth is not None:
+            kept = list({namespace[: op.max_depth] for namespace in kept})
+        return sorted(kept)[op.offset : op.offset + op.limit]
+
+    # -- writing ------------------------------------------------------------------------
+
+    async def _apply_puts(self, puts: dict[tuple[Namespace, str], PutOp]) -> None:
+        removed = [self._key(ns, key) for (ns, key), op in puts.items() if op.value is None]
+        written = {self._key(ns, key): op for (ns, key), op in puts.items() if op.value is not None}
+        if removed:
+            await self.store.delete_many(removed)
+        if not written:
+            return
+        now = time.time()
+        created: dict[str, float] = {}
+        if not self._versions:
+            # Without record metadata the creation time lives in the record: keep it.
+            for key, value in (await self.store.get_many(list(written))).items():
+                created[key] = value.get("created_at", now)
+        # Writes with the same expiry go together, in one call where the store batches.
+        by_ttl: dict[float | None, dict[str, dict[str, Any]]] = {}
+        for key, op in written.items():
+            record: dict[str, Any] = {
+                "namespace": list(op.namespace),
+                "key": op.key,
+                "value": dict(op.value or {}),
+            }
+            if self._semantic:
+                record.update(self._index_fields(op))
+            if not self._versions:
+                record["created_at"] = created.get(key, now)
+                record["updated_at"] = now
+            ttl = None if op.ttl is None else op.ttl * 60
+            by_ttl.setdefault(ttl, {})[key] = record
+        await asyncio.gather(
+            *(self.store.set_many(records, ttl=ttl) for ttl, records in by_ttl.items())
+        )
+
+    def _index_fields(self, op: PutOp) -> dict[str, Any]:
+        """What a store that embeds texts itself needs: the text, the namespace prefixes."""
+        value = dict(op.value or {})
+        if isinstance(op.index, list):
+            text = "\n".join(t for path in op.index for t in get_text_at_path(value, path))
+        else:
+            text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+        fields: dict[str, Any] = {self._text_field: text}
+        for depth in range(len(op.namespace)):
+            fields[f"ns_{depth}"] = join(*op.namespace[: depth + 1])
+        return fields
+
+    # -- batches ------------------------------------------------------------------------
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        ops = list(ops)
+        for op in ops:
+            validate_op_namespace(op)
+        results: list[Result] = [None] * len(ops)
+        # Reads see the store as it was before the batch's writes, as InMemoryStore's do;
+        # of several puts to one item the last wins.
+        gets = {
+            i: self._key(op.namespace, op.key) for i, op in enumerate(ops) if isinstance(op, GetOp)
+        }
+        puts: dict[tuple[Namespace, str], PutOp] = {}
+        for op in ops:
+            if isinstance(op, PutOp):
+                puts[(op.namespace, op.key)] = op
+        if gets:
+            items = await self._items(list(dict.fromkeys(gets.values())))
+            for i, key in gets.items():
+                results[i] = items.get(key)
+        for i, op in enumerate(ops):
+            if isinstance(op, SearchOp):
+                results[i] = await self._search(op)
+            elif isinstance(op, ListNamespacesOp):
+                results[i] = await self._list_namespaces(op)
+            elif not isinstance(op, GetOp | PutOp):
+                raise ValueError(f"Unknown operation type: {type(op).__name__}")
+        if puts:
+            await self._apply_puts(puts)
+        return results
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        return run_sync(self.store, self.abatch, list(ops))
+
+
+def _item(record: dict[str, Any], created_at: datetime, updated_at: datetime) -> Item:
+    return Item(
+        namespace=tuple(record["namespace"]),
+        key=record["key"],
+        value=record["value"],
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
+def _fixed_length(path: tuple[str, ...]) -> int:
+    """How many leading labels of ``path`` are not wildcards."""
+    for position, label in enumerate(path):
+        if label == "*":
+            return position
+    return len(path)
+
+
+def _matches(condition: MatchCondition, namespace: Namespace) -> bool:
+    path = tuple(condition.path)
+    if len(namespace) < len(path):
+        return False
+    if condition.match_type == "prefix":
+        pairs = zip(namespace[: len(path)], path, strict=True)
+    elif condition.match_type == "suffix":
+        pairs = zip(namespace[len(namespace) - len(path) :], path, strict=True)
+    else:
+        raise ValueError(f"Unsupported match type: {condition.match_type}")
+    return all(wanted in ("*", label) for label, wanted in pairs)
