@@ -281,11 +281,11 @@ class RecordOperations:
         if max_items is not None and (type(max_items) is not int or max_items < 1):
             raise InvalidValueError("max_items must be a positive int.")
         items = list(items)
-        # Validated as part of a record, with the store's own rules and limits.
-        self._encode({field: items})
-        items_data = encode_value(
-            {"items": items}, decimal_exact=self._keeps_numbers_as_decimals()
-        )[len('{"items":') : -1]
+        # Validated as part of a record, with the store's own rules and limits; the items'
+        # JSON array is then cut out of that record's text (``{"<field>":[...]}``).
+        data = self._encode({field: items})
+        start = len(encode_value({field: []})) - len("[]}")
+        items_data = data[start:-1]
         resolved_ttl = None if ttl is None else self._resolve_ttl(ttl)
         self._require("supports_atomic_lists", "append atomically")
         if not items and max_items is None:
