@@ -5,8 +5,9 @@
 :mod:`.locks` makes each write of a key one step across threads and processes (so
 conditional writes, ``append`` and ``pop`` are atomic), :mod:`.index` keeps the
 sorted key index that listing reads (and orders writes and deletes of one key),
-:mod:`.listing` scans the directory (to sweep it and to build the index), and
-:mod:`.threads` runs the blocking file calls off the event loop, many per thread hop.
+:mod:`.listing` scans the directory (to sweep it and to build the index), :mod:`.appends`
+writes concurrent appends to one key together, and :mod:`.threads` runs the blocking
+file calls off the event loop, many per thread hop.
 """
 
 from __future__ import annotations
