@@ -1,5 +1,6 @@
-"""The file store's versioned records: files of the old layout, and atomicity across
-processes (the conformance suite covers the semantics within one process)."""
+"""The file store's versioned records: files of the old layout, concurrent appends to one
+key written together, and atomicity across processes (the conformance suite covers the
+semantics within one process)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,11 @@ import pytest
 from prism_storage import FileStorageBackend
 from prism_storage.backends.file.names import file_name
 from prism_storage.backends.versions import timestamp
-from prism_storage.exceptions import CorruptRecordError, VersionConflictError
+from prism_storage.exceptions import (
+    CorruptRecordError,
+    InvalidValueError,
+    VersionConflictError,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -117,6 +122,110 @@ async def test_a_damaged_record_is_repaired_by_set_but_refused_by_conditional_wr
         await store.get_record("k")
     await store.set("k", {"v": 3})
     assert await store.get("k") == {"v": 3}
+
+
+def _count_batches(store: FileStorageBackend) -> list[int]:
+    """The size of every append batch ``store`` writes, in order (its worker threads
+    append to the list returned)."""
+    sizes: list[int] = []
+    write_batch = store._append_batch
+
+    def counting(key, batch):
+        sizes.append(len(batch))
+        return write_batch(key, batch)
+
+    store._append_batch = counting  # type: ignore[method-assign]
+    return sizes
+
+
+async def test_concurrent_appends_are_merged_with_distinct_lengths_in_task_order(tmp_path):
+    store = FileStorageBackend(data_dir=tmp_path)
+    sizes = _count_batches(store)
+    await store.append("chat", ["first"])
+
+    async def appender(task: int) -> list[tuple[int, list[list[int]]]]:
+        calls = []
+        for n in range(20):
+            items = [[task, n, part] for part in range(1 + (task + n) % 3)]
+            calls.append((await store.append("chat", items), items))
+        return calls
+
+    results = await asyncio.gather(*(appender(task) for task in range(16)))
+    assert max(sizes) > 1  # appends were written together
+    stored = (await store.get("chat"))["messages"]
+    lengths = [length for calls in results for length, _ in calls]
+    assert len(set(lengths)) == len(lengths)  # one length per call, none repeated
+    assert len(stored) == 1 + sum(len(items) for calls in results for _, items in calls)
+    for task, calls in enumerate(results):
+        # Each call's length points at its own last item, its items are contiguous, and
+        # a task's calls follow each other in the list.
+        for length, items in calls:
+            assert stored[length - len(items) : length] == items
+        assert [length for length, _ in calls] == sorted(length for length, _ in calls)
+        assert [m for m in stored if m != "first" and m[0] == task] == [
+            item for _, items in calls for item in items
+        ]
+    await store.close()
+
+
+async def test_merged_appends_apply_each_call_as_if_alone(tmp_path):
+    store = FileStorageBackend(data_dir=tmp_path)
+    sizes = _count_batches(store)
+    # The first call is written alone; the others queue behind it and form one batch.
+    lengths = await asyncio.gather(
+        store.append("chat", [1, 2, 3]),
+        store.append("chat", [4, 5], max_items=3),
+        store.append("chat", [6]),
+        store.append("chat", [7], field="other", ttl=100),
+    )
+    assert sizes == [1, 3]
+    assert lengths == [3, 3, 4, 1]
+    record = await store.get_record("chat")
+    assert record is not None
+    assert record.value == {"messages": [3, 4, 5, 6], "other": [7]}
+    assert record.expires_at is not None  # the last call's ttl applies
+    await store.close()
+
+
+async def test_merged_appends_to_a_field_that_is_not_a_list_fail_and_write_nothing(tmp_path):
+    store = FileStorageBackend(data_dir=tmp_path)
+    await store.set("chat", {"messages": "text", "other": []})
+    sizes = _count_batches(store)
+    before = await store.get_record("chat")
+    # The first call is tried alone; the other five queue behind it and form one batch.
+    outcomes = await asyncio.gather(
+        *(store.append("chat", [n]) for n in range(6)), return_exceptions=True
+    )
+    assert sizes == [1, 5]
+    for error in outcomes:
+        assert isinstance(error, InvalidValueError) and error.path == "$.messages"
+    after = await store.get_record("chat")
+    assert before is not None and after is not None
+    assert (after.version, after.value) == (before.version, before.value)
+    # In a batch where some calls succeed, only the failing ones fail.
+    outcomes = await asyncio.gather(
+        store.append("chat", ["b"], field="other"),
+        store.append("chat", ["c"]),
+        store.append("chat", ["d"], field="other"),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == 1 and isinstance(outcomes[1], InvalidValueError) and outcomes[2] == 2
+    assert await store.get("chat") == {"messages": "text", "other": ["b", "d"]}
+    await store.close()
+
+
+async def test_an_append_cancelled_while_queued_is_not_written(tmp_path):
+    store = FileStorageBackend(data_dir=tmp_path)
+    first = asyncio.create_task(store.append("chat", ["a"]))
+    cancelled = asyncio.create_task(store.append("chat", ["b"]))
+    last = asyncio.create_task(store.append("chat", ["c"]))
+    await asyncio.sleep(0)  # each has started: the first is being written, two queue
+    cancelled.cancel()
+    assert await first == 1 and await last == 2
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert await store.get("chat") == {"messages": ["a", "c"]}
+    await store.close()
 
 
 # A child process: appends {"w", "n"} items to "chat" (or increments "counter" with

@@ -5,8 +5,9 @@
 :mod:`.locks` makes each write of a key one step across threads and processes (so
 conditional writes, ``append`` and ``pop`` are atomic), :mod:`.index` keeps the
 sorted key index that listing reads (and orders writes and deletes of one key),
-:mod:`.listing` scans the directory (to sweep it and to build the index), and
-:mod:`.threads` runs the blocking file calls off the event loop, many per thread hop.
+:mod:`.listing` scans the directory (to sweep it and to build the index), :mod:`.appends`
+writes concurrent appends to one key together, and :mod:`.threads` runs the blocking
+file calls off the event loop, many per thread hop.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from typing import Any, TypeVar
 
 from django.core.checks import CheckMessage, Error, Warning
 
-from ...exceptions import ConfigurationError, CorruptRecordError, InvalidOptionError
+from ...exceptions import (
+    ConfigurationError,
+    CorruptRecordError,
+    InvalidOptionError,
+    InvalidValueError,
+)
 from ..base import BaseStorageBackend, Clock, KeyPage, check_ttl
 from ..clients import LoopBoundClients
 from ..versions import (
@@ -33,6 +39,7 @@ from ..versions import (
     pop_from,
     timestamp,
 )
+from .appends import Append, AppendQueue, Outcome
 from .index import FileIndex
 from .listing import DirectoryScan
 from .locks import KeyLocks
@@ -109,6 +116,9 @@ class FileStorageBackend(BaseStorageBackend):
         )
         self._runners: LoopBoundClients[BatchedThreadRunner] = LoopBoundClients(
             lambda: BatchedThreadRunner(asyncio.get_running_loop()), _nothing_to_close
+        )
+        self._appends: LoopBoundClients[AppendQueue] = LoopBoundClients(
+            self._new_append_queue, _nothing_to_close
         )
 
     def describe(self) -> str:
@@ -335,24 +345,47 @@ class FileStorageBackend(BaseStorageBackend):
         max_items: int | None,
         ttl: float | None,
     ) -> int:
-        def append() -> int:
+        # Concurrent appends to one key are written together (.appends).
+        return await self._appends.get().append(key, field, items, max_items, ttl)
+
+    def _new_append_queue(self) -> AppendQueue:
+        runner = self._runners.get()
+        return AppendQueue(
+            asyncio.get_running_loop(),
+            lambda key, batch: runner.run(self._append_batch, key, batch),
+        )
+
+    def _append_batch(self, key: str, batch: list[Append]) -> list[Outcome]:
+        """Apply the appends of ``batch`` to ``key`` in order, each as if alone, in one
+        read-modify-write under the key's lock; one outcome per call."""
+        try:
             self._directory()
             with self._locks.holding((key,)):
                 now = self.clock()
                 current = self._stored(key, now)
-                value, length = append_to(
-                    None if current is None else current.value, field, items, max_items
-                )
-                if ttl is not None:
-                    expires_at = self._expiry(ttl, now)
-                elif current is None:
-                    expires_at = self._expiry(self.default_ttl, now)
-                else:
-                    expires_at = current.expires_at
-                self._replace(key, value, expires_at, current, now)
-            return length
-
-        return await self._run("write", append)
+                value = None if current is None else current.value
+                expires_at = None if current is None else current.expires_at
+                exists = current is not None  # once a call succeeds, it does
+                appended = False
+                outcomes: list[Outcome] = []
+                for call in batch:
+                    try:
+                        value, length = append_to(value, call.field, call.items, call.max_items)
+                    except InvalidValueError as exc:  # this call fails; value is unchanged
+                        outcomes.append(exc)
+                        continue
+                    if call.ttl is not None:
+                        expires_at = self._expiry(call.ttl, now)
+                    elif not exists:  # the call that creates the record: the default
+                        expires_at = self._expiry(self.default_ttl, now)
+                    exists = appended = True
+                    outcomes.append(length)
+                if appended:  # a batch in which every call failed writes nothing
+                    assert value is not None
+                    self._replace(key, value, expires_at, current, now)
+        except OSError as exc:
+            return [self._unavailable(exc, "write")] * len(batch)
+        return outcomes
 
     async def _pop_item(self, key: str, field: str) -> Any:
         def pop() -> Any:
@@ -396,5 +429,6 @@ class FileStorageBackend(BaseStorageBackend):
         await self._run("open its directory", probe)
 
 
-async def _nothing_to_close(runner: BatchedThreadRunner) -> None:
-    """Runners hold no resources: their workers end when the queue is empty."""
+async def _nothing_to_close(client: object) -> None:
+    """Runners and append queues hold no resources: a runner's workers end when its
+    queue is empty, and an append queue is empty once its callers have their lengths."""
