@@ -160,12 +160,15 @@ class LockedRecords:
         """
 
         def append_all() -> dict[str, int | InvalidValueError]:
-            rows = self._lock_many(db, [entry[0] for entry in entries])
+            # In key order, rows locked and records created alike: transactions of other
+            # processes take them in the same order, so two never wait for each other.
+            ordered = sorted(entries, key=lambda entry: entry[0])
+            rows = self._lock_many(db, [entry[0] for entry in ordered])
             lengths: dict[str, int | InvalidValueError] = {}
             updates: list[tuple[Any, ...]] = []
             inserts: list[Any] = []
             stamp = as_datetime(now)
-            for key, items, _data in entries:
+            for key, items, _data in ordered:
                 row = rows.get(key)
                 live = _live(row, now)
                 try:
@@ -247,19 +250,22 @@ class LockedRecords:
         return found[0] if found else None
 
     def _lock_many(self, db: str, keys: list[str]) -> dict[str, tuple[Any, ...]]:
-        """Take the rows of ``keys`` (see the module doc) and read them, expired or not."""
+        """Take the rows of ``keys`` (in key order; see the module doc) and read them,
+        expired or not."""
         table = self._table
         connection = connections[db]
         rows = table.records(db)
+        size = len(keys) or 1
         if connection.features.has_select_for_update:
-            # In key order: transactions of other processes lock their rows in the same
-            # order, so two of them never wait for each other.
+            # One statement, locking in the database's order of keys: statements cut in
+            # chunks would lock in an order that depends on the other keys of the batch.
             rows = rows.select_for_update().order_by("key")
         elif connection.vendor == "sqlite":
             self.lock_database(db)
+            size = CHUNK  # the database is locked: chunks may go in any order
         found: dict[str, tuple[Any, ...]] = {}
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
+        for start in range(0, len(keys), size):
+            chunk = keys[start : start + size]
             for row in rows.filter(key__in=chunk).values_list(*_COLUMNS):
                 found[row[1]] = row
         return found
