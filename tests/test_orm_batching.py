@@ -18,7 +18,7 @@ from django.db import IntegrityError, connections, transaction
 
 from prism_storage import ORMStorageBackend
 from prism_storage.backends.orm import LargeRecords
-from prism_storage.exceptions import BackendUnavailableError
+from prism_storage.exceptions import BackendUnavailableError, InvalidValueError
 from prism_storage.models import Record
 from prism_storage.sync import SyncStore
 from prism_storage.testing import FakeClock
@@ -536,3 +536,48 @@ async def test_reads_of_very_large_records_run_one_by_one(stores, variant, monke
     await store.set("r4", {"v": "after"})
     assert await store.get("r4") == {"v": "after"}
     assert not store._batchers[next(iter(store._batchers))]._reading
+
+
+@pytest.mark.parametrize("variant", ["pg-fast-path", "pg-orm", "sqlite"])
+async def test_appends_to_several_lists_in_one_batch(stores, variant):
+    """Appends of one batch go as one operation over every list: each caller gets the
+    length its own items brought the list to, a record whose field is not a list fails
+    only its own callers (and stays as it was), an expired record starts anew."""
+    clock = FakeClock(start=1_700_000_000)
+    store = stores("lists", clock=clock)
+    await store.set_many({"a": {"messages": [0]}, "bad": {"messages": "text"}})
+    await store.set("old", {"messages": ["gone"]}, ttl=10)
+    clock.advance(60)
+    bad = await store.get_record("bad")
+    watch = Watch(store)
+    results = await asyncio.gather(
+        store.get("idle"),  # finds the store idle and goes alone: the appends queue
+        store.append("a", [1]),
+        store.append("bad", [2]),
+        store.append("new", [3]),
+        store.append("a", [4, 5]),
+        store.append("bad", [6]),
+        store.append("new", [7]),
+        store.append("old", [8], ttl=30),
+        store.append("old", [9], ttl=30),
+        return_exceptions=True,
+    )
+    appends = [[r for r in requests if r.call is not None] for requests in watch.requests]
+    assert [len(calls) for calls in appends if calls] == [8]
+    assert [results[i] for i in (0, 1, 3, 4, 6, 7, 8)] == [None, 2, 1, 4, 2, 1, 2]
+    for i in (2, 5):
+        assert isinstance(results[i], InvalidValueError)
+        assert results[i].path == "$.messages"
+    assert await store.get_many(["a", "bad", "new", "old"]) == {
+        "a": {"messages": [0, 1, 4, 5]},
+        "bad": {"messages": "text"},
+        "new": {"messages": [3, 7]},
+        "old": {"messages": [8, 9]},
+    }
+    records = await store.get_many_records(["a", "bad", "new", "old"])
+    assert records["bad"] == bad
+    old = records["old"]
+    assert old.created_at == old.updated_at
+    assert old.expires_at is not None and old.expires_at - old.updated_at == timedelta(seconds=30)
+    assert records["new"].expires_at is None
+    assert records["a"].created_at < records["a"].updated_at

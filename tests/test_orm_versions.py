@@ -86,6 +86,63 @@ def test_appends_from_several_processes_lose_and_duplicate_nothing(database):
     assert max(length for lengths in outputs for length in lengths) == PROCESSES * APPENDS
 
 
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.parametrize("path", ["sqlite", "pg-orm"])
+def test_merged_appends_to_several_lists_from_several_processes(path):
+    """Processes whose tasks append to several lists at once, created on the way (merged
+    appends on the ORM path: the rows read in one locked statement, written in one):
+    every item ends in its list once, each task's items in the order it appended them."""
+    database, options = PATHS[path]
+    namespace = f"keys-{uuid.uuid4().hex[:8]}"
+    keys, tasks, appends = 6, 8, 30
+    env = dict(os.environ)
+    env["PRISM_WORKER_CONFIG"] = json.dumps(
+        {
+            "store": {"BACKEND": "orm", "OPTIONS": {"namespace": namespace, **options}},
+            "databases": {"default": _database_settings(database)},
+        },
+        default=str,
+    )
+    env["DJANGO_SETTINGS_MODULE"] = "tests.reliability.worker_settings"
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(
+        PRISM_WORKER_KEYS=str(keys),
+        PRISM_WORKER_TASKS=str(tasks),
+        PRISM_WORKER_APPENDS=str(appends),
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.reliability.append_keys_worker"],
+            cwd=ROOT,
+            env={**env, "PRISM_WORKER_ID": str(i)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(PROCESSES)
+    ]
+    try:
+        for proc in procs:
+            _out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err[-3000:]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+    rows = Record.objects.using(database).filter(namespace=namespace)
+    lists = {row.key: row.value["messages"] for row in rows}
+    assert sorted(lists) == [f"chat-{k}" for k in range(keys)]
+    for key, items in lists.items():
+        k = int(key.split("-")[1])
+        for w in range(PROCESSES):
+            for t in range(tasks):
+                mine = [item["n"] for item in items if (item["w"], item["t"]) == (w, t)]
+                assert mine == [n for n in range(appends) if (t + n) % keys == k]
+    assert sum(len(items) for items in lists.values()) == PROCESSES * tasks * appends
+
+
 def _insert_without_version(database: str, namespace: str, key: str, value: dict) -> None:
     """A row as the store wrote it before migration 0002 (no ``version`` column named)."""
     connection = connections[database]

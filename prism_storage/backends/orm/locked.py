@@ -34,7 +34,7 @@ from ..versions import (
     pop_from,
 )
 from .requests import Call
-from .sql import JSONText, takes_json_text
+from .sql import CHUNK, JSONText, takes_json_text
 from .table import RecordTable, as_datetime
 
 __all__ = ["LockedRecords", "as_utc"]
@@ -150,24 +150,55 @@ class LockedRecords:
         ttl: float | None,
         default_ttl: float | None,
     ) -> dict[str, int | InvalidValueError]:
-        """Append to several lists (``(key, items, items_data)``) in one transaction;
-        ``{key: new length}``, or the error of a field that is not a list."""
+        """Append to several lists (``(key, items, items_data)``, one entry per key) in one
+        transaction; ``{key: new length}``, or the error of a field that is not a list
+        (that record is left as it was).
+
+        One statement reads every row (locked), the lists grow in Python, one
+        ``executemany`` rewrites the rows found and one insert creates the others: a
+        statement per key would cost more than the naive get+set it replaces.
+        """
 
         def append_all() -> dict[str, int | InvalidValueError]:
+            # In key order, rows locked and records created alike: transactions of other
+            # processes take them in the same order, so two never wait for each other.
+            ordered = sorted(entries, key=lambda entry: entry[0])
+            rows = self._lock_many(db, [entry[0] for entry in ordered])
             lengths: dict[str, int | InvalidValueError] = {}
-            # In key order: transactions of other processes lock their rows in the same
-            # order, so two of them never wait for each other.
-            for key, items, data in sorted(entries, key=lambda entry: entry[0]):
+            updates: list[tuple[Any, ...]] = []
+            inserts: list[Any] = []
+            stamp = as_datetime(now)
+            for key, items, _data in ordered:
+                row = rows.get(key)
+                live = _live(row, now)
                 try:
-                    lengths[key] = self.append(
-                        db, now, key, field, items, data, None, ttl, default_ttl
+                    value, length = append_to(
+                        None if live is None else live[2], field, list(items), None
                     )
                 except InvalidValueError as exc:
                     lengths[key] = exc
+                    continue
+                lengths[key] = length
+                expiry: float | None
+                if ttl is not None:
+                    expiry = now + ttl
+                elif live is not None:
+                    expiry = None if live[6] is None else as_utc(live[6]).timestamp()
+                else:
+                    expiry = None if default_ttl is None else now + default_ttl
+                expires_at = None if expiry is None else as_datetime(expiry)
+                data = self._encode(value)
+                created_at = stamp if live is None else live[4]
+                if row is not None:
+                    updates.append(
+                        (row[0], value, data, new_version(), created_at, stamp, expires_at)
+                    )
+                else:
+                    inserts.append((key, value, data, expires_at))
+            self._write_many(db, updates, inserts, stamp)
             return lengths
 
-        with transaction.atomic(using=db):
-            return append_all()
+        return self._retrying(db, append_all)
 
     def pop(self, db: str, now: float, key: str, field: str) -> Any:
         def pop_locked() -> Any:
@@ -217,6 +248,55 @@ class LockedRecords:
             self.lock_database(db)
         found = list(rows.values_list(*_COLUMNS)[:1])
         return found[0] if found else None
+
+    def _lock_many(self, db: str, keys: list[str]) -> dict[str, tuple[Any, ...]]:
+        """Take the rows of ``keys`` (in key order; see the module doc) and read them,
+        expired or not."""
+        table = self._table
+        connection = connections[db]
+        rows = table.records(db)
+        size = len(keys) or 1
+        if connection.features.has_select_for_update:
+            # One statement, locking in the database's order of keys: statements cut in
+            # chunks would lock in an order that depends on the other keys of the batch.
+            rows = rows.select_for_update().order_by("key")
+        elif connection.vendor == "sqlite":
+            self.lock_database(db)
+            size = CHUNK  # the database is locked: chunks may go in any order
+        found: dict[str, tuple[Any, ...]] = {}
+        for start in range(0, len(keys), size):
+            chunk = keys[start : start + size]
+            for row in rows.filter(key__in=chunk).values_list(*_COLUMNS):
+                found[row[1]] = row
+        return found
+
+    def _write_many(
+        self, db: str, updates: list[tuple[Any, ...]], inserts: list[Any], now: datetime
+    ) -> None:
+        """Rewrite the rows of ``updates`` (``(pk, value, data, version, created_at,
+        updated_at, expires_at)``) and insert ``inserts`` (``(key, value, data,
+        expires_at)``); a concurrent insert of one of those keys fails the insert (see
+        the module doc)."""
+        table = self._table
+        connection = connections[db]
+        if updates:
+            table.sql(db).update(connection, updates)
+        if inserts:
+            as_text = takes_json_text(connection)
+            table.model.objects.using(db).bulk_create(
+                [
+                    table.model(
+                        namespace=table.namespace,
+                        key=key,
+                        value=JSONText(data) if as_text else value,
+                        version=new_version(),
+                        created_at=now,
+                        updated_at=now,
+                        expires_at=expires_at,
+                    )
+                    for key, value, data, expires_at in inserts
+                ]
+            )
 
     def _write(
         self,

@@ -1,4 +1,4 @@
-"""Reads and deletes of the ``orm`` backend's ORM path, as SQL on Django's own cursor.
+"""Reads, deletes and row rewrites of the ``orm`` backend's ORM path, as SQL on Django's own cursor.
 
 Building a ``QuerySet`` and compiling it costs about ten times more than running the
 resulting query on SQLite. Reads are simple enough to write once, portably: the table and
@@ -26,7 +26,7 @@ CHUNK = 500
 
 
 class RecordSQL:
-    """``read``/``exists``/``delete``/``sweep`` of one namespace's records on one alias.
+    """``read``/``exists``/``delete``/``update``/``sweep`` of one namespace's records on one alias.
 
     Built once per alias; each call takes the calling thread's connection of that alias.
     """
@@ -50,6 +50,16 @@ class RecordSQL:
         version = quote(meta.get_field("version").column)
         #: A write that changes nothing: on SQLite it takes the database's write lock.
         self.touch = f"UPDATE {table} SET {version} = {version} WHERE {ns} = %s AND {key} = %s"
+        created, updated = (
+            quote(meta.get_field(name).column) for name in ("created_at", "updated_at")
+        )
+        pk = quote(meta.pk.column)
+        json = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+        self._update = (
+            f"UPDATE {table} SET {value} = {json}, {version} = %s, {created} = %s, "
+            f"{updated} = %s, {expires} = %s WHERE {pk} = %s"
+        )
+        self._value_field = meta.get_field("value")
         self._expires_field = meta.get_field("expires_at")
         value_field = meta.get_field("value")
         column = value_field.get_col(meta.db_table)
@@ -109,6 +119,29 @@ class RecordSQL:
                     self._delete_expired.format(", ".join(["%s"] * len(chunk))),
                     [namespace, *chunk, moment],
                 )
+
+    def update(
+        self,
+        connection: Any,
+        rows: Sequence[tuple[Any, dict[str, Any], str, str, datetime, datetime, datetime | None]],
+    ) -> None:
+        """Rewrite whole rows by primary key, in one ``executemany``: each row is ``(pk,
+        value, its JSON, version, created_at, updated_at, expires_at)``."""
+        as_text = takes_json_text(connection)
+        prepare = self._expires_field.get_db_prep_value
+        params = [
+            (
+                data if as_text else self._value_field.get_db_prep_save(value, connection),
+                version,
+                prepare(created_at, connection),
+                prepare(updated_at, connection),
+                None if expires_at is None else prepare(expires_at, connection),
+                pk,
+            )
+            for pk, value, data, version, created_at, updated_at, expires_at in rows
+        ]
+        with connection.cursor() as cursor:
+            cursor.executemany(self._update, params)
 
     def sweep(self, connection: Any, namespace: str, now: datetime) -> int:
         """Delete the namespace's records expired at ``now``; how many there were."""
