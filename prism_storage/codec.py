@@ -26,6 +26,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_KEY_LENGTH",
     "decode_value",
+    "encode_trusted",
     "encode_value",
     "encode_value_bytes",
     "validate_key",
@@ -238,6 +239,14 @@ def encode_value_bytes(value: object, *, decimal_exact: bool = False) -> bytes:
             return data
     _raise_problem(value, decimal_exact)
     return _fast_encoder.encode(value)
+
+
+def encode_trusted(value: dict[str, Any]) -> str:
+    """The text :func:`encode_value` gives, without its checks: only for a value made of
+    parts already validated (a decoded record with validated items added to it)."""
+    if _fast_encoder is not None:
+        return _fast_encoder.encode(value).decode("utf-8")
+    return _encoder.encode(value)
 
 
 def _as_record(value: object) -> dict[str, Any]:

@@ -175,3 +175,17 @@ def test_a_spelled_out_nul_escape_is_accepted_by_both_engines() -> None:
     assert codec.decode_value(codec.encode_value_bytes(value)) == value
     with standard_library_engine():
         assert codec.decode_value(codec.encode_value_bytes(value)) == value
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=records)
+def test_trusted_encoding_is_the_checked_encoding_on_both_engines(value: dict[str, Any]) -> None:
+    """``encode_trusted`` (for values built from validated parts) writes the very text
+    ``encode_value`` writes, with either engine."""
+    try:
+        checked = codec.encode_value(value)
+    except InvalidValueError:
+        return  # only valid values are ever trusted
+    assert codec.encode_trusted(value) == checked
+    with standard_library_engine():
+        assert codec.encode_trusted(value) == codec.encode_value(value)

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..codec import encode_trusted
 from ..exceptions import InvalidOptionError
 from .base import BaseStorageBackend, Clock, KeyPage, check_ttl
 from .versions import (
@@ -290,7 +291,7 @@ class MemoryStorageBackend(BaseStorageBackend):
                 expires_at = None if self.default_ttl is None else now + self.default_ttl
             else:
                 expires_at = current.expires_at
-            self._space.put(key, self._encode(value), expires_at, now)
+            self._space.put(key, encode_trusted(value), expires_at, now)
         return length
 
     async def _pop_item(self, key: str, field: str) -> Any:
@@ -302,5 +303,5 @@ class MemoryStorageBackend(BaseStorageBackend):
             value = self._decode(current.data)
             popped, item = pop_from(value, field)
             if popped:
-                self._space.put(key, self._encode(value), current.expires_at, now)
+                self._space.put(key, encode_trusted(value), current.expires_at, now)
         return item
