@@ -3,6 +3,8 @@ and against LangGraph's InMemoryStore wherever both must give the same answer.""
 
 from __future__ import annotations
 
+import asyncio
+
 import uuid
 from datetime import UTC, datetime
 
@@ -175,6 +177,8 @@ async def test_an_order_operator_skips_values_that_are_not_numbers(store):
 
 async def test_search_pages_newest_first(filled):
     store, _ = filled
+    # Times are kept to the millisecond (redis): let the update come strictly later.
+    await asyncio.sleep(0.01)
     await store.aput(("docs", "reports"), "r1", {**DOCS[("docs", "reports")]["r1"], "v": 2})
     everything = await store.asearch((), limit=50)
     assert len(everything) == 6 and everything[0].key == "r1"
