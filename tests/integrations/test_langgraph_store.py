@@ -4,7 +4,6 @@ and against LangGraph's InMemoryStore wherever both must give the same answer.""
 from __future__ import annotations
 
 import asyncio
-
 import uuid
 from datetime import UTC, datetime
 
