@@ -393,11 +393,14 @@ class BaseStorageBackend(RecordOperations):
         action: str,
         awaitable: Awaitable[T],
         errors: tuple[type[BaseException], ...] = (),
+        *,
+        seconds: float | None = None,
     ) -> T:
-        """Await ``awaitable`` within ``self.timeout``, mapping failures to typed errors
-        (see :meth:`_error_for`); a call that outlasts the timeout is unavailable."""
+        """Await ``awaitable`` within ``seconds`` (default ``self.timeout``), mapping
+        failures to typed errors (see :meth:`_error_for`); a call that outlasts the timeout
+        is unavailable."""
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeout if seconds is None else seconds):
                 return await awaitable
         except Exception as exc:
             error = self._error_for(exc, action, errors)

@@ -19,6 +19,9 @@ from ..base import KeyPage
 from .filters import Node, Scalar
 from .locks import KeyLocks
 
+#: Least time the first use of an embedded engine may take (it starts in this process).
+EMBEDDED_START_SECONDS = 60.0
+
 __all__ = [
     "CREATED",
     "UPDATED",
@@ -157,6 +160,21 @@ class VectorAdapter(ABC):
     @abstractmethod
     def validate_options(cls, options: Connection) -> None:
         """Raise InvalidOptionError for options this engine cannot use (no I/O)."""
+
+    @property
+    def embedded(self) -> bool:
+        """The engine runs inside this process (no ``url``): milvus-lite or Qdrant's
+        local mode."""
+        return self.options.url is None
+
+    @property
+    def ready_timeout(self) -> float:
+        """Seconds the first use may take. An embedded engine starts inside this process
+        (milvus-lite launches its server and opens a socket), which on a loaded machine
+        takes longer than a network call may: it gets at least a minute."""
+        if self.embedded:
+            return max(self.spec.timeout, EMBEDDED_START_SECONDS)
+        return self.spec.timeout
 
     def key_locks(self) -> KeyLocks | None:
         """The per-key locks of an engine that serves this process only; ``None`` for a

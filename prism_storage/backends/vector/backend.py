@@ -301,7 +301,7 @@ class VectorStorageBackend(BaseStorageBackend):
 
     async def _adapter(self) -> VectorAdapter:
         adapter = self._adapters.get()
-        await self._guard("connect", adapter.ready(), adapter.errors)
+        await self._guard("connect", adapter.ready(), adapter.errors, seconds=adapter.ready_timeout)
         return adapter
 
     async def _get(self, key: str) -> dict[str, Any] | None:

@@ -142,7 +142,7 @@ class MilvusAdapter(VectorAdapter):
                         message=f"milvus-lite could not open {uri}"
                     )
             self._client = pymilvus.AsyncMilvusClient(
-                uri=uri, token=token, timeout=self.spec.timeout
+                uri=uri, token=token, timeout=self.ready_timeout
             )
         return self._client
 

@@ -147,6 +147,10 @@ class PineconeAdapter(VectorAdapter):
         if not _location(options.environment)[1]:
             raise InvalidOptionError("environment must be '<cloud>/<region>' or a region.")
 
+    @property
+    def embedded(self) -> bool:
+        return False  # without a url it is Pinecone's cloud, never a local engine
+
     async def _call(self, coroutine: Any) -> Any:
         try:
             return await coroutine
