@@ -20,7 +20,9 @@ from prism_storage import (
     MemoryStorageBackend,
     ORMStorageBackend,
     RedisStorageBackend,
+    VectorStorageBackend,
 )
+from prism_storage.handler import build_store
 
 #: The orm cases use the SQLite test database without the flush a transactional test
 #: case ends with (slow): each store has a namespace of its own, so its records meet no
@@ -29,6 +31,16 @@ from prism_storage import (
 #: transaction, rolled back at its end.
 ORM_DB = pytest.mark.django_db
 KINDS = ["memory", "file", pytest.param("orm", marks=ORM_DB), "redis"]
+#: Every kind of store with atomic append and pop, for the concurrency properties of the
+#: conversation adapters: the kinds above, the orm store on PostgreSQL, Supabase (through
+#: the PostgREST stand-in) and the embedded vector engines.
+ATOMIC_KINDS = [
+    *KINDS,
+    pytest.param("orm-pg", marks=pytest.mark.django_db(transaction=True, databases=["pg"])),
+    "supabase",
+    "qdrant",
+    "milvus",
+]
 
 
 def unique(name: str) -> str:
@@ -42,9 +54,24 @@ def new_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Base
         return FileStorageBackend(tmp_path / unique("files"))
     if kind == "orm":
         return ORMStorageBackend(unique("sdk"))
+    if kind == "orm-pg":
+        return ORMStorageBackend(unique("sdk"), using="pg")
     if kind == "redis":
         server = request.getfixturevalue("redis_server")
         return RedisStorageBackend(server.url, prefix=unique("sdk") + ":")
+    if kind == "supabase":
+        config = request.getfixturevalue("supabase_store_config")()
+        return build_store("sdk", config["BACKEND"], config["OPTIONS"])
+    if kind in ("qdrant", "milvus"):
+        from tests.support.vector import DIMENSIONS, hash_embedder
+
+        if kind == "qdrant":
+            engine = {"path": str(tmp_path / "qdrant")}
+        else:
+            engine = {"path": request.getfixturevalue("milvus_db"), "namespace": unique("sdk")}
+        return VectorStorageBackend(
+            kind, index_name="sdk", dimensions=DIMENSIONS, embedder=hash_embedder, **engine
+        )
     raise AssertionError(kind)
 
 
@@ -53,7 +80,7 @@ async def close_store(store: BaseStorageBackend) -> None:
     if isinstance(store, ORMStorageBackend):
         from prism_storage.models import Record
 
-        await Record.objects.filter(namespace=store.namespace).adelete()
+        await Record.objects.using(store.using).filter(namespace=store.namespace).adelete()
         # The connections the async ORM opened in asgiref's worker thread (see
         # tests/conftest.py close_db_connections).
         await sync_to_async(connections.close_all, thread_sensitive=True)()
@@ -62,5 +89,23 @@ async def close_store(store: BaseStorageBackend) -> None:
 @pytest.fixture(params=KINDS)
 async def prism_store(request, tmp_path):
     store = new_store(request.param, request, tmp_path)
+    yield store
+    await close_store(store)
+
+
+@pytest.fixture(params=ATOMIC_KINDS)
+def atomic_kind(request, tmp_path):
+    """The kinds of :data:`ATOMIC_KINDS`, with the fixtures each needs set up here (an
+    async fixture cannot ask for an async fixture by name)."""
+    if request.param == "orm-pg":
+        request.getfixturevalue("close_db_connections")
+    return request.param
+
+
+@pytest.fixture
+async def atomic_store(atomic_kind, request, tmp_path):
+    """A fresh store of every kind that appends and pops atomically."""
+    store = new_store(atomic_kind, request, tmp_path)
+    assert store.supports_atomic_lists, store
     yield store
     await close_store(store)

@@ -147,10 +147,8 @@ async def test_history_round_trip_in_langchain_form(prism_store):
         assert await prism_store.get("chat:s1") is None
 
 
-async def test_concurrent_writers_lose_no_message_and_keep_batches_together(prism_store):
-    if not atomic(prism_store):
-        pytest.skip("the store has no atomic lists (checked in the round-trip test)")
-    writers = [PrismChatMessageHistory("shared", prism_store) for _ in range(8)]
+async def test_concurrent_writers_lose_no_message_and_keep_batches_together(atomic_store):
+    writers = [PrismChatMessageHistory("shared", atomic_store) for _ in range(8)]
     await asyncio.gather(*(w.aadd_messages(conversation(n)) for n, w in enumerate(writers)))
     messages = await writers[0].aget_messages()
     assert len(messages) == 16

@@ -249,14 +249,14 @@ async def test_chat_max_messages_keeps_the_latest(list_store):
     assert texts(await chat.aget_messages("s")) == ["2", "3", "4"]
 
 
-async def test_concurrent_adds_lose_nothing(list_store):
-    chat = PrismChatStore(list_store)
+async def test_concurrent_adds_lose_nothing(atomic_store):
+    chat = PrismChatStore(atomic_store)
     await asyncio.gather(*(chat.async_add_message("s", msg(f"m{i}")) for i in range(32)))
     assert sorted(texts(await chat.aget_messages("s"))) == sorted(f"m{i}" for i in range(32))
 
 
-async def test_concurrent_delete_last_never_returns_one_message_twice(list_store):
-    chat = PrismChatStore(list_store)
+async def test_concurrent_delete_last_never_returns_one_message_twice(atomic_store):
+    chat = PrismChatStore(atomic_store)
     await chat.aset_messages("s", [msg(f"m{i}") for i in range(20)])
     popped = await asyncio.gather(*(chat.adelete_last_message("s") for _ in range(32)))
     got = [m.content for m in popped if m is not None]
@@ -264,8 +264,8 @@ async def test_concurrent_delete_last_never_returns_one_message_twice(list_store
     assert await chat.aget_messages("s") == []
 
 
-async def test_concurrent_delete_message_and_adds_lose_nothing(list_store):
-    chat = PrismChatStore(list_store)
+async def test_concurrent_delete_message_and_adds_lose_nothing(atomic_store):
+    chat = PrismChatStore(atomic_store)
     await chat.aset_messages("s", [msg(f"old{i}") for i in range(8)])
     results = await asyncio.gather(
         *(chat.adelete_message("s", 0) for _ in range(4)),

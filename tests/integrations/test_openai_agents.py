@@ -122,9 +122,8 @@ async def test_a_run_makes_no_network_call():
     assert len(await session.get_items()) == 2
 
 
-async def test_concurrent_batches_are_all_there_each_in_one_piece(prism_store):
-    needs_atomic_lists(prism_store)
-    writers = [PrismSession("shared", prism_store) for _ in range(8)]
+async def test_concurrent_batches_are_all_there_each_in_one_piece(atomic_store):
+    writers = [PrismSession("shared", atomic_store) for _ in range(8)]
     batches = [[{"role": "user", "content": f"{n}.{i}"} for i in range(3)] for n in range(8)]
     await asyncio.gather(*(w.add_items(b) for w, b in zip(writers, batches, strict=True)))
     items = await writers[0].get_items()
@@ -133,11 +132,10 @@ async def test_concurrent_batches_are_all_there_each_in_one_piece(prism_store):
     assert sorted(pieces, key=lambda piece: piece[0]["content"]) == batches
 
 
-async def test_concurrent_pops_never_return_one_item_twice(prism_store):
-    needs_atomic_lists(prism_store)
+async def test_concurrent_pops_never_return_one_item_twice(atomic_store):
     items = [{"role": "user", "content": str(n)} for n in range(8)]
-    await PrismSession("popped", prism_store).add_items(items)
-    poppers = [PrismSession("popped", prism_store) for _ in range(10)]
+    await PrismSession("popped", atomic_store).add_items(items)
+    poppers = [PrismSession("popped", atomic_store) for _ in range(10)]
     popped = await asyncio.gather(*(p.pop_item() for p in poppers))
     taken = [item["content"] for item in popped if item is not None]
     assert sorted(taken, key=int) == [str(n) for n in range(8)]
