@@ -547,3 +547,12 @@ def test_stores_without_versions_edit_as_before(versioned, root):
     assert root.get(url("prism_storage_store_record", "plain", key="k")).context["record"] is None
     response = root.post(edit, {"value": '{"n": 2}', "version": ""})
     assert response.status_code == 302 and plain.get("k") == {"n": 2}
+
+
+def test_keys_get_line_break_opportunities_between_their_parts_and_stay_escaped():
+    from prism_storage.templatetags.prism_admin import key_breaks
+
+    assert key_breaks("agent/42/thread:7") == "agent/<wbr>42/<wbr>thread:<wbr>7"
+    assert key_breaks("a&b<i>") == "a&amp;<wbr>b&lt;i&gt;"
+    assert key_breaks('"quoted key"') == "&quot;quoted key&quot;"
+    assert key_breaks("x" * 5) == "xxxxx"
