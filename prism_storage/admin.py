@@ -1,38 +1,43 @@
 """The Django admin: the ``Record`` model of ``orm`` stores, and a browser of every store.
 
 The store browser (:mod:`prism_storage.browser`) is added to the ``Record`` admin through
-``get_urls()``; its pages are linked from the record list.
+``get_urls()``; its pages are linked from the record list, and the admin index lists it as
+“Stores” (the :class:`~prism_storage.models.Store` entry, whose list page is the browser).
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
-from django.urls import URLPattern
+from django.urls import URLPattern, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from .access import has_model_permission
 from .backends.versions import new_version
 from .browser import StoreBrowser
+from .codec import encoded_size
 from .forms import PrettyJSONField, clean_record_key, pretty_json
-from .models import Record
+from .models import Record, Store
 
 # PrettyJSONField is re-exported: it lived here before the forms module.
-__all__ = ["PrettyJSONField", "RecordAdmin", "RecordForm"]
+__all__ = ["PrettyJSONField", "RecordAdmin", "RecordForm", "StoreAdmin"]
 
 # Django's classes are generic only in its type stubs; at run time they take no parameters.
 if TYPE_CHECKING:
     _RecordModelForm = forms.ModelForm[Record]
     _RecordModelAdmin = admin.ModelAdmin[Record]
+    _StoreModelAdmin = admin.ModelAdmin[Store]
 else:
     _RecordModelForm = forms.ModelForm
     _RecordModelAdmin = admin.ModelAdmin
+    _StoreModelAdmin = admin.ModelAdmin
 
 
 class RecordForm(_RecordModelForm):
@@ -90,8 +95,7 @@ class RecordAdmin(_RecordModelAdmin):
 
     @admin.display(description="size")
     def size(self, obj: Record) -> str:
-        encoded = json.dumps(obj.value, ensure_ascii=False, separators=(",", ":"))
-        return filesizeformat(len(encoded.encode()))
+        return filesizeformat(encoded_size(obj.value))
 
     @admin.display(description="value")
     def pretty_value(self, obj: Record) -> str:
@@ -104,3 +108,34 @@ class RecordAdmin(_RecordModelAdmin):
         obj.updated_at = now
         obj.version = new_version()  # every write makes a new version, here as in the store
         super().save_model(request, obj, form, change)
+
+
+@admin.register(Store)
+class StoreAdmin(_StoreModelAdmin):
+    """“Stores” on the admin index: its list page is the store browser's.
+
+    Who sees the entry follows the browser's rule (view or change permission on records);
+    nothing is added, changed or deleted through this entry itself.
+    """
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return has_model_permission(request.user, "view")
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return has_model_permission(request.user, "view")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponseRedirect:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:prism_storage_stores"))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
@@ -23,6 +25,7 @@ from django.utils.http import urlencode
 
 from .access import Operation, check_store_access, has_model_permission, visible_aliases
 from .backends.base import BaseStorageBackend
+from .codec import encoded_size
 from .compat import outer_event_loop_running
 from .exceptions import (
     ConfigurationError,
@@ -45,13 +48,38 @@ PREVIEW_CHARS = 120
 TEMPLATES = "admin/prism_storage/"
 
 
-def _failure(exc: BaseException) -> str:
-    """A message for the page: what went wrong, without the driver's details."""
+def _failure(exc: BaseException, store: BaseStorageBackend | None = None) -> str:
+    """A message for the page: what went wrong, without the driver's details.
+
+    The backends' errors are redacted already; ``store``'s secrets are taken out once more
+    here because a page is the last place a leaked password could still be stopped (an
+    error raised by a third-party backend, say).
+    """
     if isinstance(exc, ConfigurationError):
         return "This store is not configured correctly (run manage.py check)."
     if isinstance(exc, InvalidKeyError | InvalidValueError):
         return str(exc)
-    return f"The store failed: {type(exc).__name__}. {exc}"
+    message = f"The store failed: {type(exc).__name__}. {exc}"
+    return message if store is None else store._redact(message)
+
+
+@dataclass(frozen=True)
+class Health:
+    """One live ping: ``problem`` is ``None`` when the store answered."""
+
+    problem: str | None
+    latency_ms: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    @property
+    def label(self) -> str:
+        """What the page shows: "OK (1.2 ms)" or the redacted failure."""
+        if self.problem is not None:
+            return self.problem
+        return "OK" if self.latency_ms is None else f"OK ({self.latency_ms:.1f} ms)"
 
 
 class StoreBrowser:
@@ -164,8 +192,8 @@ class StoreBrowser:
         health = _ping_all(healthy)
         for row in rows:
             if row["alias"] in health:
-                problem = health[row["alias"]]
-                row.update(ok=problem is None, health=problem or "OK")
+                found = health[row["alias"]]
+                row.update(ok=found.ok, health=found.label)
         return TemplateResponse(
             request, TEMPLATES + "stores.html", self._context(request, "Stores", rows=rows)
         )
@@ -178,6 +206,8 @@ class StoreBrowser:
         prefix = request.GET.get("q", "")
         cursor = request.GET.get("cursor") or None
         context.update(
+            capabilities=sorted(store.capabilities.items()),
+            health=_ping_all({alias: store})[alias],
             prefix=prefix,
             listing=store.supports_listing,
             search_url=self._url("prism_storage_store_search", alias),
@@ -207,7 +237,7 @@ class StoreBrowser:
         return {
             "key": key,
             "url": self._url("prism_storage_store_record", alias, key=key),
-            "size": len(text.encode()),
+            "size": 0 if value is None else encoded_size(value),
             "preview": text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else ""),
         }
 
@@ -370,17 +400,18 @@ def _conflict_message(exc: VersionConflictError) -> str:
     )
 
 
-def _ping_all(stores: dict[str, BaseStorageBackend]) -> dict[str, str | None]:
-    """Ping every store concurrently: alias -> ``None`` if healthy, else what failed."""
+def _ping_all(stores: dict[str, BaseStorageBackend]) -> dict[str, Health]:
+    """Ping every store concurrently: alias -> its :class:`Health`."""
 
-    async def ping(store: BaseStorageBackend) -> str | None:
+    async def ping(store: BaseStorageBackend) -> Health:
+        started = time.perf_counter()
         try:
             await store.ping()
         except Exception as exc:  # any failure is a health result, never a crashed page
-            return _failure(exc)
-        return None
+            return Health(_failure(exc, store))
+        return Health(None, (time.perf_counter() - started) * 1000)
 
-    async def ping_all() -> dict[str, str | None]:
+    async def ping_all() -> dict[str, Health]:
         try:
             results = await asyncio.gather(*(ping(s) for s in stores.values()))
             return dict(zip(stores, results, strict=True))

@@ -29,6 +29,7 @@ __all__ = [
     "encode_trusted",
     "encode_value",
     "encode_value_bytes",
+    "encoded_size",
     "validate_key",
 ]
 
@@ -281,3 +282,21 @@ def decode_value(data: str | bytes) -> dict[str, Any]:
     if type(value) is not dict:
         raise ValueError("stored record is not a JSON object")
     return value
+
+
+def encoded_size(value: object) -> int:
+    """How many bytes ``value`` takes as a record: the length of its compact UTF-8 JSON,
+    as :func:`encode_value` writes it. One definition for every page that shows a size.
+
+    A value no store would accept (a row written to the database by hand, say) is still
+    measured, by the standard library's compact encoding, rather than refused: a list
+    page must show every row.
+    """
+    try:
+        return len(encode_value_bytes(value))
+    except InvalidValueError:
+        return len(
+            json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(
+                errors="surrogatepass"
+            )
+        )

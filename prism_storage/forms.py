@@ -13,6 +13,7 @@ from .exceptions import InvalidKeyError, InvalidValueError
 
 __all__ = [
     "MAX_SEARCH_LIMIT",
+    "OptionalJSONField",
     "PrettyJSONField",
     "RecordValueForm",
     "SearchForm",
@@ -75,17 +76,31 @@ class RecordValueForm(forms.Form):
         return clean_record_key(self.cleaned_data["key"])
 
 
+class OptionalJSONField(forms.JSONField):
+    """A JSON box that is empty when there is no value (Django's shows ``null``, which a
+    user would have to delete before typing)."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if value is None:
+            return ""
+        return super().prepare_value(value)
+
+
 class SearchForm(forms.Form):
-    embedding = forms.JSONField(
+    embedding = OptionalJSONField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80, "spellcheck": "false"}),
         help_text="A JSON list of numbers.",
     )
-    text = forms.CharField(required=False, help_text="Text to embed (stores with an embedder).")
-    limit = forms.IntegerField(min_value=1, max_value=MAX_SEARCH_LIMIT, initial=5)
-    filter = forms.JSONField(
+    text = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
+        widget=forms.TextInput(attrs={"class": "vLargeTextField prism-wide", "size": 80}),
+        help_text="Text to embed (stores with an embedder).",
+    )
+    limit = forms.IntegerField(min_value=1, max_value=MAX_SEARCH_LIMIT, initial=5)
+    filter = OptionalJSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 80, "spellcheck": "false"}),
         help_text="Optional JSON object.",
     )
 

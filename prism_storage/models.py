@@ -29,3 +29,19 @@ class Record(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace}:{self.key}"
+
+
+class Store(Record):
+    """The store browser's entry in the admin's app list (“Stores”), nothing more.
+
+    The admin lists only registered models, and the browser shows every configured store,
+    not rows of a table. A proxy model gives it an entry on the admin index without a table
+    or permissions of its own: access follows the ``Record`` permissions, as everywhere
+    in the browser.
+    """
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        verbose_name = "store"
+        verbose_name_plural = "stores"

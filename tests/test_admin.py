@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.template.defaultfilters import filesizeformat
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from prism_storage import sync_storages
+from prism_storage.codec import encoded_size
 from prism_storage.models import Record
 from prism_storage.testing.conformance import HOSTILE_KEYS
 from prism_storage.views import supports_text_search
@@ -99,14 +102,52 @@ def test_record_changelist_search_and_filters(root):
     content = response.content.decode()
     for text in ("agent/1", "agent/2", "ns2", "2.9\xa0KB", url("prism_storage_stores")):
         assert text in content
-    app_index = root.get(reverse("admin:app_list", args=["prism_storage"]))
-    assert url("prism_storage_stores") in app_index.content.decode()
     keys = lambda r: sorted(o.key for o in r.context["cl"].result_list)  # noqa: E731
     assert keys(root.get(changelist, {"q": "agent"})) == ["agent/1", "agent/2"]
     assert keys(root.get(changelist, {"namespace": "ns2"})) == ["agent/2", "old"]
     assert keys(root.get(changelist, {"expiry": "never"})) == ["agent/1"]
     assert keys(root.get(changelist, {"expiry": "live"})) == ["agent/2"]
     assert keys(root.get(changelist, {"expiry": "expired"})) == ["old"]
+
+
+def test_the_admin_index_lists_the_store_browser_for_who_may_view_records():
+    entry = reverse("admin:prism_storage_store_changelist")
+    for client in (staff("root", superuser=True), staff("viewer", "view_record")):
+        for page in (reverse("admin:index"), reverse("admin:app_list", args=["prism_storage"])):
+            response = client.get(page)
+            models = {
+                m["object_name"]: m
+                for app in response.context["app_list"]
+                if app["app_label"] == "prism_storage"
+                for m in app["models"]
+            }
+            assert models["Store"]["name"] == "Stores"
+            assert models["Store"]["admin_url"] == entry
+            assert models["Store"]["add_url"] is None
+            assert f'href="{entry}"' in response.content.decode()
+        response = client.get(entry)
+        assert response.status_code == 302 and response["Location"] == url("prism_storage_stores")
+    # Staff without a record permission: no entry, and the entry's page is refused.
+    nobody = staff("nobody")
+    response = nobody.get(reverse("admin:index"))
+    assert entry not in response.content.decode()
+    assert nobody.get(entry).status_code == 403
+
+
+def test_a_record_has_one_size_in_the_record_list_and_in_the_store_browser(settings, root):
+    settings.PRISM_STORAGE = {"default": {"BACKEND": "orm", "OPTIONS": {"namespace": "sz"}}}
+    value = {"text": "é" * 700 + " spaced, out: " * 40, "n": [1, 2, 3]}
+    sync_storages["default"].set("sized", value)
+    expected = encoded_size(value)
+    assert expected == len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    changelist = root.get(reverse("admin:prism_storage_record_changelist"))
+    record = Record.objects.get(namespace="sz", key="sized")
+    model_size = changelist.context["cl"].model_admin.size(record)
+    browser = root.get(url("prism_storage_store_records", "default"))
+    (row,) = browser.context["rows"]
+    assert row["size"] == expected
+    assert model_size == filesizeformat(expected)
+    assert f"<td>{model_size}</td>" in browser.content.decode()
 
 
 def test_record_change_form_validates_json_before_saving(root):
@@ -191,10 +232,42 @@ def test_store_list_shows_backend_and_health(configure, root, tmp_path):
     rows = {r["alias"]: r for r in response.context["rows"]}
     assert list(rows) == ["default", "main", "down", "broken"]
     assert rows["default"]["backend"] == "orm" and rows["default"]["ok"]
-    assert rows["main"]["backend"] == "file" and rows["main"]["health"] == "OK"
+    assert rows["main"]["backend"] == "file" and rows["main"]["health"].startswith("OK (")
+    assert rows["main"]["health"].endswith(" ms)")
     assert not rows["down"]["ok"] and "BackendUnavailableError" in rows["down"]["health"]
     assert not rows["broken"]["ok"] and "not configured correctly" in rows["broken"]["health"]
     assert url("prism_storage_store_records", "main") in response.content.decode()
+
+
+def test_a_store_page_shows_capabilities_and_health(configure, root):
+    secret = "page-secret-pw-1234"
+    configure(
+        "file",
+        # Nothing listens on port 1: the ping fails, and the page must not show the password.
+        down={
+            "BACKEND": "redis",
+            "OPTIONS": {"url": f"redis://agent:{secret}@127.0.0.1:1/0", "timeout": 2},
+        },
+    )
+    response = root.get(url("prism_storage_store_records", "main"))
+    assert response.status_code == 200
+    store = sync_storages["main"].store
+    shown = dict(response.context["capabilities"])
+    assert shown == store.capabilities and "text_search" in shown
+    content = response.content.decode()
+    for name, on in store.capabilities.items():
+        assert f'data-capability="{name}" data-supported="{str(on).lower()}"' in content
+    health = response.context["health"]
+    assert health.ok and health.latency_ms is not None
+    assert re.search(r'id="prism-health" class="prism-ok">OK \(\d+\.\d ms\)<', content)
+
+    response = root.get(url("prism_storage_store_records", "down"))
+    assert response.status_code == 200
+    health = response.context["health"]
+    assert not health.ok and "BackendUnavailableError" in health.label
+    content = response.content.decode()
+    assert 'id="prism-health" class="prism-down"' in content
+    assert secret not in content
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -303,6 +376,14 @@ def test_similarity_search_page(kind, configure, root):
     if not store.store.supports_search:
         assert "does not support similarity search" in response.content.decode()
         return
+    # The form starts empty: no "null" to delete before typing.
+    content = response.content.decode()
+    boxes = dict(re.findall(r'<textarea name="(\w+)"[^>]*>(.*?)</textarea>', content, re.S))
+    assert set(boxes) == {"embedding", "filter"}
+    assert all(text.strip() == "" for text in boxes.values()), boxes
+    if supports_text_search(store.store):
+        assert re.search(r'<input type="text" name="text"[^>]*class="[^"]*prism-wide', content)
+        assert 'value="' not in re.search(r'<input type="text" name="text"[^>]*>', content)[0]
     for i in range(3):
         store.set(f"doc-{i}", sample_value(store.store, i))
     embedding = sample_value(store.store, 2)["embedding"]
@@ -466,3 +547,12 @@ def test_stores_without_versions_edit_as_before(versioned, root):
     assert root.get(url("prism_storage_store_record", "plain", key="k")).context["record"] is None
     response = root.post(edit, {"value": '{"n": 2}', "version": ""})
     assert response.status_code == 302 and plain.get("k") == {"n": 2}
+
+
+def test_keys_get_line_break_opportunities_between_their_parts_and_stay_escaped():
+    from prism_storage.templatetags.prism_admin import key_breaks
+
+    assert key_breaks("agent/42/thread:7") == "agent/<wbr>42/<wbr>thread:<wbr>7"
+    assert key_breaks("a&b<i>") == "a&amp;<wbr>b&lt;i&gt;"
+    assert key_breaks('"quoted key"') == "&quot;quoted key&quot;"
+    assert key_breaks("x" * 5) == "xxxxx"

@@ -238,6 +238,7 @@ class BaseStorageBackend(RecordOperations):
             "versions": self.supports_versions,
             "conditional_writes": self.supports_conditional_writes,
             "atomic_lists": self.supports_atomic_lists,
+            "text_search": self.supports_text_search,
         }
 
     def describe(self) -> str:
