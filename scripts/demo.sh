@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and runs the demo agent platform on embedded parts (SQLite, files, embedded
-# vector store): migrations, example records, an admin user (admin / admin), then the
-# development server on http://127.0.0.1:8000/ .
+# vector store): migrations, example records, an admin user (admin / admin), then uvicorn
+# (an ASGI server: the API's views are async) on http://127.0.0.1:8000/ , serving the
+# admin's static files itself while DEBUG is on. PRISM_DEMO_ADDR=host:port changes the address.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! python3 -m venv --help >/dev/null 2>&1; then
@@ -14,4 +15,7 @@ fi
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py seed_demo
 .venv/bin/python manage.py check
-exec .venv/bin/python manage.py runserver "${PRISM_DEMO_ADDR:-127.0.0.1:8000}"
+addr="${PRISM_DEMO_ADDR:-127.0.0.1:8000}"
+echo "Serving the demo on http://${addr}/ (admin / admin); Ctrl-C stops it."
+exec .venv/bin/python -m uvicorn demo_project.asgi:application \
+    --host "${addr%:*}" --port "${addr##*:}" --lifespan off
