@@ -17,7 +17,7 @@ import httpx
 import pytest
 import requests
 import schemathesis
-from django.test import RequestFactory
+from django.test import AsyncClient, RequestFactory
 from django.urls import URLPattern
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -118,7 +118,8 @@ async def test_schema_is_public_json_and_names_where_the_api_is_mounted(async_cl
     document = json.loads(response.content)
     assert document["openapi"] == "3.1.0"
     assert document["servers"] == [{"url": "/prism"}]
-    refused = await async_client.post("/prism/api/schema/")
+    # It changes nothing, so it is exempt from CSRF: any other method is a JSON 405.
+    refused = await AsyncClient(enforce_csrf_checks=True).post("/prism/api/schema/")
     assert refused.status_code == 405 and refused["Allow"] == "GET, HEAD"
     assert json.loads(refused.content)["error"]["code"] == "method_not_allowed"
     # Public (no session), and the same whatever the stores: it names none of them.
@@ -164,16 +165,19 @@ def live_api(tmp_path, redis_server):
 class LiveRun:
     """Generated requests against the live API, each answer checked against the description."""
 
-    def __init__(self, base_url: str, session: requests.Session, cookies: dict[str, str]):
+    def __init__(self, base_url: str, session: requests.Session, csrf: dict[str, str]):
         self.base_url = base_url
         self.session = session
-        self.cookies = cookies
+        # The session's credentials, in place of the values schemathesis would draw for
+        # the described cookie and header.
+        self.cookies = dict(session.cookies)
+        self.headers = csrf
         #: "<mode> <operation>" -> the statuses met.
         self.statuses: dict[str, set[int]] = {}
 
     def run(self, operation: APIOperation, mode: GenerationMode) -> None:
         @given(
-            case=operation.as_strategy(mode, cookies=self.cookies),
+            case=operation.as_strategy(mode, cookies=self.cookies, headers=self.headers),
             alias=st.sampled_from(ALIASES),
             seeded_key=st.none() | st.sampled_from(SEEDED),
         )
@@ -229,7 +233,7 @@ def test_the_live_api_conforms_to_its_description(live_api):
     with requests.Session() as session, requests.Session() as anonymous:
         session.cookies.update(cookies)
         session.headers.update(csrf)
-        live = LiveRun(f"{live_api}/prism", session, cookies)
+        live = LiveRun(f"{live_api}/prism", session, csrf)
         for operation in operations.values():
             # Requests as described, and requests that break the description where there
             # is an input to break (a query or a body).

@@ -388,6 +388,10 @@ def _body(schema: Schema, *, required: bool = True, description: str = "") -> Sc
     return body
 
 
+#: What an unsafe method (PUT, DELETE, POST) needs: the session and the CSRF token.
+_UNSAFE_SECURITY = [{"session": [], "csrf": []}]
+
+
 def _ok(description: str, schema_name: str, **extra: Any) -> Schema:
     return {"description": description, "content": _json(_ref("schemas", schema_name)), **extra}
 
@@ -452,6 +456,7 @@ def _paths() -> dict[str, Schema]:
             },
             "put": {
                 "operationId": "putRecord",
+                "security": _UNSAFE_SECURITY,
                 "summary": "Create or replace a record.",
                 "description": (
                     "Needs the change permission and, with a session, the X-CSRFToken "
@@ -478,6 +483,7 @@ def _paths() -> dict[str, Schema]:
             },
             "delete": {
                 "operationId": "deleteRecord",
+                "security": _UNSAFE_SECURITY,
                 "summary": "Delete a record (204 whether or not it existed).",
                 "description": (
                     "Needs the delete permission and, with a session, the X-CSRFToken "
@@ -493,6 +499,7 @@ def _paths() -> dict[str, Schema]:
         "/api/stores/{alias}/search": {
             "post": {
                 "operationId": "search",
+                "security": _UNSAFE_SECURITY,
                 "summary": "Similarity search (stores whose 'search' capability is true).",
                 "description": "Needs the view permission; with a session, X-CSRFToken.",
                 "parameters": [alias],
@@ -506,6 +513,7 @@ def _paths() -> dict[str, Schema]:
         "/api/stores/{alias}/append/{key}": {
             "post": {
                 "operationId": "append",
+                "security": _UNSAFE_SECURITY,
                 "summary": "Append items to a list field, atomically ('atomic_lists').",
                 "description": (
                     "Needs the change permission; with a session, X-CSRFToken. Takes no "
@@ -522,6 +530,7 @@ def _paths() -> dict[str, Schema]:
         "/api/stores/{alias}/pop/{key}": {
             "post": {
                 "operationId": "pop",
+                "security": _UNSAFE_SECURITY,
                 "summary": "Take the last item of a list field, atomically ('atomic_lists').",
                 "description": (
                     "Needs the change permission; with a session, X-CSRFToken. Takes no "
@@ -565,7 +574,23 @@ def _document() -> Schema:
             "parameters": _PARAMETERS,
             "headers": _HEADERS,
             "responses": _RESPONSES,
-            "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "sessionid"}},
+            "securitySchemes": {
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "sessionid",
+                    "description": "Django's session cookie: log in (the admin's login page).",
+                },
+                "csrf": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-CSRFToken",
+                    "description": (
+                        "The csrftoken cookie's value, on PUT, DELETE and POST with a session "
+                        "(else 403 csrf_failed)."
+                    ),
+                },
+            },
         },
     }
 
