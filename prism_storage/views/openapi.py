@@ -389,7 +389,7 @@ def _body(schema: Schema, *, required: bool = True, description: str = "") -> Sc
 
 
 #: What an unsafe method (PUT, DELETE, POST) needs: the session and the CSRF token.
-_UNSAFE_SECURITY = [{"session": [], "csrf": []}]
+_UNSAFE_SECURITY: list[dict[str, list[str]]] = [{"session": [], "csrf": []}]
 
 
 def _ok(description: str, schema_name: str, **extra: Any) -> Schema:
