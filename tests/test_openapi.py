@@ -158,7 +158,9 @@ def live_api(tmp_path, redis_server):
         "PRISM_API_SERVER_PASSWORD": PASSWORD,
         "PRISM_API_SERVER_STORES": json.dumps(stores),
     }
-    with uvicorn_server("tests.support.api_server:application", env, ready_path="/") as base:
+    with uvicorn_server(
+        "tests.support.api_server:application", env, ready_path="/admin/login/"
+    ) as base:
         yield base
 
 
