@@ -118,6 +118,7 @@ async def test_schema_is_public_json_and_names_where_the_api_is_mounted(async_cl
     document = json.loads(response.content)
     assert document["openapi"] == "3.1.0"
     assert document["servers"] == [{"url": "/prism"}]
+    assert (await async_client.head("/prism/api/schema/")).status_code == 200
     # It changes nothing, so it is exempt from CSRF: any other method is a JSON 405.
     refused = await AsyncClient(enforce_csrf_checks=True).post("/prism/api/schema/")
     assert refused.status_code == 405 and refused["Allow"] == "GET, HEAD"
