@@ -2,8 +2,8 @@
 
 Configure with environment variables or a ``.env`` file next to manage.py:
 ``DATABASE_URL`` (default SQLite), ``REDIS_URL`` (adds a ``cache`` store),
-``SUPABASE_URL`` + ``SUPABASE_KEY`` (adds a ``supabase`` store), ``PRISM_VECTOR_PATH``
-(where the embedded vector store keeps its data).
+``SUPABASE_URL`` + ``SUPABASE_KEY`` (adds a ``supabase`` store), ``PRISM_FILES_PATH`` and
+``PRISM_VECTOR_PATH`` (where the file store and the embedded vector store keep their data).
 """
 
 from pathlib import Path
@@ -65,7 +65,10 @@ PRISM_STORAGE = {
     # Conversations in the project's database.
     "default": {"BACKEND": "orm"},
     # Agent state as JSON files.
-    "files": {"BACKEND": "file", "OPTIONS": {"data_dir": BASE_DIR / "agent-data"}},
+    "files": {
+        "BACKEND": "file",
+        "OPTIONS": {"data_dir": env("PRISM_FILES_PATH", default=str(BASE_DIR / "agent-data"))},
+    },
     # Long-term memories, searchable by meaning: embedded Qdrant and an offline model.
     "memory": {
         "BACKEND": "vector",
@@ -98,3 +101,6 @@ USE_TZ = True
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "/admin/login/"
+# CSRF failures of the JSON API answer in its JSON error shape (code "csrf_failed"); other
+# pages keep Django's own page.
+CSRF_FAILURE_VIEW = "prism_storage.views.csrf_failure"

@@ -23,6 +23,7 @@ register_converter(AnyKeyConverter, "prism_key")
 app_name = "prism_storage"
 
 urlpatterns = [
+    path("api/schema/", views.schema, name="api-schema"),
     path("api/stores/", views.store_list, name="api-stores"),
     path("api/stores/<str:alias>/records/", views.record_list, name="api-records"),
     path("api/stores/<str:alias>/records/<prism_key:key>", views.record, name="api-record"),

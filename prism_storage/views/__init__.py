@@ -9,7 +9,7 @@ whole request is valid.
 One module per concern: :mod:`.errors` (codes and the error shape), :mod:`.parsing`
 (bodies and parameters), :mod:`.conditions` (ETags and preconditions), :mod:`.endpoint`
 (method, CSRF, access and errors around every view), :mod:`.records`, :mod:`.lists` and
-:mod:`.search` (the views).
+:mod:`.search` (the views), :mod:`.openapi` and :mod:`.schema` (the OpenAPI description).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..backends.base import BaseStorageBackend
 from .errors import ERROR_STATUS, csrf_failure
 from .lists import append, pop
 from .records import record, record_list, store_list
+from .schema import schema
 from .search import search
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "pop",
     "record",
     "record_list",
+    "schema",
     "search",
     "store_list",
     "supports_text_search",

@@ -7,21 +7,15 @@ through a session login and CSRF tokens as a browser would use them.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
 
 from prism_storage.testing.conformance import HOSTILE_KEYS
+from tests.support.uvicorn import admin_login, uvicorn_server
 
-ROOT = Path(__file__).resolve().parents[2]
 KEYS = [
     "../../etc/passwd",
     "..",
@@ -46,22 +40,13 @@ KEYS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def encoded(key: str) -> str:
     return quote(key, safe="").replace(".", "%2E")
 
 
 @pytest.fixture
 def server(tmp_path) -> Iterator[str]:
-    port = free_port()
     env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
         "DJANGO_SETTINGS_MODULE": "tests.support.api_server_settings",
         "PRISM_API_SERVER_DB": str(tmp_path / "server.sqlite3"),
         "PRISM_API_SERVER_PASSWORD": "server-test-pw",
@@ -70,56 +55,15 @@ def server(tmp_path) -> Iterator[str]:
             f'{{"data_dir": "{tmp_path / "files"}"}}}}}}'
         ),
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "tests.support.api_server:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, "uvicorn exited"
-            try:
-                httpx.get(f"{base}/admin/login/", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.1)
+    with uvicorn_server(
+        "tests.support.api_server:application", env, ready_path="/admin/login/"
+    ) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def login(client: httpx.Client) -> dict[str, str]:
     """Log in through the admin's login form; return the CSRF header for API writes."""
-    client.get("/admin/login/")
-    token = client.cookies["csrftoken"]
-    response = client.post(
-        "/admin/login/",
-        data={
-            "username": "admin",
-            "password": "server-test-pw",
-            "csrfmiddlewaretoken": token,
-            "next": "/admin/",
-        },
-    )
-    assert response.status_code == 302 and "sessionid" in client.cookies
-    return {"X-CSRFToken": client.cookies["csrftoken"]}
+    return admin_login(client, "admin", "server-test-pw")
 
 
 @pytest.mark.parametrize("alias", ["files", "default"])
