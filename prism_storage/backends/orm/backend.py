@@ -272,6 +272,9 @@ class ORMStorageBackend(BaseStorageBackend):
             "list keys", self._table.keys, self._db_alias(), prefix, limit, cursor, self.clock()
         )
 
+    async def _delete_prefix(self, prefix: str) -> int:
+        return await self._run("delete", self._table.delete_prefix, self._db_alias(), prefix)
+
     async def sweep(self) -> int:
         return await self._run("sweep", self._table.sweep, self._db_alias(), self.clock())
 
