@@ -138,6 +138,20 @@ class ScopeCases:
             assert await scope.pop("chat") == 2
             assert await store.get("chat") is None
 
+    async def test_search_returns_only_the_scope(self, store: BaseStorageBackend) -> None:
+        if not store.supports_text_search:
+            pytest.skip("this store does not search by text")
+        acme, other = store.scoped("acme"), store.scoped("acme-2")
+        text = {"messages": [{"role": "user", "content": "where is my parcel"}]}
+        await other.set_many({f"doc{i}": text for i in range(5)})
+        await store.set("acme/doc", text)  # the same full key as acme's own "doc"
+        await acme.delete("doc")
+        await acme.set("near", {"messages": [{"role": "user", "content": "where is my box"}]})
+        hits = await acme.search("where is my parcel", limit=3)
+        assert [hit["key"] for hit in hits] == ["near"]
+        hits = await other.search("where is my parcel", limit=2)
+        assert len(hits) == 2 and all(hit["key"].startswith("doc") for hit in hits)
+
     async def test_keys_and_segments_are_checked(self, store: BaseStorageBackend) -> None:
         scope = store.scoped("tenant")
         with pytest.raises(InvalidKeyError):
