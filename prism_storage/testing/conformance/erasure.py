@@ -147,9 +147,9 @@ class ScopeCases:
         await store.set("acme/doc", text)  # the same full key as acme's own "doc"
         await acme.delete("doc")
         await acme.set("near", {"messages": [{"role": "user", "content": "where is my box"}]})
-        hits = await acme.search("where is my parcel", limit=3)
+        hits = await acme.search("where is my parcel", limit=3)  # type: ignore[arg-type]
         assert [hit["key"] for hit in hits] == ["near"]
-        hits = await other.search("where is my parcel", limit=2)
+        hits = await other.search("where is my parcel", limit=2)  # type: ignore[arg-type]
         assert len(hits) == 2 and all(hit["key"].startswith("doc") for hit in hits)
 
     async def test_keys_and_segments_are_checked(self, store: BaseStorageBackend) -> None:
