@@ -148,22 +148,25 @@ class RecordSQL:
         with connection.cursor() as cursor:
             cursor.executemany(self._update, params)
 
-    def delete_prefix(self, connection: Any, namespace: str, prefix: str) -> int:
-        """Delete the namespace's records whose key starts with ``prefix`` (``""``: all),
-        in one statement; how many rows went (expired ones not yet swept included)."""
+    def delete_prefix(self, connection: Any, namespace: str, prefix: str) -> int | None:
+        """Delete the namespace's records whose key starts with ``prefix`` (``""``: all)
+        in one statement, and return how many rows went (expired ones not yet swept
+        included); ``None`` on a database where no exact condition is written here."""
         statement, params = self._delete_all, [namespace]
         if prefix:
-            condition, extra = self._starts_with(prefix)
-            statement, params = f"{statement} AND {condition}", [namespace, *extra]
+            condition = self._starts_with(prefix)
+            if condition is None:
+                return None
+            statement, params = f"{statement} AND {condition[0]}", [namespace, *condition[1]]
         with connection.cursor() as cursor:
             cursor.execute(statement, params)
             return max(0, int(cursor.rowcount))
 
-    def _starts_with(self, prefix: str) -> tuple[str, list[Any]]:
-        """A condition true exactly for the keys starting with ``prefix``: never ``LIKE``
-        (``%``, ``_`` and the escape character are keys' characters, and SQLite's and
-        MySQL's ``LIKE`` ignore case), and never a range under a collation that is not
-        code point order."""
+    def _starts_with(self, prefix: str) -> tuple[str, list[Any]] | None:
+        """A condition true exactly for the keys starting with ``prefix``. Never ``LIKE``:
+        ``%``, ``_`` and the escape character are keys' characters, and SQLite's and
+        MySQL's ``LIKE`` ignore case. Never a range under a collation other than code
+        point order."""
         key = self._key_column
         if self._vendor == "sqlite":
             # Columns compare as bytes (BINARY collation): UTF-8 order is code point
@@ -173,11 +176,11 @@ class RecordSQL:
                 return f"{key} >= %s", [prefix]
             return f"{key} >= %s AND {key} < %s", [prefix, upper]
         if self._vendor == "postgresql":
+            # Exact, whatever the collation (the column's is deterministic), and no pattern.
             return f"starts_with({key}, %s)", [prefix]
-        if self._vendor == "mysql":
-            # Byte equality: the column's collation may ignore case and accents.
-            return f"CAST(LEFT({key}, %s) AS BINARY) = CAST(%s AS BINARY)", [len(prefix), prefix]
-        return f"SUBSTR({key}, 1, %s) = %s", [len(prefix), prefix]
+        # MySQL/MariaDB collations ignore case and accents, and other databases differ
+        # again: the store erases through its exact listing instead.
+        return None
 
     def sweep(self, connection: Any, namespace: str, now: datetime) -> int:
         """Delete the namespace's records expired at ``now``; how many there were."""
