@@ -77,6 +77,12 @@ class SyncStore:
                 return
             cursor = page.cursor
 
+    def delete_prefix(self, prefix: str, *, all: bool = False) -> int:
+        return self._call(self.store.delete_prefix, prefix, all=all)
+
+    def scoped(self, *segments: str) -> SyncStore:
+        return SyncStore(self.store.scoped(*segments))
+
     def search(
         self, embedding: Any, limit: int = 5, *, filter: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:

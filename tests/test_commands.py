@@ -629,6 +629,89 @@ def test_sweep_reports_a_store_that_is_down_and_sweeps_the_others(expiring_store
     assert len(dump("files")) == 3 and len(dump("rows")) == 3
 
 
+# ----------------------------------------------------------------------- prism_purge
+
+
+@pytest.fixture
+def purge_store(settings, store_config):
+    def configure(kind: str) -> dict[str, dict]:
+        settings.PRISM_STORAGE = {
+            "default": {"BACKEND": "orm"},
+            "store": store_config(kind, "purge"),
+            "plain": MINIMAL,
+        }
+        records = {
+            **agent_records(3, "store", prefix="acme"),
+            **agent_records(2, "store", prefix="acme-2"),
+            **agent_records(2, "store", prefix="a%_*"),
+        }
+        seed("store", records)
+        return records
+
+    return configure
+
+
+@pytest.mark.parametrize("kind", list(STORE_KINDS))
+def test_purge_erases_only_the_prefix(purge_store, kind):
+    records = purge_store(kind)
+    out, _ = command("prism_purge", "store", "--prefix", "acme/", "--noinput")
+    assert "store: erased 3 record(s) under prefix 'acme/'." in out
+    assert sorted(dump("store")) == sorted(k for k in records if not k.startswith("acme/"))
+    out, _ = command("prism_purge", "store", "--prefix", "a%_*", "--noinput")
+    assert "erased 2 record(s)" in out
+    assert sorted(dump("store")) == ["acme-2/00000", "acme-2/00001"]
+
+
+def test_purge_dry_run_counts_and_erases_nothing(purge_store):
+    records = purge_store("file")
+    out, _ = command("prism_purge", "store", "--prefix", "acme", "--dry-run")
+    assert out.strip() == "store: would erase 5 record(s) under prefix 'acme'."
+    assert sorted(dump("store")) == sorted(records)
+
+
+def test_purge_asks_for_confirmation(purge_store, monkeypatch):
+    records = purge_store("memory")
+    questions: list[str] = []
+    answers = iter(["no", "yes"])
+
+    def answer(question: str) -> str:
+        questions.append(question)
+        return next(answers)
+
+    monkeypatch.setattr("builtins.input", answer)
+    with pytest.raises(CommandError, match="cancelled; nothing was erased"):
+        command("prism_purge", "store", "--prefix", "acme-2/")
+    assert "Erase 2 record(s) of store 'store' under prefix 'acme-2/'?" in questions[0]
+    assert sorted(dump("store")) == sorted(records)
+    out, _ = command("prism_purge", "store", "--prefix", "acme-2/")
+    assert "erased 2 record(s)" in out
+    out, _ = command("prism_purge", "store", "--prefix", "nobody/")
+    assert "no record under prefix 'nobody/'; nothing to erase." in out
+    assert len(questions) == 2  # nothing to erase: no question
+
+
+def test_purge_of_everything_needs_all(purge_store):
+    purge_store("orm")
+    with pytest.raises(CommandError, match="--all"):
+        command("prism_purge", "store", "--noinput")
+    with pytest.raises(CommandError, match="either --prefix or --all"):
+        command("prism_purge", "store", "--prefix", "a", "--all", "--noinput")
+    assert len(dump("store")) == 7
+    out, _ = command("prism_purge", "store", "--all", "--noinput")
+    assert "store: erased 7 record(s) (the whole store)." in out
+    assert dump("store") == {}
+
+
+def test_purge_arguments_are_validated(purge_store):
+    purge_store("memory")
+    with pytest.raises(CommandError, match="no store 'nope'"):
+        command("prism_purge", "nope", "--prefix", "a", "--noinput")
+    with pytest.raises(CommandError, match="control"):
+        command("prism_purge", "store", "--prefix", "a\x00", "--noinput")
+    with pytest.raises(CommandError, match="cannot list its keys"):
+        command("prism_purge", "plain", "--prefix", "a", "--noinput")
+
+
 # ----------------------------------------------------------------------- prism_check
 
 

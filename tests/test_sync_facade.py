@@ -10,6 +10,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 
 from prism_storage import FileStorageBackend, SyncStore, sync_storages
 from prism_storage.backends.clients import LoopBoundClients
+from prism_storage.exceptions import InvalidKeyError, InvalidValueError
 
 
 def test_sync_facade_round_trip(tmp_path):
@@ -20,6 +21,26 @@ def test_sync_facade_round_trip(tmp_path):
     assert list(store.iter_keys()) == ["k"]
     store.delete("k")
     assert store.get("k") is None
+
+
+def test_sync_facade_scopes_and_erasure(tmp_path):
+    store = SyncStore(FileStorageBackend(data_dir=tmp_path))
+    tenant = store.scoped("acme")
+    alice = tenant.scoped("alice")
+    alice.set("t/1", {"v": 1})
+    tenant.set("t/1", {"v": 2})
+    store.set("acme-2/t/1", {"v": 3})
+    assert list(alice.iter_keys()) == ["t/1"]
+    assert sorted(tenant.iter_keys()) == ["alice/t/1", "t/1"]
+    assert "('acme', 'alice')" in repr(alice)
+    assert alice.delete_prefix("", all=True) == 1
+    assert tenant.get("t/1") == {"v": 2}
+    with pytest.raises(InvalidValueError):
+        store.delete_prefix("")
+    with pytest.raises(InvalidKeyError):
+        store.scoped("x" * 600)  # the scope's prefix alone is too long for a key
+    assert store.delete_prefix("acme") == 2
+    assert list(store.iter_keys()) == []
 
 
 def test_sync_storages(tmp_path, settings):

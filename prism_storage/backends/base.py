@@ -34,6 +34,8 @@ E = TypeVar("E", bound=BaseException)
 #: ``keys()`` returns at most this many keys per page unless asked otherwise.
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 10_000
+#: Keys deleted per batch when a store erases by prefix through listing.
+ERASE_BATCH = 500
 #: Seconds a network call may take before it fails with BackendUnavailableError.
 DEFAULT_TIMEOUT = 5.0
 #: Longest expiry ``set(..., ttl=...)`` takes, in seconds (about 100 years): beyond it no
@@ -202,6 +204,40 @@ class BaseStorageBackend(RecordOperations):
                 return
             cursor = page.cursor
 
+    async def delete_prefix(self, prefix: str, *, all: bool = False) -> int:
+        """Remove every record whose key starts with ``prefix``; return how many were removed.
+
+        ``prefix`` obeys the key rules (it may be a partial key) and is checked before any
+        I/O. An empty prefix would erase the whole store, so it is refused with
+        InvalidValueError unless ``all=True`` is passed too (``delete_prefix("", all=True)``).
+        The count may include records that had expired but were not yet swept. Records
+        written while the erasure runs may survive it. Backends erase natively; the
+        fallback lists the keys and deletes them in batches (it needs listing).
+        """
+        if type(prefix) is not str:
+            raise InvalidValueError("prefix must be a str.")
+        if type(all) is not bool:
+            raise InvalidValueError("all must be True or False.")
+        if prefix:
+            validate_key(prefix)
+        elif not all:
+            raise InvalidValueError(
+                "delete_prefix() refuses an empty prefix (it would erase the whole store); "
+                "pass all=True to erase everything."
+            )
+        if not self.supports_listing:
+            raise UnsupportedOperationError(
+                f"The {self.backend_name!r} backend cannot list keys, so cannot erase by prefix."
+            )
+        return await self._delete_prefix(prefix)
+
+    def scoped(self, *segments: str) -> BaseStorageBackend:
+        """A store confined to the keys under ``segments`` (see :mod:`.scoped`): its keys
+        are relative to the scope, and no operation on it reaches a key outside it."""
+        from .scoped import ScopedStore
+
+        return ScopedStore(self, segments)
+
     async def search(
         self,
         embedding: list[float],
@@ -297,6 +333,22 @@ class BaseStorageBackend(RecordOperations):
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         raise UnsupportedOperationError(f"The {self.backend_name!r} backend cannot list keys.")
+
+    async def _delete_prefix(self, prefix: str) -> int:
+        """Remove the keys starting with ``prefix`` (``""``: every key); return how many."""
+        removed = 0
+        batch: list[str] = []
+        # Deleting keys the listing already returned leaves the rest of it intact: a key
+        # present throughout a listing is returned once, whatever else is deleted.
+        async for key in self.iter_keys(prefix, page_size=ERASE_BATCH):
+            batch.append(key)
+            if len(batch) == ERASE_BATCH:
+                await self.delete_many(batch)
+                removed, batch = removed + len(batch), []
+        if batch:
+            await self.delete_many(batch)
+            removed += len(batch)
+        return removed
 
     # ------------------------------------------------------------------- helpers
 

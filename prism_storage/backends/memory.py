@@ -216,6 +216,18 @@ class MemoryStorageBackend(BaseStorageBackend):
                 page.append(key)
         return KeyPage(page, None)
 
+    async def _delete_prefix(self, prefix: str) -> int:
+        with self._space.lock:
+            ordered = self._space.ordered
+            start = bisect.bisect_left(ordered, prefix)
+            end = start
+            while end < len(ordered) and ordered[end].startswith(prefix):
+                end += 1
+            for key in ordered[start:end]:
+                del self._space.records[key]
+            del ordered[start:end]
+        return end - start
+
     async def sweep(self) -> int:
         now = self.clock()
         with self._space.lock:

@@ -22,7 +22,7 @@ from langgraph.store.memory import InMemoryStore
 
 from prism_storage import FileStorageBackend, MemoryStorageBackend
 from prism_storage.integrations.langgraph import PrismStore
-from prism_storage.integrations.langgraph.segments import decode_segment, encode_segment
+from prism_storage.segments import decode_segment, encode_segment
 from prism_storage.testing import FakeClock
 
 KINDS = [

@@ -61,6 +61,9 @@ __all__ = ["FileStorageBackend"]
 
 T = TypeVar("T")
 
+#: Keys unlinked per hold of their locks when a store erases by prefix.
+_ERASE_BATCH = 1000
+
 
 class FileStorageBackend(BaseStorageBackend):
     """Stores each record as a JSON file in ``data_dir``.
@@ -239,6 +242,23 @@ class FileStorageBackend(BaseStorageBackend):
         self._directory()
         return KeyPage(*self._index.page(prefix, limit, cursor, self.clock()))
 
+    def _erase(self, prefix: str) -> int:
+        """Unlink the record files of the indexed keys under ``prefix``, a batch at a time
+        under the keys' locks and the index's; return how many files were removed."""
+        directory = self._directory()
+        keys = self._index.keys_under(prefix)
+        removed = 0
+        for start in range(0, len(keys), _ERASE_BATCH):
+            batch = keys[start : start + _ERASE_BATCH]
+            with self._locks.holding(batch), self._index.removing(batch):
+                for key in batch:
+                    try:
+                        os.unlink(os.path.join(directory, file_name(key)))
+                    except FileNotFoundError:
+                        continue
+                    removed += 1
+        return removed
+
     def _sweep(self) -> int:
         return self._scan.sweep(self._directory(), self.clock(), self._index)
 
@@ -296,6 +316,9 @@ class FileStorageBackend(BaseStorageBackend):
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         return await self._run("list keys", self._list, prefix, limit, cursor)
+
+    async def _delete_prefix(self, prefix: str) -> int:
+        return await self._run("delete", self._erase, prefix)
 
     async def sweep(self) -> int:
         return await self._run("sweep", self._sweep)

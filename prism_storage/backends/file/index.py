@@ -293,6 +293,16 @@ class FileIndex:
         keys = found[:limit]
         return keys, (keys[-1] if len(found) > limit else None)
 
+    def keys_under(self, prefix: str) -> list[str]:
+        """Every indexed key starting with ``prefix`` (``""``: all), stale rows included:
+        what an erasure must unlink."""
+        upper = _upper_bound(prefix)
+        sql, args = "SELECT key FROM keys WHERE key >= ?", [prefix]
+        if upper is not None:
+            sql, args = sql + " AND key < ?", [prefix, upper]
+        with self._handle() as handle, as_os_errors(self.path):
+            return [key for (key,) in handle.conn.execute(sql, args)]
+
     def _prune(self, handle: Handle, keys: list[str]) -> None:
         """Drop stale rows if the exclusive lock is free right now (else leave them)."""
         if not self._pool.try_exclusive(handle.lock_fd):

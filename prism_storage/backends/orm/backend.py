@@ -272,6 +272,12 @@ class ORMStorageBackend(BaseStorageBackend):
             "list keys", self._table.keys, self._db_alias(), prefix, limit, cursor, self.clock()
         )
 
+    async def _delete_prefix(self, prefix: str) -> int:
+        removed = await self._run("delete", self._table.delete_prefix, self._db_alias(), prefix)
+        if removed is None:  # no exact one-statement form on this database
+            return await super()._delete_prefix(prefix)
+        return removed
+
     async def sweep(self) -> int:
         return await self._run("sweep", self._table.sweep, self._db_alias(), self.clock())
 

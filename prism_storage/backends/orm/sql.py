@@ -19,6 +19,8 @@ from typing import Any
 
 from django.db.models import Expression, JSONField
 
+from ..key_ranges import prefix_end
+
 __all__ = ["JSONText", "RecordSQL", "takes_json_text"]
 
 # SQLite allows at most 999 bound parameters on old builds; stay under it per statement.
@@ -47,6 +49,9 @@ class RecordSQL:
         self._delete_expired = (
             f"DELETE FROM {table} WHERE {ns} = %s AND {key} IN ({{}}) AND {expires} <= %s"
         )
+        self._delete_all = f"DELETE FROM {table} WHERE {ns} = %s"
+        self._vendor = connection.vendor
+        self._key_column = key
         version = quote(meta.get_field("version").column)
         #: A write that changes nothing: on SQLite it takes the database's write lock.
         self.touch = f"UPDATE {table} SET {version} = {version} WHERE {ns} = %s AND {key} = %s"
@@ -142,6 +147,40 @@ class RecordSQL:
         ]
         with connection.cursor() as cursor:
             cursor.executemany(self._update, params)
+
+    def delete_prefix(self, connection: Any, namespace: str, prefix: str) -> int | None:
+        """Delete the namespace's records whose key starts with ``prefix`` (``""``: all)
+        in one statement, and return how many rows went (expired ones not yet swept
+        included); ``None`` on a database where no exact condition is written here."""
+        statement, params = self._delete_all, [namespace]
+        if prefix:
+            condition = self._starts_with(prefix)
+            if condition is None:
+                return None
+            statement, params = f"{statement} AND {condition[0]}", [namespace, *condition[1]]
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            return max(0, int(cursor.rowcount))
+
+    def _starts_with(self, prefix: str) -> tuple[str, list[Any]] | None:
+        """A condition true exactly for the keys starting with ``prefix``. Never ``LIKE``:
+        ``%``, ``_`` and the escape character are keys' characters, and SQLite's and
+        MySQL's ``LIKE`` ignore case. Never a range under a collation other than code
+        point order."""
+        key = self._key_column
+        if self._vendor == "sqlite":
+            # Columns compare as bytes (BINARY collation): UTF-8 order is code point
+            # order, so the range is exact and walks the (namespace, key) index.
+            upper = prefix_end(prefix)
+            if upper is None:
+                return f"{key} >= %s", [prefix]
+            return f"{key} >= %s AND {key} < %s", [prefix, upper]
+        if self._vendor == "postgresql":
+            # Exact, whatever the collation (the column's is deterministic), and no pattern.
+            return f"starts_with({key}, %s)", [prefix]
+        # MySQL/MariaDB collations ignore case and accents, and other databases differ
+        # again: the store erases through its exact listing instead.
+        return None
 
     def sweep(self, connection: Any, namespace: str, now: datetime) -> int:
         """Delete the namespace's records expired at ``now``; how many there were."""

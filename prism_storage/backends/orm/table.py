@@ -68,6 +68,9 @@ class RecordTable:
     def delete(self, db: str, keys: Sequence[str]) -> None:
         self.sql(db).delete(connections[db], self.namespace, keys)
 
+    def delete_prefix(self, db: str, prefix: str) -> int | None:
+        return self.sql(db).delete_prefix(connections[db], self.namespace, prefix)
+
     def sweep(self, db: str, now: float) -> int:
         return self.sql(db).sweep(connections[db], self.namespace, as_datetime(now))
 

@@ -13,6 +13,7 @@ Redis key, and a listing matches exactly its own store's keys.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
@@ -28,7 +29,7 @@ from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage, check_ttl
 from ..clients import LoopBoundClients
 from .client import BoundClient, bind_client, client_errors, close_client
 from .connection_url import URL_FORMS, parse_redis_url
-from .listing import KeyListing
+from .listing import KeyListing, glob_escape
 from .records import PIPELINE_VALUE_BYTES, ScriptedRecords
 from .stored import json_text
 
@@ -38,6 +39,8 @@ T = TypeVar("T")
 
 #: Between the store's prefix and the record key in every Redis key.
 SEPARATOR = "\x1f"
+#: SCAN ``COUNT`` and keys per ``UNLINK`` when a store erases by prefix.
+_ERASE_BATCH = 1000
 
 
 class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
@@ -266,3 +269,49 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         listing = KeyListing(self._key_prefix, prefix, limit, cursor, cluster=self.cluster)
         return await self._run("list keys", listing.page)
+
+    # ------------------------------------------------------------------ erasure
+
+    async def _delete_prefix(self, prefix: str) -> int:
+        # The pattern starts with the store's prefix and its separator, so every Redis key
+        # it matches is a record of this store under ``prefix``: glob characters in either
+        # are escaped, so they match only themselves.
+        pattern = glob_escape(self._key_prefix + prefix) + "*"
+        removed = 0
+        for node in await self._run("list keys", self._erase_nodes):
+            position = None
+            while position != 0:
+                position, names = await self._run(
+                    "list keys",
+                    functools.partial(
+                        self._scan, node=node, position=position or 0, pattern=pattern
+                    ),
+                )
+                if names:
+                    # UNLINK frees the memory in the background; each call is one round
+                    # trip (split by hash slot on a cluster), bounded by ``timeout``.
+                    removed += int(await self._run("delete", functools.partial(_unlink, names)))
+        return removed
+
+    async def _erase_nodes(self, client: Any) -> list[str]:
+        if not self.cluster:
+            return [""]
+        return sorted(node.name for node in client.get_primaries())
+
+    async def _scan(
+        self, client: Any, *, node: str, position: int, pattern: str
+    ) -> tuple[int, list[bytes]]:
+        if not self.cluster:
+            at, names = await client.scan(position, match=pattern, count=_ERASE_BATCH)
+            return int(at), names
+        target = client.get_node(node_name=node)
+        if target is None:  # the node left the cluster meanwhile: its keys went elsewhere
+            return 0, []
+        positions, names = await client.scan(
+            position, match=pattern, count=_ERASE_BATCH, target_nodes=target
+        )
+        return int(positions[node]), names
+
+
+async def _unlink(names: list[bytes], client: Any) -> int:
+    return int(await client.unlink(*names))

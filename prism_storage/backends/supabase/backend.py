@@ -549,6 +549,24 @@ class SupabaseStorageBackend(BaseStorageBackend):
             f"The record's {field!r} field is a JSON {json_type}, not a list.", f"$.{field}"
         )
 
+    async def _delete_prefix(self, prefix: str) -> int:
+        from postgrest.types import CountMethod, ReturnMethod
+
+        low = self._prefix + prefix
+
+        def build(table: Any) -> Any:
+            # A key range, never ``like``: ``%``, ``_`` and ``*`` are keys' characters. The
+            # key column sorts in code point order (``collate "C"``), as listing relies on.
+            query = table.delete(count=CountMethod.exact, returning=ReturnMethod.minimal)
+            if not low:
+                return query.neq("key", "")  # PostgREST refuses a DELETE without a filter
+            query = query.gte("key", low)
+            high = prefix_end(low)
+            return query if high is None else query.lt("key", high)
+
+        response = await self._run("delete", build)
+        return int(response.count or 0)
+
     async def sweep(self) -> int:
         from postgrest.types import CountMethod, ReturnMethod
 

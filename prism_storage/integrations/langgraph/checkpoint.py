@@ -44,8 +44,8 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ...backends.base import BaseStorageBackend
 from ...exceptions import UnsupportedOperationError
+from ...segments import decode_segment, encode_segment, join
 from .running import resolve_store, run_sync
-from .segments import decode_segment, encode_segment, join
 
 __all__ = ["PrismCheckpointSaver"]
 

@@ -50,9 +50,9 @@ from langgraph.store.base.embed import get_text_at_path
 from ...backends.base import BaseStorageBackend
 from ...backends.versions import timestamp
 from ...exceptions import UnsupportedOperationError
+from ...segments import decode_segment, encode_segment, join
 from .filters import matches
 from .running import resolve_store, run_sync
-from .segments import decode_segment, encode_segment, join
 
 __all__ = ["PrismStore"]
 

@@ -30,6 +30,7 @@ from .basic import BasicOperationCases
 from .batches import BatchCases
 from .capabilities import CapabilityCases
 from .concurrency import ConcurrencyCases
+from .erasure import ErasureCases, ScopeCases
 from .expiry import ExpiryCases
 from .fixtures import StoreFactory, StoreFixtures
 from .isolation import IsolationCases
@@ -74,6 +75,8 @@ class StorageConformanceTests(
     BatchCases,
     ListingCases,
     IsolationCases,
+    ErasureCases,
+    ScopeCases,
     ConcurrencyCases,
     ExpiryCases,
     CapabilityCases,

@@ -1,5 +1,7 @@
 """Key segments: any label as one part of a ``/``-separated prism key, reversibly.
 
+Shared by tenant scopes (``store.scoped(...)``) and the LangGraph adapters.
+
 A label is percent-encoded with nothing left safe but letters, digits and ``-_.``, so a
 segment never holds ``/`` and a prefix ending in ``/`` matches exactly one label: the
 thread ``"a"`` never lists the keys of thread ``"ab"``. ``~`` is encoded too, which frees
