@@ -123,9 +123,12 @@ class ExpiryCases:
         probe = stores("touch-probe")
         if not probe.supports_ttl:
             pytest.skip("the store has no TTL (supports_ttl is false)")
-        if not probe.ttl_uses_clock:
+        if probe.ttl_uses_clock:
+            await self._touch_with_the_clock(stores)
+        else:
             await self._touch_in_server_time(probe)
-            return
+
+    async def _touch_with_the_clock(self, stores: StoreFactory) -> None:
         clock = FakeClock()
         store = stores("touch", clock=clock)
         await store.set("a", {"v": 1}, ttl=10)
@@ -220,7 +223,9 @@ class ExpiryCases:
         reads = ["get", "get_many"]
         if probe.supports_versions:
             reads += ["get_record", "get_many_records"]
-        if not probe.ttl_uses_clock:  # server time: a 2 s default, read at 1.2 s, seen at 2.4 s
+        if probe.ttl_uses_clock:
+            await self._slide_on_read_with_the_clock(stores, reads)
+        else:  # server time: a 2 s default, read at 1.2 s, seen at 2.4 s
             store = stores("touch-on-read", ttl=2, touch_on_read=True)
             for key in [*reads, "unread"]:
                 await store.set(key, {"k": key})
@@ -228,7 +233,8 @@ class ExpiryCases:
             await self._read_each_way(store, reads)
             await asyncio.sleep(1.2)
             await self._assert_expired(store, ["unread"], reads)
-            return
+
+    async def _slide_on_read_with_the_clock(self, stores: StoreFactory, reads: list[str]) -> None:
         clock = FakeClock()
         store = stores("touch-on-read", clock=clock, ttl=10, touch_on_read=True)
         for key in [*reads, "unread", "checked"]:
