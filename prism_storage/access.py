@@ -10,6 +10,10 @@ Two layers, both must allow an operation:
    ``policy(user, alias, operation) -> bool``, consulted for every user, superusers
    included. A store the policy refuses to ``"view"`` is hidden: it is left out of
    listings and answered as unknown (404); refusing another operation is a 403.
+   A policy that takes a fourth parameter (or ``**kwargs``) is also asked about each key:
+   ``policy(user, alias, operation, key)``, with ``key=None`` for decisions about the
+   store as a whole. A key it refuses to ``"view"`` is left out of listings and search
+   results and read as missing (404); refusing a write to a key is a 403.
 
 CSRF protection of session-authenticated writes is checked here too (:func:`csrf_refusal`),
 exactly as Django's ``CsrfViewMiddleware`` would, except that the token is taken from the
@@ -22,7 +26,8 @@ database); async callers run them through ``sync_to_async``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from django.conf import settings
@@ -39,8 +44,11 @@ __all__ = [
     "Operation",
     "csrf_refusal",
     "has_model_permission",
+    "key_allowed",
     "policy_allows",
+    "policy_checks_keys",
     "visible_aliases",
+    "visible_keys",
 ]
 
 Operation = Literal["view", "change", "delete"]
@@ -61,10 +69,80 @@ def has_model_permission(user: Any, operation: Operation) -> bool:
     return any(user.has_perm(perm) for perm in _PERMISSIONS[operation])
 
 
-def policy_allows(user: Any, alias: str, operation: Operation) -> bool:
-    """Whether the ``PRISM_STORAGE_ACCESS`` hook (if any) lets ``user`` do ``operation``."""
+def _key_passing(policy: Callable[..., Any]) -> str | None:
+    """How ``policy`` takes the key: ``"positional"`` (a fourth positional parameter or
+    ``*args``), ``"keyword"`` (a keyword ``key`` or ``**kwargs``), or ``None`` (the
+    three-argument form)."""
+    try:
+        parameters = list(inspect.signature(policy).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: the documented three arguments
+        return None
+    kinds = {p.kind for p in parameters}
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 4 or inspect.Parameter.VAR_POSITIONAL in kinds:
+        return "positional"
+    if any(p.kind is p.KEYWORD_ONLY and p.name == "key" for p in parameters):
+        return "keyword"
+    if inspect.Parameter.VAR_KEYWORD in kinds:
+        return "keyword"
+    return None
+
+
+# Read once per policy object, not per request; keyed by identity so a new setting
+# (override_settings, a reloaded module) is inspected anew.
+_passing_cache: dict[int, tuple[Callable[..., Any], str | None]] = {}
+
+
+def _passing(policy: Callable[..., Any]) -> str | None:
+    cached = _passing_cache.get(id(policy))
+    if cached is None or cached[0] is not policy:
+        cached = (policy, _key_passing(policy))
+        _passing_cache[id(policy)] = cached
+    return cached[1]
+
+
+def policy_checks_keys() -> bool:
+    """Whether the configured ``PRISM_STORAGE_ACCESS`` policy decides per key."""
     policy = access_policy()
-    return policy is None or bool(policy(user, alias, operation))
+    return policy is not None and _passing(policy) is not None
+
+
+def _ask(
+    policy: Callable[..., Any], user: Any, alias: str, operation: str, key: str | None
+) -> bool:
+    passing = _passing(policy)
+    if passing == "positional":
+        return bool(policy(user, alias, operation, key))
+    if passing == "keyword":
+        return bool(policy(user, alias, operation, key=key))
+    return bool(policy(user, alias, operation))
+
+
+def policy_allows(user: Any, alias: str, operation: Operation, key: str | None = None) -> bool:
+    """Whether the ``PRISM_STORAGE_ACCESS`` hook (if any) lets ``user`` do ``operation``
+    on store ``alias`` (``key=None``) or on its record ``key``.
+
+    A three-argument policy decides for the store only: asked about a key, it answers
+    for the store.
+    """
+    policy = access_policy()
+    return policy is None or _ask(policy, user, alias, operation, key)
+
+
+def key_allowed(user: Any, alias: str, operation: Operation, key: str) -> bool:
+    """Whether a per-key policy lets ``user`` do ``operation`` on ``key`` (always true
+    under a store-level policy, which :func:`check_store_access` has already asked)."""
+    policy = access_policy()
+    return policy is None or _passing(policy) is None or _ask(policy, user, alias, operation, key)
+
+
+def visible_keys(user: Any, alias: str, keys: Iterable[str]) -> list[str]:
+    """The ``keys`` that ``user`` may view, in the given order."""
+    keys = list(keys)
+    policy = access_policy()
+    if policy is None or _passing(policy) is None:
+        return keys
+    return [key for key in keys if _ask(policy, user, alias, "view", key)]
 
 
 def store_configured(alias: str) -> bool:

@@ -23,7 +23,14 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.http import urlencode
 
-from .access import Operation, check_store_access, has_model_permission, visible_aliases
+from .access import (
+    Operation,
+    check_store_access,
+    has_model_permission,
+    key_allowed,
+    visible_aliases,
+    visible_keys,
+)
 from .backends.base import BaseStorageBackend
 from .codec import encoded_size
 from .compat import outer_event_loop_running
@@ -159,11 +166,18 @@ class StoreBrowser:
         query = {k: v for k, v in query.items() if v not in (None, "")}
         return f"{url}?{urlencode(query, doseq=True)}" if query else url
 
-    def _key_param(self, request: HttpRequest) -> str:
+    def _key_param(self, request: HttpRequest, alias: str) -> str:
+        """The record ``?key=`` the user may view (a hidden key is a 404, like a missing one)."""
         key = request.GET.get("key", "")
-        if not key:
-            raise Http404("No key given.")
+        if not key or not key_allowed(request.user, alias, "view", key):
+            raise Http404("No record has this key." if key else "No key given.")
         return key
+
+    @staticmethod
+    def _require_key(request: HttpRequest, alias: str, operation: Operation, key: str) -> None:
+        """Refuse (403) ``operation`` on a key a per-key access policy does not allow."""
+        if not key_allowed(request.user, alias, operation, key):
+            raise PermissionDenied
 
     # -------------------------------------------------------------------- pages
 
@@ -219,11 +233,13 @@ class StoreBrowser:
             try:
                 sync = SyncStore(store)
                 page = sync.keys(prefix, PAGE_SIZE, cursor)
-                values = sync.get_many(page.keys)
+                # Hidden keys are left out (the page may be short; its cursor still holds).
+                shown = visible_keys(request.user, alias, page.keys)
+                values = sync.get_many(shown)
             except (PrismStorageError, ConfigurationError) as exc:
                 context["error"] = _failure(exc)
             else:
-                context["rows"] = [self._row(alias, key, values.get(key)) for key in page.keys]
+                context["rows"] = [self._row(alias, key, values.get(key)) for key in shown]
                 context["next_url"] = page.cursor and self._url(
                     "prism_storage_store_records", alias, q=prefix, cursor=page.cursor
                 )
@@ -243,7 +259,7 @@ class StoreBrowser:
 
     def record_view(self, request: HttpRequest, alias: str) -> HttpResponse:
         store = self._open(request, alias, "view")
-        key = self._key_param(request)
+        key = self._key_param(request, alias)
         context = self._context(request, key, **self._store_context(request, alias, store))
         try:
             found = self._read_for_edit(SyncStore(store), key)
@@ -265,6 +281,9 @@ class StoreBrowser:
         sync = SyncStore(store)
         key = request.GET.get("key", "")
         adding = not key
+        if not adding:
+            self._key_param(request, alias)  # a hidden record is a 404 here too
+            self._require_key(request, alias, "change", key)
         context = self._context(
             request,
             "Add record" if adding else f"Change {key}",
@@ -283,6 +302,7 @@ class StoreBrowser:
         )
         if request.method == "POST" and form.is_valid():
             key = form.cleaned_data["key"]
+            self._require_key(request, alias, "change", key)
             try:
                 self._save(sync, form, adding)
             except InvalidValueError as exc:
@@ -356,6 +376,8 @@ class StoreBrowser:
         if not keys:
             messages.warning(request, "Select the records to delete first.")
             return HttpResponseRedirect(records_url)
+        for key in keys:  # every key of a bulk delete, or none is deleted
+            self._require_key(request, alias, "delete", key)
         context = self._context(
             request, "Are you sure?", **self._store_context(request, alias, store), keys=keys
         )
@@ -385,9 +407,11 @@ class StoreBrowser:
             except (PrismStorageError, ConfigurationError) as exc:
                 context["error"] = _failure(exc)
             else:
+                shown = set(visible_keys(request.user, alias, [r["key"] for r in results]))
                 context["results"] = [
                     {**self._row(alias, r["key"], r.get("value")), "score": r["score"]}
                     for r in results
+                    if r["key"] in shown
                 ]
         return TemplateResponse(request, TEMPLATES + "search.html", context)
 

@@ -56,7 +56,7 @@ def check_access_policy(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             Error(
                 str(exc),
                 hint="PRISM_STORAGE_ACCESS = 'myproject.access.policy', a callable "
-                "policy(user, alias, operation) -> bool.",
+                "policy(user, alias, operation[, key]) -> bool.",
                 id="prism_storage.E010",
             )
         ]

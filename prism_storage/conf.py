@@ -24,7 +24,9 @@ def api_max_body_size() -> int:
 
 def access_policy() -> Any:
     """The callable named by ``PRISM_STORAGE_ACCESS`` (a dotted path or a callable), or
-    ``None``. It is called as ``policy(user, alias, operation) -> bool``."""
+    ``None``. It is called as ``policy(user, alias, operation) -> bool``, or with the key
+    too, ``policy(user, alias, operation, key)``, when it takes a fourth argument (see
+    :mod:`prism_storage.access`)."""
     policy = getattr(settings, "PRISM_STORAGE_ACCESS", None)
     if policy is None or callable(policy):
         return policy

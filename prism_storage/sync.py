@@ -88,6 +88,9 @@ class SyncStore:
     ) -> list[dict[str, Any]]:
         return self._call(self.store.search, embedding, limit, filter=filter)
 
+    def touch(self, key: str, ttl: float | None = None) -> bool:
+        return self._call(self.store.touch, key, ttl)
+
     def sweep(self) -> int:
         return self._call(self.store.sweep)
 

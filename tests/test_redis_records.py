@@ -490,3 +490,48 @@ def test_sequences_of_writes_match_python(redis_server, case, lists, operations,
             await store.close()
 
     asyncio.run(check())
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["small", "large"])
+async def test_touch_on_read_slides_on_every_read_path(redis_server, raw, large):
+    """Each read path (GETEX, the READ script, the MULTI of large records) moves the key's
+    own expiry to the default ttl and leaves the stored string as it was."""
+    store = RedisStorageBackend(
+        redis_server.url, prefix=f"tor-{uuid.uuid4().hex[:10]}:", ttl=1000, touch_on_read=True
+    )
+    try:
+        if large:  # recent records are large: get_record reads through MULTI, not Lua
+            store._read_size = 10**9
+        reads = {
+            "get": lambda k: store.get(k),
+            "get_many": lambda k: store.get_many([k]),
+            "get_record": lambda k: store.get_record(k),
+            "get_many_records": lambda k: store.get_many_records([k]),
+        }
+        for name, read in reads.items():
+            await store.set(name, {"v": name}, ttl=5)  # a per-call ttl: 5 s, not 1000
+            before = await raw.get(f"{store.prefix}{SEPARATOR}{name}")
+            assert await raw.pttl(f"{store.prefix}{SEPARATOR}{name}") <= 5000
+            await read(name)
+            assert await raw.pttl(f"{store.prefix}{SEPARATOR}{name}") > 900_000, name
+            assert await raw.get(f"{store.prefix}{SEPARATOR}{name}") == before, name
+        record = await store.get_record("get")
+        assert record is not None and record.expires_at is not None
+        assert (record.expires_at - datetime.now(UTC)).total_seconds() > 900
+        # A missing key is not created by a sliding read.
+        assert await store.get("missing") is None
+        assert await raw.exists(f"{store.prefix}{SEPARATOR}missing") == 0
+    finally:
+        await store.close()
+
+
+async def test_touch_leaves_the_stored_string_alone(store, raw):
+    await store.set("k", {"v": 1}, ttl=5)
+    name = f"{store.prefix}{SEPARATOR}k"
+    before = await raw.get(name)
+    assert await store.touch("k", 1000) is True
+    assert await raw.get(name) == before and await raw.pttl(name) > 900_000
+    assert await store.touch("k") is True  # no default ttl: permanent
+    assert await raw.pttl(name) == -1
+    assert await store.touch("missing") is False
+    assert await raw.exists(f"{store.prefix}{SEPARATOR}missing") == 0

@@ -91,6 +91,16 @@ def test_unset_setting_defaults_to_one_orm_store(settings):
         ({"default": {"BACKEND": "mongo"}}, ["prism_storage.E004"]),
         ({"default": {"BACKEND": "orm", "OPTIONS": {"namespce": "x"}}}, ["prism_storage.E006"]),
         ({"default": {"BACKEND": "orm", "OPTIONS": {"ttl": -5}}}, ["prism_storage.E007"]),
+        # touch_on_read slides to the default ttl: without one it is a configuration error.
+        (
+            {"default": {"BACKEND": "orm", "OPTIONS": {"touch_on_read": True}}},
+            ["prism_storage.E007"],
+        ),
+        (
+            {"default": {"BACKEND": "memory", "OPTIONS": {"ttl": 60, "touch_on_read": "yes"}}},
+            ["prism_storage.E007"],
+        ),
+        ({"default": {"BACKEND": "memory", "OPTIONS": {"ttl": 60, "touch_on_read": True}}}, []),
         ({"default": {"BACKEND": "orm", "OPTIONS": {"using": "nosuchdb"}}}, ["prism_storage.E009"]),
         ({"default": {"BACKEND": "orm", "OPTIONS": {"alias": "other"}}}, ["prism_storage.E011"]),
         (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -41,6 +42,19 @@ def test_sync_facade_scopes_and_erasure(tmp_path):
         store.scoped("x" * 600)  # the scope's prefix alone is too long for a key
     assert store.delete_prefix("acme") == 2
     assert list(store.iter_keys()) == []
+
+
+def test_sync_facade_touch(tmp_path):
+    store = SyncStore(FileStorageBackend(data_dir=tmp_path))
+    store.set("k", {"v": 1}, ttl=5)
+    assert store.touch("k", 3600) is True
+    record = store.get_record("k")
+    assert record is not None and record.expires_at is not None
+    assert record.expires_at.timestamp() > time.time() + 3000
+    assert store.touch("k") is True  # no default ttl: permanent
+    record = store.get_record("k")
+    assert record is not None and record.expires_at is None
+    assert store.touch("missing") is False
 
 
 def test_sync_storages(tmp_path, settings):

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 from ..codec import decode_value, encode_value, validate_key, validate_keys
 from ..exceptions import (
     BackendUnavailableError,
+    InvalidOptionError,
     InvalidValueError,
     MissingDependencyError,
     PrismStorageError,
@@ -25,7 +26,7 @@ from ..exceptions import (
 from .redaction import RedactedCause, redact
 from .versions import RecordOperations
 
-__all__ = ["BaseStorageBackend", "Clock", "KeyPage", "check_ttl"]
+__all__ = ["BaseStorageBackend", "Clock", "KeyPage", "check_touch_on_read", "check_ttl"]
 
 Clock = Callable[[], float]
 T = TypeVar("T")
@@ -254,6 +255,31 @@ class BaseStorageBackend(RecordOperations):
         """Remove expired records the store keeps until swept; return how many."""
         raise UnsupportedOperationError(f"The {self.backend_name!r} backend has nothing to sweep.")
 
+    # Sliding expiry (see docs/expiry.md).
+
+    #: Every successful ``get``, ``get_many``, ``get_record`` and ``get_many_records``
+    #: resets the expiry of the records it returns to now + the default ``ttl`` (the
+    #: ``touch_on_read`` option; only with a default ``ttl``).
+    touch_on_read: bool = False
+
+    async def touch(self, key: str, ttl: float | None = None) -> bool:
+        """Reset the expiry of ``key`` to ``ttl`` seconds from now; return whether it held a
+        live record (a missing or expired key is left absent, never revived).
+
+        ``ttl=None`` gives the expiry a fresh write would get: the store's default ``ttl``,
+        or none at all (the record becomes permanent) on a store without a default, as
+        Django's ``cache.touch(key, None)``. The value, version, ``created_at`` and
+        ``updated_at`` are unchanged: only ``expires_at`` moves. Atomic per key: a
+        concurrent write is never lost and a concurrent delete is never undone.
+        Stores without expiry (``supports_ttl`` false) raise UnsupportedOperationError.
+        """
+        validate_key(key)
+        if not self.supports_ttl:
+            raise UnsupportedOperationError(
+                f"The {self.backend_name!r} backend does not keep expiry: nothing to touch."
+            )
+        return await self._touch(key, self._resolve_ttl(ttl))
+
     async def ping(self) -> None:
         """Check that the store answers; raise BackendUnavailableError if it does not."""
         await self._get("prism-storage:ping")
@@ -349,6 +375,12 @@ class BaseStorageBackend(RecordOperations):
             await self.delete_many(batch)
             removed += len(batch)
         return removed
+
+    async def _touch(self, key: str, ttl: float | None) -> bool:
+        """Set the live record's expiry to now + ``ttl`` (``None``: never), atomically."""
+        raise UnsupportedOperationError(
+            f"The {self.backend_name!r} backend does not implement touch()."
+        )
 
     # ------------------------------------------------------------------- helpers
 
@@ -475,3 +507,16 @@ def check_ttl(ttl: object) -> float:
             f"ttl must be a positive number of seconds up to {MAX_TTL}, not {ttl!r}."
         )
     return float(ttl)
+
+
+def check_touch_on_read(touch_on_read: object, default_ttl: float | None) -> bool:
+    """Validate the ``touch_on_read`` option: a bool, and true only with a default ``ttl``
+    (a read has no other expiry to slide to)."""
+    if type(touch_on_read) is not bool:
+        raise InvalidOptionError("touch_on_read must be True or False.")
+    if touch_on_read and default_ttl is None:
+        raise InvalidOptionError(
+            "touch_on_read needs a default ttl: it resets a record's expiry to now + ttl "
+            "on every read."
+        )
+    return touch_on_read

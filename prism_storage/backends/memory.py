@@ -18,12 +18,12 @@ import bisect
 import itertools
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ..codec import encode_trusted
 from ..exceptions import InvalidOptionError
-from .base import BaseStorageBackend, Clock, KeyPage, check_ttl
+from .base import BaseStorageBackend, Clock, KeyPage, check_touch_on_read, check_ttl
 from .versions import (
     Condition,
     Record,
@@ -68,6 +68,13 @@ class _Space:
         self.records[key] = entry
         return entry
 
+    def expire(self, key: str, entry: _Entry, expires_at: float | None) -> _Entry:
+        """Give ``key``'s live ``entry`` a new expiry, nothing else. A new entry, as
+        entries are never changed in place: readers build records from them unlocked."""
+        entry = replace(entry, expires_at=expires_at)
+        self.records[key] = entry
+        return entry
+
     def remove(self, key: str) -> bool:
         if self.records.pop(key, None) is None:
             return False
@@ -87,6 +94,8 @@ class MemoryStorageBackend(BaseStorageBackend):
         records of its own.
     :param ttl: default expiry in seconds for every write; ``None`` never expires.
     :param clock: returns the current time as a Unix timestamp (injectable for tests).
+    :param touch_on_read: every read resets the expiry of the records it returns to now +
+        ``ttl`` (needs ``ttl``).
 
     Expired records are never returned; :meth:`sweep` frees their memory (an overwrite
     does too).
@@ -114,6 +123,7 @@ class MemoryStorageBackend(BaseStorageBackend):
         *,
         ttl: float | None = None,
         clock: Clock = time.time,
+        touch_on_read: bool = False,
         alias: str | None = None,
     ) -> None:
         super().__init__(alias=alias)
@@ -122,6 +132,7 @@ class MemoryStorageBackend(BaseStorageBackend):
         if not callable(clock):
             raise InvalidOptionError("clock must be a callable returning a Unix timestamp.")
         self.default_ttl = None if ttl is None else check_ttl(ttl)
+        self.touch_on_read = check_touch_on_read(touch_on_read, self.default_ttl)
         self.clock = clock
         if name is None:
             name = alias
@@ -152,11 +163,29 @@ class MemoryStorageBackend(BaseStorageBackend):
         entry = self._live_entry(key, now)
         return None if entry is None else entry.data
 
+    def _read_entry(self, key: str, now: float) -> _Entry | None:
+        """The live entry a read returns (under the lock), its expiry slid forward when the
+        store touches on read."""
+        entry = self._live_entry(key, now)
+        if entry is not None and self.touch_on_read:
+            assert self.default_ttl is not None  # checked with the option
+            entry = self._space.expire(key, entry, now + self.default_ttl)
+        return entry
+
     async def _get(self, key: str) -> dict[str, Any] | None:
         now = self.clock()
         with self._space.lock:
-            data = self._live(key, now)
-        return None if data is None else self._decode(data)
+            entry = self._read_entry(key, now)
+        return None if entry is None else self._decode(entry.data)
+
+    async def _touch(self, key: str, ttl: float | None) -> bool:
+        now = self.clock()
+        with self._space.lock:
+            entry = self._live_entry(key, now)
+            if entry is None:
+                return False
+            self._space.expire(key, entry, None if ttl is None else now + ttl)
+        return True
 
     async def _exists(self, key: str) -> bool:
         now = self.clock()
@@ -176,8 +205,8 @@ class MemoryStorageBackend(BaseStorageBackend):
     async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         now = self.clock()
         with self._space.lock:
-            found = [(key, self._live(key, now)) for key in keys]
-        return {key: self._decode(data) for key, data in found if data is not None}
+            found = [(key, self._read_entry(key, now)) for key in keys]
+        return {key: self._decode(entry.data) for key, entry in found if entry is not None}
 
     async def _set_many(
         self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
@@ -254,13 +283,13 @@ class MemoryStorageBackend(BaseStorageBackend):
     async def _get_record(self, key: str) -> Record | None:
         now = self.clock()
         with self._space.lock:
-            entry = self._live_entry(key, now)
+            entry = self._read_entry(key, now)
         return None if entry is None else self._record(key, entry)
 
     async def _get_many_records(self, keys: list[str]) -> dict[str, Record]:
         now = self.clock()
         with self._space.lock:
-            found = [(key, self._live_entry(key, now)) for key in keys]
+            found = [(key, self._read_entry(key, now)) for key in keys]
         return {key: self._record(key, entry) for key, entry in found if entry is not None}
 
     async def _put_record(

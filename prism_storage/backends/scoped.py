@@ -170,6 +170,9 @@ class ScopedStore(BaseStorageBackend):
             "records, in every scope)."
         )
 
+    async def touch(self, key: str, ttl: float | None = None) -> bool:
+        return await self.inner.touch(self._full(key), ttl)
+
     async def ping(self) -> None:
         await self.inner.ping()
 

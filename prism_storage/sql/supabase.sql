@@ -252,6 +252,24 @@ $$;
 
 -- Functions are executable by PUBLIC by default (and Supabase grants new ones to anon
 -- and authenticated): only the service_role may call these.
+-- touch: give the live records among p_keys the expiry p_expires_at (null: never), and
+-- change nothing else (value, version and times stay). One UPDATE: a row deleted meanwhile
+-- is not revived, a concurrent write is not lost. Returns the rows it changed, with their
+-- data when p_with_data (the reads of a store with touch_on_read slide and read at once).
+create or replace function public."agents_prism_touch"(
+    p_keys text[], p_now timestamptz, p_expires_at timestamptz,
+    p_with_data boolean default false)
+returns table (key text, data jsonb, version text, created_at timestamptz,
+    updated_at timestamptz, expires_at timestamptz)
+language sql
+set search_path = ''
+as $$
+    update public."agents" as t set expires_at = p_expires_at
+    where t.key = any(p_keys) and (t.expires_at is null or t.expires_at > p_now)
+    returning t.key, case when p_with_data then t.data end, t.version, t.created_at,
+        t.updated_at, t.expires_at;
+$$;
+
 revoke all on function public."agents_prism_set"(jsonb, timestamptz)
     from public, anon, authenticated;
 revoke all on function public."agents_prism_put"(
@@ -263,7 +281,11 @@ revoke all on function public."agents_prism_append"(
     from public, anon, authenticated;
 revoke all on function public."agents_prism_pop"(text, text, text, timestamptz)
     from public, anon, authenticated;
+revoke all on function public."agents_prism_touch"(text[], timestamptz, timestamptz, boolean)
+    from public, anon, authenticated;
 grant execute on function public."agents_prism_set"(jsonb, timestamptz) to service_role;
+grant execute on function public."agents_prism_touch"(
+    text[], timestamptz, timestamptz, boolean) to service_role;
 grant execute on function public."agents_prism_put"(
     text, jsonb, text, timestamptz, timestamptz, text, boolean) to service_role;
 grant execute on function public."agents_prism_remove"(text, timestamptz, text)

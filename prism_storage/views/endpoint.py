@@ -9,13 +9,20 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from ..access import Operation, check_store_access, csrf_refusal, has_model_permission
+from ..access import (
+    Operation,
+    check_store_access,
+    csrf_refusal,
+    has_model_permission,
+    key_allowed,
+)
 from ..backends.base import BaseStorageBackend
-from ..exceptions import ConfigurationError, PrismStorageError
+from ..codec import validate_key
+from ..exceptions import ConfigurationError, InvalidKeyError, PrismStorageError
 from ..handler import storages
 from .errors import ApiError, error_response, store_error
 
-__all__ = ["endpoint"]
+__all__ = ["endpoint", "request_alias"]
 
 Handler = Callable[..., Awaitable[HttpResponse]]
 
@@ -23,30 +30,51 @@ _ACCESS_MESSAGES = {
     "not_authenticated": "Authentication is required.",
     "permission_denied": "You do not have permission to {operation} records of this store.",
     "unknown_store": "No store {alias!r} is configured.",
+    # The same answer as for a missing record: a hidden key's existence is not revealed.
+    "record_not_found": "No record has this key.",
 }
 
 
-def _check_access(request: HttpRequest, alias: str | None, operation: Operation) -> str | None:
+def _check_access(
+    request: HttpRequest, alias: str | None, operation: Operation, key: str | None
+) -> str | None:
     user = request.user  # resolved here, in a thread: it may query the database
     if alias is None:
         if not (user.is_authenticated and user.is_active):
             return "not_authenticated"
         return None if has_model_permission(user, operation) else "permission_denied"
-    return check_store_access(user, alias, operation)
+    problem = check_store_access(user, alias, operation)
+    if problem is not None or key is None:
+        return problem
+    try:
+        validate_key(key)
+    except InvalidKeyError:
+        return None  # the view answers 400; a policy is only ever asked about valid keys
+    if not key_allowed(user, alias, operation, key):
+        return "record_not_found" if operation == "view" else "permission_denied"
+    return None
 
 
 def _authorize(
-    request: HttpRequest, alias: str | None, operation: Operation
+    request: HttpRequest, alias: str | None, operation: Operation, key: str | None = None
 ) -> HttpResponseBase | None:
-    """CSRF, then access: the refusal, or ``None`` to go on. Runs in a worker thread."""
+    """CSRF, then access (to the store, then to the record ``key`` if the view has one):
+    the refusal, or ``None`` to go on. Runs in a worker thread."""
     refusal = csrf_refusal(request)
     if refusal is not None:
         return refusal
-    problem = _check_access(request, alias, operation)
+    problem = _check_access(request, alias, operation, key)
     if problem is None:
         return None
     message = _ACCESS_MESSAGES[problem].format(alias=alias, operation=operation)
     return error_response(problem, message)
+
+
+def request_alias(request: HttpRequest) -> str:
+    """The alias in the URL of a store view (the store may not know its own alias)."""
+    match = request.resolver_match
+    assert match is not None  # a view is only reached through the URL resolver
+    return str(match.kwargs["alias"])
 
 
 def _store(alias: str) -> BaseStorageBackend:
@@ -60,7 +88,8 @@ def endpoint(**operations: Operation) -> Callable[[Handler], Any]:
     """Make an API view: HTTP method -> the operation it needs, then errors -> JSON.
 
     The wrapped handler is called as ``handler(request, store, **url_kwargs)`` (``store``
-    is ``None`` for views without an alias) once the user is allowed.
+    is ``None`` for views without an alias) once the user is allowed: to the store, and,
+    for a view with a ``key``, to that record under a per-key access policy.
     """
 
     def decorate(handler: Handler) -> Any:  # an async view (django-stubs types views as sync)
@@ -75,7 +104,7 @@ def endpoint(**operations: Operation) -> Callable[[Handler], Any]:
                 )
                 response["Allow"] = ", ".join(operations)
                 return response
-            refusal = await sync_to_async(_authorize)(request, alias, operation)
+            refusal = await sync_to_async(_authorize)(request, alias, operation, kwargs.get("key"))
             if refusal is not None:
                 return refusal
             try:

@@ -7,14 +7,14 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 
-from ..access import visible_aliases
+from ..access import visible_aliases, visible_keys
 from ..backends.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, BaseStorageBackend
 from ..backends.versions import WriteResult
 from ..codec import encode_value
 from ..exceptions import ConfigurationError, InvalidKeyError, InvalidValueError
 from ..handler import storages
 from .conditions import Preconditions, not_modified, preconditions, set_validators, tag
-from .endpoint import endpoint
+from .endpoint import endpoint, request_alias
 from .errors import ApiError
 from .parsing import int_parameter, read_json_object, ttl_parameter, valid_key
 
@@ -156,6 +156,8 @@ async def record_list(request: HttpRequest, store: BaseStorageBackend) -> HttpRe
     """``GET stores/<alias>/records/?prefix=&cursor=&limit=``: one page of keys.
 
     Pass the returned ``cursor`` back for the next page; it is ``null`` on the last one.
+    Under a per-key access policy the page holds only the keys the user may view, so it
+    may be shorter than ``limit`` (even empty) while a cursor still follows.
     """
     if not store.supports_listing:
         raise ApiError(
@@ -171,4 +173,5 @@ async def record_list(request: HttpRequest, store: BaseStorageBackend) -> HttpRe
         raise ApiError("invalid_parameter", f"prefix: {exc}") from None
     except InvalidValueError as exc:
         raise ApiError("invalid_parameter", str(exc)) from None
-    return JsonResponse({"keys": page.keys, "cursor": page.cursor})
+    keys = await sync_to_async(visible_keys)(request.user, request_alias(request), page.keys)
+    return JsonResponse({"keys": keys, "cursor": page.cursor})

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from ..access import visible_keys
 from ..backends.base import BaseStorageBackend
 from ..exceptions import InvalidValueError
-from .endpoint import endpoint
+from .endpoint import endpoint, request_alias
 from .errors import ApiError
 from .parsing import read_json_object
 
@@ -27,7 +29,9 @@ async def search(request: HttpRequest, store: BaseStorageBackend) -> HttpRespons
     Body: ``{"embedding": [floats], "limit": n, "filter": {...}}``, or ``{"text": "..."}``
     instead of ``embedding`` for stores whose ``text_search`` capability is true (an
     embedder is configured; the store embeds the text).
-    Answers ``{"results": [{"key", "score", "value"}]}``, best first.
+    Answers ``{"results": [{"key", "score", "value"}]}``, best first. Under a per-key
+    access policy, hits the user may not view are left out (so fewer than ``limit`` may
+    come back).
     """
     if not store.supports_search:
         raise ApiError(
@@ -57,7 +61,12 @@ async def search(request: HttpRequest, store: BaseStorageBackend) -> HttpRespons
     except InvalidValueError as exc:
         code = "invalid_vector" if (exc.path or "").startswith("embedding") else "invalid_value"
         raise ApiError(code, str(exc)) from None
-    return JsonResponse({"results": results})
+    allowed = set(
+        await sync_to_async(visible_keys)(
+            request.user, request_alias(request), [hit["key"] for hit in results]
+        )
+    )
+    return JsonResponse({"results": [hit for hit in results if hit["key"] in allowed]})
 
 
 def _finite(x: Any) -> bool:

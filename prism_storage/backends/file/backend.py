@@ -21,13 +21,14 @@ from typing import Any, TypeVar
 
 from django.core.checks import CheckMessage, Error, Warning
 
+from ...codec import encode_trusted
 from ...exceptions import (
     ConfigurationError,
     CorruptRecordError,
     InvalidOptionError,
     InvalidValueError,
 )
-from ..base import BaseStorageBackend, Clock, KeyPage, check_ttl
+from ..base import BaseStorageBackend, Clock, KeyPage, check_touch_on_read, check_ttl
 from ..clients import LoopBoundClients
 from ..versions import (
     Condition,
@@ -74,6 +75,9 @@ class FileStorageBackend(BaseStorageBackend):
     :param durable: fsync each file and the directory, so a write that returned survives
         a power loss (slower).
     :param clock: returns the current time as a Unix timestamp (injectable for tests).
+    :param touch_on_read: every read resets the expiry of the records it returns to now +
+        ``ttl`` (needs ``ttl``). Each read then rewrites the record's file under its lock
+        (see docs/expiry.md for the cost).
     """
 
     backend_name = "file"
@@ -94,6 +98,7 @@ class FileStorageBackend(BaseStorageBackend):
         ttl: float | None = None,
         durable: bool = False,
         clock: Clock = time.time,
+        touch_on_read: bool = False,
         alias: str | None = None,
     ) -> None:
         super().__init__(alias=alias)
@@ -104,6 +109,7 @@ class FileStorageBackend(BaseStorageBackend):
         self.data_dir = Path(data_dir)
         self.create_if_missing = create_if_missing
         self.default_ttl = None if ttl is None else check_ttl(ttl)
+        self.touch_on_read = check_touch_on_read(touch_on_read, self.default_ttl)
         self.durable = durable
         self.clock = clock
         self._ready = False
@@ -238,6 +244,37 @@ class FileStorageBackend(BaseStorageBackend):
     def _expiry(self, ttl: float | None, now: float) -> float | None:
         return None if ttl is None else now + ttl
 
+    def _slide(self, key: str, ttl: float | None) -> Stored | None:
+        """Give ``key``'s live record the expiry now + ``ttl`` (``None``: never) and return
+        it; ``None`` if there is none. The file is rewritten with the same value, version
+        and times, under the key's lock, so no concurrent write or delete is undone."""
+        self._directory()
+        with self._locks.holding((key,)):
+            now = self.clock()
+            current = self._stored(key, now)
+            if current is None:
+                return None
+            expires_at = self._expiry(ttl, now)
+            meta = Meta(current.version, current.created_at, current.updated_at)
+            data = encode_trusted(current.value)  # read from our own file: already valid
+            with self._index.adding((key,)):
+                write_record(
+                    self._directory_path,
+                    key,
+                    data,
+                    expires_at,
+                    meta,
+                    temps=self._temps,
+                    durable=self.durable,
+                )
+        return current._replace(expires_at=expires_at)
+
+    def _read_stored(self, key: str, now: float) -> Stored | None:
+        """What a read returns of ``key``: slid forward when the store touches on read."""
+        if self.touch_on_read:
+            return self._slide(key, self.default_ttl)
+        return self._stored(key, now)
+
     def _list(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         self._directory()
         return KeyPage(*self._index.page(prefix, limit, cursor, self.clock()))
@@ -273,7 +310,17 @@ class FileStorageBackend(BaseStorageBackend):
             raise error from error.__cause__
 
     async def _get(self, key: str) -> dict[str, Any] | None:
+        if self.touch_on_read:
+            stored = await self._run("read", self._slide, key, self.default_ttl)
+            return None if stored is None else stored.value
         return await self._run("read", self._read, key, self.clock())
+
+    async def _touch(self, key: str, ttl: float | None) -> bool:
+        return await self._run("write", self._slide, key, ttl) is not None
+
+    async def _exists(self, key: str) -> bool:
+        # Not through _get: an existence check does not slide the expiry.
+        return await self._run("read", self._read, key, self.clock()) is not None
 
     async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
         await self._run("write", self._write, key, data, ttl)
@@ -284,6 +331,9 @@ class FileStorageBackend(BaseStorageBackend):
     async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         def read_all() -> dict[str, dict[str, Any]]:
             now = self.clock()
+            if self.touch_on_read:
+                found = ((k, self._slide(k, self.default_ttl)) for k in keys)
+                return {k: s.value for k, s in found if s is not None}
             values = ((k, self._read(k, now)) for k in keys)
             return {k: v for k, v in values if v is not None}
 
@@ -340,13 +390,13 @@ class FileStorageBackend(BaseStorageBackend):
         )
 
     async def _get_record(self, key: str) -> Record | None:
-        stored = await self._run("read", self._stored, key, self.clock())
+        stored = await self._run("read", self._read_stored, key, self.clock())
         return None if stored is None else self._record(key, stored)
 
     async def _get_many_records(self, keys: list[str]) -> dict[str, Record]:
         def read_all() -> dict[str, Record]:
             now = self.clock()
-            found = ((k, self._stored(k, now)) for k in keys)
+            found = ((k, self._read_stored(k, now)) for k in keys)
             return {k: self._record(k, s) for k, s in found if s is not None}
 
         return await self._run("read", read_all)

@@ -25,14 +25,15 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar, TypeVar, cast
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, router
 
 from ...exceptions import InvalidOptionError
-from ..base import BaseStorageBackend, Clock, KeyPage, check_ttl
-from ..versions import Condition, Record, WriteResult
+from ..base import BaseStorageBackend, Clock, KeyPage, check_touch_on_read, check_ttl
+from ..versions import Condition, Record, WriteResult, timestamp
 from .batching import Batcher
 from .executor import ORMExecutor, as_django_error
 from .locked import LockedRecords
@@ -82,6 +83,7 @@ class ORMStorageBackend(BaseStorageBackend):
         clock: Clock = time.time,
         batch: bool = True,
         fast_path: bool = True,
+        touch_on_read: bool = False,
         alias: str | None = None,
     ) -> None:
         super().__init__(alias=alias)
@@ -96,6 +98,7 @@ class ORMStorageBackend(BaseStorageBackend):
         self._namespace = namespace
         self.using = using
         self.default_ttl = None if ttl is None else check_ttl(ttl)
+        self.touch_on_read = check_touch_on_read(touch_on_read, self.default_ttl)
         self.clock = clock
         self.batch = batch
         self.fast_path = fast_path
@@ -222,12 +225,33 @@ class ORMStorageBackend(BaseStorageBackend):
     async def _get(self, key: str) -> dict[str, Any] | None:
         batcher = self._batcher()
         if batcher is not None:
-            return cast(
+            value = cast(
                 "dict[str, Any] | None",
                 await self._submit(batcher, "read", keys=(key,), single=True),
             )
-        found = await self._run("read", self._table.read, self._db_alias(), [key], self.clock())
-        return found.get(key)
+        else:
+            found = await self._run("read", self._table.read, self._db_alias(), [key], self.clock())
+            value = found.get(key)
+        if value is not None and self.touch_on_read:
+            await self._slide([key])
+        return value
+
+    async def _touch(self, key: str, ttl: float | None) -> bool:
+        now = self.clock()
+        expires_at = None if ttl is None else now + ttl
+        changed = await self._run(
+            "write", self._table.slide, self._db_alias(), [key], now, expires_at
+        )
+        return changed > 0
+
+    async def _slide(self, keys: list[str]) -> float:
+        """``touch_on_read``: one UPDATE giving the records just read the expiry now + the
+        default ttl (which it returns). A record deleted since the read stays deleted."""
+        assert self.default_ttl is not None  # checked with the option
+        now = self.clock()
+        expires_at = now + self.default_ttl
+        await self._run("write", self._table.slide, self._db_alias(), keys, now, expires_at)
+        return expires_at
 
     async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
         await self._set_many([(key, value, data)], ttl)
@@ -245,8 +269,14 @@ class ORMStorageBackend(BaseStorageBackend):
     async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         batcher = self._batcher()
         if batcher is not None:
-            return cast("dict[str, dict[str, Any]]", await self._submit(batcher, "read", keys=keys))
-        return await self._run("read", self._table.read, self._db_alias(), keys, self.clock())
+            found = cast(
+                "dict[str, dict[str, Any]]", await self._submit(batcher, "read", keys=keys)
+            )
+        else:
+            found = await self._run("read", self._table.read, self._db_alias(), keys, self.clock())
+        if found and self.touch_on_read:
+            await self._slide(list(found))
+        return found
 
     async def _set_many(
         self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
@@ -315,7 +345,11 @@ class ORMStorageBackend(BaseStorageBackend):
         return found.get(key)
 
     async def _get_many_records(self, keys: list[str]) -> dict[str, Record]:
-        return cast("dict[str, Record]", await self._call("read", keys, "records", keys))
+        found = cast("dict[str, Record]", await self._call("read", keys, "records", keys))
+        if found and self.touch_on_read:
+            expires_at = timestamp(await self._slide(list(found)))
+            found = {key: replace(r, expires_at=expires_at) for key, r in found.items()}
+        return found
 
     async def _put_record(
         self, key: str, value: dict[str, Any], data: str, ttl: float | None, condition: Condition

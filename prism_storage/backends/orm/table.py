@@ -65,6 +65,10 @@ class RecordTable:
     def exists(self, db: str, keys: Sequence[str], now: float) -> set[str]:
         return self.sql(db).exists(connections[db], self.namespace, keys, as_datetime(now))
 
+    def slide(self, db: str, keys: Sequence[str], now: float, expires_at: float | None) -> int:
+        expiry = None if expires_at is None else as_datetime(expires_at)
+        return self.sql(db).slide(connections[db], self.namespace, keys, as_datetime(now), expiry)
+
     def delete(self, db: str, keys: Sequence[str]) -> None:
         self.sql(db).delete(connections[db], self.namespace, keys)
 

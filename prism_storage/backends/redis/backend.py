@@ -25,7 +25,7 @@ from ...exceptions import (
     InvalidKeyError,
     InvalidOptionError,
 )
-from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage, check_ttl
+from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage, check_touch_on_read, check_ttl
 from ..clients import LoopBoundClients
 from .client import BoundClient, bind_client, client_errors, close_client
 from .connection_url import URL_FORMS, parse_redis_url
@@ -57,6 +57,8 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
     :param cluster: use the Redis Cluster client even for a ``redis://`` URL.
     :param max_connections: the connection pool size per event loop (per node for a
         cluster); ``None`` is redis-py's default.
+    :param touch_on_read: every read resets the expiry of the records it returns to now +
+        ``ttl`` (needs ``ttl``): ``GETEX`` instead of ``GET``, in the same round trip.
     """
 
     backend_name = "redis"
@@ -80,6 +82,7 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
         timeout: float = DEFAULT_TIMEOUT,
         cluster: bool = False,
         max_connections: int | None = None,
+        touch_on_read: bool = False,
         alias: str | None = None,
     ) -> None:
         super().__init__(alias=alias)
@@ -106,6 +109,13 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
             raise InvalidOptionError("max_connections must be a positive int or None.")
         self.prefix = prefix
         self.default_ttl = None if ttl is None else check_ttl(ttl)
+        self.touch_on_read = check_touch_on_read(touch_on_read, self.default_ttl)
+        # touch_on_read: reads are GETEX with this PX (ms), which slides the expiry.
+        self._read_command: tuple[Any, ...] = (
+            ("GETEX", "PX", max(1, round(self.default_ttl * 1000)))
+            if self.touch_on_read and self.default_ttl is not None
+            else ("GET",)
+        )
         self.timeout = float(timeout)
         self.max_connections = max_connections
         self._url = parse_redis_url(url, cluster=cluster)
@@ -228,7 +238,8 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
         # Replies of recent reads large: this read goes on its own connection, so that its
         # caller decodes it while the server still sends the others' (as separate calls do).
         alone = self._read_size > PIPELINE_VALUE_BYTES
-        data = await self._command("read", "GET", self._key_prefix + key, alone=alone)
+        command, *sliding = self._read_command
+        data = await self._command("read", command, self._key_prefix + key, *sliding, alone=alone)
         if data is None:
             return None
         size = self._read_size  # a moving average, from the first read's size
@@ -243,7 +254,9 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
 
     async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         names = [self._key_prefix + k for k in keys]
-        if self.cluster:
+        if self.touch_on_read:
+            values = await self._run("read", lambda client: self._read_sliding(client, names))
+        elif self.cluster:
             values = await self._run("read", lambda client: client.mget_nonatomic(names))
         else:
             values = await self._run("read", lambda client: client.execute_command("MGET", *names))
@@ -252,6 +265,15 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
             for k, v in zip(keys, values, strict=True)
             if v is not None
         }
+
+    async def _read_sliding(self, client: Any, names: list[str]) -> list[Any]:
+        """``touch_on_read``'s ``get_many``: one GETEX per key, in one pipeline (per node
+        on a cluster). Not atomic across keys, as MGET on a cluster is not either."""
+        command, *sliding = self._read_command
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.execute_command(command, name, *sliding)
+        return list(await pipe.execute())
 
     async def _delete_many(self, keys: list[str]) -> None:
         names = [self._key_prefix + k for k in keys]

@@ -19,7 +19,7 @@ from ...exceptions import BackendUnavailableError, InvalidValueError
 from ..versions import ABSENT, Condition, Record, WriteResult, check_condition, new_version
 from ..versions import timestamp as utc
 from .client import client_errors
-from .scripts import APPEND, POP, PUT, READ, REMOVE, STAMP, Script
+from .scripts import APPEND, POP, PUT, READ, REMOVE, STAMP, TOUCH, Script
 from .stored import split
 
 __all__ = ["PIPELINE_VALUE_BYTES", "ScriptedRecords"]
@@ -37,6 +37,8 @@ class ScriptedRecords:
     if TYPE_CHECKING:  # provided by RedisStorageBackend
         cluster: bool
         default_ttl: float | None
+        touch_on_read: bool
+        _read_command: tuple[Any, ...]
         _key_prefix: str
         _read_size: float
 
@@ -184,17 +186,27 @@ class ScriptedRecords:
             None if pttl < 0 else utc((now_ms + pttl) / 1000),
         )
 
+    def _sliding(self) -> tuple[Any, ...]:
+        """The READ script's arguments: the default expiry when reads slide it."""
+        return (_px(self.default_ttl),) if self.touch_on_read else ()
+
+    async def _touch(self, key: str, ttl: float | None) -> bool:
+        # One script: "exists?" and the new expiry in one step (PERSIST alone answers 0
+        # both for a missing key and for a key without expiry).
+        return bool(await self._eval("write", TOUCH, key, _px(ttl)))
+
     async def _get_record(self, key: str) -> Record | None:
         if not self.cluster and self._read_size > PIPELINE_VALUE_BYTES:
             # Recent records are large: read without the copies a script's reply costs.
             return (await self._read_records([key])).get(key)
-        reply = await self._eval("read", READ, key)
+        reply = await self._eval("read", READ, key, *self._sliding())
         return None if reply is None else self._record(key, reply)
 
     async def _get_many_records(self, keys: list[str]) -> dict[str, Record]:
         if not self.cluster:
             return await self._read_records(keys)
-        replies = await self._eval_many("read", READ, [(key, ()) for key in keys])
+        sliding = self._sliding()
+        replies = await self._eval_many("read", READ, [(key, sliding) for key in keys])
         return {
             key: self._record(key, reply)
             for key, reply in zip(keys, replies, strict=True)
@@ -205,12 +217,13 @@ class ScriptedRecords:
         """Records of a standalone server in one MULTI/EXEC: values, expiries and the
         server's time at one instant."""
         names = [self._key_prefix + key for key in keys]
+        command, *sliding = self._read_command  # GETEX when reads slide the expiry
 
         async def read(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=True)
             pipe.execute_command("TIME")
             for name in names:
-                pipe.execute_command("GET", name)
+                pipe.execute_command(command, name, *sliding)
                 pipe.execute_command("PTTL", name)
             replies = list(await pipe.execute(raise_on_error=False))
             for reply in replies:

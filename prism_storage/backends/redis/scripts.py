@@ -15,7 +15,8 @@ leave in the header where the list now ends and how long it is, so that the next
 Replies: ``put`` -> ``{1, created}`` or ``{0, current version or false}``; conditional
 remove -> ``{1, existed}`` or ``{0, current}``; ``append`` -> the new length, or
 ``{-1, first character of the field's value}`` when it is not a list; ``pop`` -> the
-JSON text of the item, or nil; ``read`` -> ``{stored string, PTTL}`` or nil.
+JSON text of the item, or nil; ``read`` -> ``{stored string, PTTL}`` or nil; ``touch`` ->
+1 or 0 (whether the record existed).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-__all__ = ["APPEND", "POP", "PUT", "READ", "REMOVE", "STAMP", "Script"]
+__all__ = ["APPEND", "POP", "PUT", "READ", "REMOVE", "STAMP", "TOUCH", "Script"]
 
 
 @dataclass(frozen=True)
@@ -275,13 +276,30 @@ return {1, 1}
 
 #: The stored string and its PTTL at one instant, with the server's time (for small
 #: records and on a cluster; a large one is read with MULTI: GET, PTTL, TIME, EXEC).
+#: ARGV: PX ms, or nothing: the expiry to slide the record to (``touch_on_read``).
 READ = Script(
     "read",
     r"""
 local text = redis.call('GET', KEYS[1])
 if not text then return false end
+if ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local t = redis.call('TIME')
 return {text, redis.call('PTTL', KEYS[1]), t[1], t[2]}
+""",
+)
+
+#: ARGV: PX ms, or '' (no expiry). Only the key's expiry changes: the stored string (value,
+#: version, times) is left as it is. 1 if the record existed, else 0.
+TOUCH = Script(
+    "touch",
+    r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1
 """,
 )
 

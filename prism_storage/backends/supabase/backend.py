@@ -6,7 +6,7 @@ has ``key text collate "C" primary key``, ``data jsonb``, ``version``, ``created
 the table (an ``in`` filter for batches, a key range ordered by ``key`` for listings: the
 "C" collation makes that order, and prefix ranges, exact and case-sensitive); writes call
 the table's SQL functions (``<table>_prism_set``, ``_put``, ``_remove``, ``_append``,
-``_pop``) through RPC, each one atomic statement or row lock in the database.
+``_pop``, ``_touch``) through RPC, each one atomic statement or row lock in the database.
 
 A table made by an earlier version's SQL (no ``version`` column, no functions) still
 serves ``get``/``set``/``delete``/listings the old way; the versioned operations raise
@@ -39,7 +39,14 @@ from ...exceptions import (
     PrismStorageError,
     SchemaMismatchError,
 )
-from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, Clock, KeyPage, check_ttl
+from ..base import (
+    DEFAULT_TIMEOUT,
+    BaseStorageBackend,
+    Clock,
+    KeyPage,
+    check_touch_on_read,
+    check_ttl,
+)
 from ..clients import LoopBoundClients, require
 from ..redaction import redact
 from ..versions import ABSENT, Condition, Record, WriteResult, check_condition, new_version
@@ -105,6 +112,9 @@ class SupabaseStorageBackend(BaseStorageBackend):
     :param max_connections: HTTP connections per event loop (16). Calls beyond it wait for
         a free connection; raise it for a distant project with many concurrent calls.
     :param clock: returns the current time as a Unix timestamp (expiry is computed with it).
+    :param touch_on_read: every read resets the expiry of the records it returns to now +
+        ``ttl`` (needs ``ttl``): reads then call the ``_touch`` function, which slides and
+        returns the rows in one request.
     """
 
     backend_name = "supabase"
@@ -130,6 +140,7 @@ class SupabaseStorageBackend(BaseStorageBackend):
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         clock: Clock = time.time,
+        touch_on_read: bool = False,
         alias: str | None = None,
     ) -> None:
         super().__init__(alias=alias)
@@ -155,6 +166,7 @@ class SupabaseStorageBackend(BaseStorageBackend):
         self.namespace = namespace
         self._prefix = f"{namespace}:" if namespace else ""
         self.default_ttl = None if ttl is None else check_ttl(ttl)
+        self.touch_on_read = check_touch_on_read(touch_on_read, self.default_ttl)
         self.timeout = check_ttl(timeout)
         if type(max_connections) is not int or max_connections < 1:
             raise InvalidOptionError("max_connections must be a positive int.")
@@ -311,7 +323,34 @@ class SupabaseStorageBackend(BaseStorageBackend):
 
     # ------------------------------------------------------------------ operations
 
+    async def _slide(
+        self, keys: list[str], ttl: float | None, *, with_data: bool
+    ) -> list[dict[str, Any]]:
+        """Call ``_touch``: the live rows among ``keys`` (store keys) get the expiry now +
+        ``ttl`` (``None``: never); returns those rows (with ``data`` when asked)."""
+        now = self.clock()
+        rows: list[dict[str, Any]] = []
+        for chunk in chunks([self._prefix + k for k in keys]):
+            params = {
+                "p_keys": chunk,
+                "p_now": timestamp(now),
+                "p_expires_at": self._expiry(now, ttl),
+                "p_with_data": with_data,
+            }
+            rows.extend(await self._rpc("write", "touch", params))
+        return rows
+
+    async def _touch(self, key: str, ttl: float | None) -> bool:
+        return bool(await self._slide([key], ttl, with_data=False))
+
+    async def _read_sliding(self, keys: list[str]) -> list[dict[str, Any]]:
+        """``touch_on_read``'s reads: slide the default expiry and read in one call."""
+        return await self._slide(keys, self.default_ttl, with_data=True)
+
     async def _get(self, key: str) -> dict[str, Any] | None:
+        if self.touch_on_read:
+            rows = await self._read_sliding([key])
+            return self._value(rows[0]) if rows else None
         response = await self._run(
             "read",
             lambda table: self._alive(table.select("data").eq("key", self._prefix + key)).limit(1),
@@ -412,6 +451,9 @@ class SupabaseStorageBackend(BaseStorageBackend):
     async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         skip = len(self._prefix)
+        if self.touch_on_read:
+            rows = await self._read_sliding(keys)
+            return {row["key"][skip:]: self._value(row) for row in rows}
         for chunk in chunks([self._prefix + k for k in keys]):
 
             def build(table: Any, chunk: list[str] = chunk) -> Any:
@@ -442,6 +484,9 @@ class SupabaseStorageBackend(BaseStorageBackend):
     # ------------------------------------------------------------ versioned records
 
     async def _get_record(self, key: str) -> Record | None:
+        if self.touch_on_read:
+            rows = await self._read_sliding([key])
+            return self._record(rows[0]) if rows else None
         response = await self._run(
             "read",
             lambda table: self._alive(
@@ -452,6 +497,11 @@ class SupabaseStorageBackend(BaseStorageBackend):
 
     async def _get_many_records(self, keys: list[str]) -> dict[str, Record]:
         found: dict[str, Record] = {}
+        if self.touch_on_read:
+            for row in await self._read_sliding(keys):
+                record = self._record(row)
+                found[record.key] = record
+            return found
         for chunk in chunks([self._prefix + k for k in keys]):
 
             def build(table: Any, chunk: list[str] = chunk) -> Any:

@@ -1,5 +1,5 @@
 """The SQL of the ``supabase`` backend's table and its functions (``<table>_prism_set``,
-``_put``, ``_remove``, ``_append``, ``_pop``), and the check of a table name."""
+``_put``, ``_remove``, ``_append``, ``_pop``, ``_touch``), and the check of a table name."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import pytest
 
 from ...backends.base import BaseStorageBackend
 from ...exceptions import InvalidKeyError, InvalidValueError, UnsupportedOperationError
+from ...segments import join
 from .fixtures import StoreFactory
 
 __all__ = ["ErasureCases", "ScopeCases"]
@@ -137,6 +138,20 @@ class ScopeCases:
             assert await scope.append("chat", [1, 2]) == 2
             assert await scope.pop("chat") == 2
             assert await store.get("chat") is None
+
+    async def test_touch_stays_in_scope(self, store: BaseStorageBackend) -> None:
+        if not store.supports_ttl:
+            pytest.skip("this store keeps no expiry")
+        scope = store.scoped("u1")
+        await store.set("r", {"v": "outside"})
+        assert not await scope.touch("r")  # the scope holds no "r"
+        await scope.set("r", {"v": "inside"})
+        assert await scope.touch("r", ttl=3600)
+        if store.supports_versions:
+            full = join("u1") + "r"
+            records = await store.get_many_records([full, "r"])
+            assert records[full].expires_at is not None
+            assert records["r"].expires_at is None
 
     async def test_search_returns_only_the_scope(self, store: BaseStorageBackend) -> None:
         if not store.supports_text_search:
