@@ -231,7 +231,7 @@ def test_browser_hides_lists_and_refuses_other_keys(seeded):
     store = sync_storages["default"]
     page = client.get(f"{BROWSER}/default/")
     assert page.status_code == 200
-    html = page.content.decode()
+    html = page.content.decode().replace("<wbr>", "")  # the page's break points in keys
     assert f"user-{alice.pk}/thread-0" in html
     assert f"user-{bob.pk}/" not in html and "shared/config" not in html
     theirs = f"user-{bob.pk}/thread-0"
@@ -264,5 +264,5 @@ def test_browser_search_hides_other_hits(users):
         f"{BROWSER}/searching/search/", {"embedding": "[1, 0]", "limit": 10}
     )
     assert page.status_code == 200
-    html = page.content.decode()
+    html = page.content.decode().replace("<wbr>", "")  # the page's break points in keys
     assert f"user-{alice.pk}/a" in html and f"user-{bob.pk}/b" not in html
