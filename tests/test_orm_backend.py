@@ -55,6 +55,18 @@ class TestORMOnPostgreSQLThroughTheORM(ORMConformance):
         return make
 
 
+@pytest.mark.django_db(transaction=True, databases=["mariadb", "mariadb_unreachable"])
+class TestORMOnMariaDB(ORMConformance):
+    """MariaDB (or MySQL) through the ORM path, on a server whose default collation
+    compares case- and space-insensitively."""
+
+    database = "mariadb"
+
+    @pytest.fixture
+    def make_unavailable_store(self):
+        return lambda: ORMStorageBackend(namespace="main", using="mariadb_unreachable")
+
+
 @pytest.mark.django_db(transaction=True, databases=["default", "unreachable"])
 class TestORMOnSQLiteInLargeRecordMode(ORMConformance):
     """The ORM path's large-record mode (capped write batches, two in the thread's queue,

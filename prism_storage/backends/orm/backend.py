@@ -35,6 +35,7 @@ from ..base import BaseStorageBackend, Clock, KeyPage, check_ttl
 from ..versions import Condition, Record, WriteResult
 from .batching import Batcher
 from .executor import ORMExecutor, as_django_error
+from .limits import DatabaseLimits, limits_for
 from .locked import LockedRecords
 from .policy import LargeRecords
 from .requests import Call, Kind, Op
@@ -160,6 +161,17 @@ class ORMStorageBackend(BaseStorageBackend):
         if found is None:
             found = self._decimal_databases[db] = connections[db].vendor == "postgresql"
         return found
+
+    def _limits(self) -> DatabaseLimits:
+        return limits_for(connections[self._db_alias()].vendor)
+
+    def _max_depth(self) -> int:
+        return self._limits().max_depth
+
+    def _encode(self, value: dict[str, Any]) -> str:
+        data = super()._encode(value)
+        self._limits().check_size(data)
+        return data
 
     def _secrets(self) -> list[str]:
         try:
