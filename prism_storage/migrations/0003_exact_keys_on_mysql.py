@@ -10,8 +10,9 @@ exact, and it still hands the column back as ``str`` (a ``VARBINARY`` column wou
 Only the collation changes, so no row is lost: keys that were distinct stay distinct.
 Other databases compare text exactly already; there this migration does nothing.
 
-Reversed, it leaves the columns as they are: going back to an insensitive collation could
-merge keys that are distinct by then, and the earlier code works with exact columns.
+Reversed, the columns take the table's default collation again, as the earlier migrations
+made them. That fails (a duplicate entry of the unique index, nothing changed) while the
+store holds keys that differ only in case or in trailing spaces.
 
 A later migration that alters these columns must restate the collation: Django's schema
 editor rewrites a MySQL column whole, with the table's default collation.
@@ -44,22 +45,28 @@ def exact_collation(cursor: Any) -> str:
 
 
 def make_keys_exact(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor == "mysql":
+        with schema_editor.connection.cursor() as cursor:
+            collation = exact_collation(cursor)
+        _modify_key_columns(apps, schema_editor, f"CHARACTER SET utf8mb4 COLLATE {collation}")
+
+
+def make_keys_table_default(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor == "mysql":
+        _modify_key_columns(apps, schema_editor, "")
+
+
+def _modify_key_columns(apps: Any, schema_editor: Any, charset: str) -> None:
     connection = schema_editor.connection
-    if connection.vendor != "mysql":
-        return
-    Record = apps.get_model("prism_storage", "Record")
-    meta = Record._meta
+    meta = apps.get_model("prism_storage", "Record")._meta
     quote = schema_editor.quote_name
+    columns = []
+    for name in ("namespace", "key"):
+        field = meta.get_field(name)
+        definition = " ".join(filter(None, [field.db_type(connection), charset, "NOT NULL"]))
+        columns.append(f"MODIFY {quote(field.column)} {definition}")
+    # One statement: the table, and the unique index on (namespace, key), are rebuilt once.
     with connection.cursor() as cursor:
-        collation = exact_collation(cursor)
-        columns = []
-        for name in ("namespace", "key"):
-            field = meta.get_field(name)
-            columns.append(
-                f"MODIFY {quote(field.column)} {field.db_type(connection)} "
-                f"CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL"
-            )
-        # One statement: the table, and the unique index on (namespace, key), are rebuilt once.
         cursor.execute(f"ALTER TABLE {quote(meta.db_table)} {', '.join(columns)}")
 
 
@@ -69,5 +76,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(make_keys_exact, migrations.RunPython.noop, elidable=False),
+        migrations.RunPython(make_keys_exact, make_keys_table_default),
     ]
