@@ -71,8 +71,6 @@ DATABASES = {
         "PORT": PG_PORT,
         "TEST": {"NAME": f"test_prism_{os.getpid()}"},
     },
-    # The server's own default collation is left as it is (utf8mb4_general_ci on MariaDB
-    # 10.11): the app's migration must make keys exact whatever it is.
     "mariadb": {
         "ENGINE": "django.db.backends.mysql",
         "NAME": "prism_test",
@@ -81,7 +79,14 @@ DATABASES = {
         "HOST": MYSQL_HOST,
         "PORT": MYSQL_PORT,
         "OPTIONS": {"connect_timeout": 5},
-        "TEST": {"NAME": f"test_prism_{os.getpid()}", "DEPENDENCIES": []},
+        "TEST": {
+            "NAME": f"test_prism_{os.getpid()}",
+            # Case- and space-insensitive, as MariaDB's default is: whatever the server's
+            # own default, the tests prove keys stay exact over such a database.
+            "CHARSET": "utf8mb4",
+            "COLLATION": "utf8mb4_general_ci",
+            "DEPENDENCIES": [],
+        },
     },
     # A PostgreSQL alias nothing answers (port 1 on loopback refuses at once): the outage
     # tests of the orm backend. As a test mirror it is never created nor flushed.
