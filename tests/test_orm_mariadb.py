@@ -155,6 +155,31 @@ def _max_allowed_packet() -> int:
         return int(cursor.fetchone()[0])
 
 
+def _escaped_by_the_driver(text: str) -> int:
+    connection = connections["mariadb"]
+    connection.ensure_connection()
+    return len(connection.connection.escape_string(text.encode()))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"plain": "abc"},
+        {"quotes": 'say "hi"', "apostrophe": "it's", "backslash": "C:\\dir\\"},
+        {"controls": "line\nbreak\ttab\r\x1a\x7f", "escaped": "\\u0000"},
+        {"unicode": "héllo 日本語 🤖", "rtl": "שלום"},
+        {"nested": [{"k": ['"', "\\", "'"]}] * 3},
+    ],
+    ids=["plain", "quotes", "controls", "unicode", "nested"],
+)
+async def test_the_size_counted_is_the_drivers_escaped_size(value, close_db_connections):
+    """``statement_bytes`` of the codec's text is exactly what mysqlclient sends for it."""
+    from prism_storage.codec import encode_value
+
+    text = encode_value(value)
+    assert statement_bytes(text) == await sync_to_async(_escaped_by_the_driver)(text)
+
+
 async def test_values_larger_than_a_statement_takes_are_refused_before_any_io(
     close_db_connections,
 ):
