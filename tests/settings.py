@@ -73,7 +73,9 @@ DATABASES = {
     },
     "mariadb": {
         "ENGINE": "django.db.backends.mysql",
-        "NAME": "prism_test",
+        # A database every server has, as "postgres" is for the pg alias (Django 6 system
+        # checks connect to MySQL databases); the tests run in their own, TEST["NAME"].
+        "NAME": "mysql",
         "USER": os.environ.get("PRISM_TEST_MYSQL_USER", "root"),
         "PASSWORD": os.environ.get("PRISM_TEST_MYSQL_PASSWORD", ""),
         "HOST": MYSQL_HOST,
