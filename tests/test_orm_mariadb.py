@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, connections
 
 from prism_storage import ORMStorageBackend
+from prism_storage.backends.orm.exact_keys import EXACT_COLLATIONS
 from prism_storage.backends.orm.limits import MYSQL, statement_bytes
 from prism_storage.exceptions import InvalidValueError
 from prism_storage.models import Record
@@ -46,7 +47,7 @@ async def test_the_server_default_is_insensitive_and_the_key_columns_are_exact(
     """The premise of the other tests: the database's own default would merge the keys."""
     assert (await sync_to_async(_server_default_collation)()).endswith("_ci")
     collations = await sync_to_async(_column_collations)()
-    assert set(collations.values()) <= {"utf8mb4_nopad_bin", "utf8mb4_0900_bin"}
+    assert set(collations.values()) <= EXACT_COLLATIONS
     assert set(collations) == {"namespace", "key"}
 
 
@@ -240,10 +241,7 @@ async def test_the_migration_makes_keys_exact_on_a_database_made_by_the_earlier_
     finally:
         await sync_to_async(migrate)("0003")
 
-    assert set((await sync_to_async(_column_collations)()).values()) <= {
-        "utf8mb4_nopad_bin",
-        "utf8mb4_0900_bin",
-    }
+    assert set((await sync_to_async(_column_collations)()).values()) <= EXACT_COLLATIONS
     store = ORMStorageBackend("old", using="mariadb")
     assert await store.get_many(["Agent", "trail", "agent", "trail "]) == {
         "Agent": {"v": "Agent"},
@@ -266,8 +264,38 @@ async def test_the_migration_makes_keys_exact_on_a_database_made_by_the_earlier_
     with pytest.raises(IntegrityError):
         await sync_to_async(migrate)("0002")
     assert await store.get("agent") == {"v": "agent"}
-    assert set((await sync_to_async(_column_collations)()).values()) <= {
-        "utf8mb4_nopad_bin",
-        "utf8mb4_0900_bin",
-    }
+    assert set((await sync_to_async(_column_collations)()).values()) <= EXACT_COLLATIONS
     await store.close()
+
+
+def _set_key_collation(collation: str) -> None:
+    with connections["mariadb"].cursor() as cursor:
+        cursor.execute(
+            f"ALTER TABLE {Record._meta.db_table} MODIFY `key` varchar(512) "
+            f"CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL"
+        )
+
+
+def _prism_database_checks() -> list:
+    from django.core.checks import Tags, run_checks
+
+    return [
+        message
+        for message in run_checks(tags=[Tags.database], databases=["mariadb"])
+        if message.id.startswith("prism_storage.")
+    ]
+
+
+async def test_a_database_check_warns_when_the_key_columns_are_not_exact(close_db_connections):
+    """What a later migration that rewrites the column without its collation would do."""
+    assert await sync_to_async(_prism_database_checks)() == []
+    exact = (await sync_to_async(_column_collations)())["key"]
+    await sync_to_async(_set_key_collation)("utf8mb4_general_ci")
+    try:
+        messages = await sync_to_async(_prism_database_checks)()
+    finally:
+        await sync_to_async(_set_key_collation)(exact)
+    assert [message.id for message in messages] == ["prism_storage.W012"]
+    assert "'mariadb'" in messages[0].msg and "key (utf8mb4_general_ci)" in messages[0].msg
+    assert "namespace" not in messages[0].msg
+    assert await sync_to_async(_prism_database_checks)() == []
