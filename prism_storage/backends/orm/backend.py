@@ -103,6 +103,7 @@ class ORMStorageBackend(BaseStorageBackend):
         self._batchers: dict[tuple[asyncio.AbstractEventLoop, str], Batcher] = {}
         self._batchers_lock = threading.Lock()
         self._decimal_databases: dict[str, bool] = {}
+        self._database_limits: dict[str, DatabaseLimits] = {}
         self._tables: dict[str, RecordTable] = {}
         self._locked: dict[str, LockedRecords] = {}
         # A store dropped without close() still releases its connections.
@@ -163,7 +164,12 @@ class ORMStorageBackend(BaseStorageBackend):
         return found
 
     def _limits(self) -> DatabaseLimits:
-        return limits_for(connections[self._db_alias()].vendor)
+        """What the database's value column takes (checked before any I/O)."""
+        db = self._db_alias()
+        found = self._database_limits.get(db)
+        if found is None:
+            found = self._database_limits[db] = limits_for(connections[db].vendor)
+        return found
 
     def _max_depth(self) -> int:
         return self._limits().max_depth
