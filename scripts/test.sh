@@ -99,15 +99,22 @@ start_throwaway_mariadb() {  # sets my_dir and exports PRISM_TEST_MYSQL_PORT
     mariadb-install-db --no-defaults --user="$user" --datadir="$my_dir/data" \
         --auth-root-authentication-method=normal --skip-test-db >"$my_dir/install.log" 2>&1
     /usr/sbin/mariadbd --no-defaults --user="$user" --datadir="$my_dir/data" \
-        --socket="$my_dir/sock" --pid-file="$my_dir/pid" --log-error="$my_dir/log" \
+        --socket="$my_dir/sock" --pid-file="$my_dir/server.pid" --log-error="$my_dir/log" \
         --port="$port" --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin \
         --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
         --innodb-buffer-pool-size=128M --innodb-flush-log-at-trx-commit=0 \
         --max-connections=200 >/dev/null 2>&1 &
+    echo $! >"$my_dir/pid"
+    local up=""
     for _ in $(seq 300); do
-        mariadb --socket="$my_dir/sock" -u root -e 'select 1' >/dev/null 2>&1 && break
+        mariadb --socket="$my_dir/sock" -u root -e 'select 1' >/dev/null 2>&1 && up=1 && break
         sleep 0.1
     done
+    if [ -z "$up" ]; then
+        say "MariaDB did not start within 30 s:"
+        tail -n 20 "$my_dir/install.log" "$my_dir/log" >&2 || true
+        exit 1
+    fi
     # Root over TCP from 127.0.0.1, without a password, like the usual test server.
     mariadb --socket="$my_dir/sock" -u root -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
         GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
@@ -120,7 +127,7 @@ if [ -z "${PRISM_TEST_MYSQL_PORT:-}" ]; then
         start_throwaway_mariadb
     fi
 fi
-export PRISM_TEST_MYSQL_HOST=127.0.0.1
+export PRISM_TEST_MYSQL_HOST=${PRISM_TEST_MYSQL_HOST:-127.0.0.1}
 # The MariaDB tests skip when the server does not answer; here it must.
 export PRISM_TEST_MYSQL_REQUIRED=1
 
