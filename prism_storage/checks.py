@@ -2,7 +2,8 @@
 
 Ids are stable: prism_storage.E001-E007, E010 and E011 here; each backend adds its own
 messages through ``BaseStorageBackend.check()`` (E008/W001 file, E009 orm, E101/W101
-redis, W030/W031 supabase).
+redis, W030/W031 supabase). The database check W012 (``check --database``, ``migrate``)
+reports key columns that are not exact on MySQL/MariaDB.
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ def check_access_policy(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             )
         ]
     return []
+
+
+@register(Tags.database, "prism_storage")
+def check_exact_keys(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    from .backends.orm.exact_keys import check_exact_keys
+
+    return check_exact_keys(databases)
 
 
 def _check_alias(setting: dict[str, Any], alias: Any) -> list[CheckMessage]:

@@ -84,7 +84,9 @@ def _child(path: str, key: str | int) -> str:
     return f"{path}[{key}]" if isinstance(key, int) else f"{path}[{key!r}]"
 
 
-def _find_problem(value: Any, decimal_exact: bool = False) -> InvalidValueError | None:
+def _find_problem(
+    value: Any, decimal_exact: bool = False, max_depth: int = MAX_DEPTH
+) -> InvalidValueError | None:
     """Walk ``value`` and describe the first item that is not storable JSON data."""
     stack: list[tuple[Any, str, int]] = [(value, "$", 0)]
     while stack:
@@ -112,10 +114,10 @@ def _find_problem(value: Any, decimal_exact: bool = False) -> InvalidValueError 
                 )
             continue
         if kind is dict or kind is list:
-            if depth >= MAX_DEPTH:
+            if depth >= max_depth:
                 # A reference cycle also ends here: it is infinitely deep.
                 return InvalidValueError(
-                    f"{path}: nested deeper than {MAX_DEPTH} levels (or a reference cycle).",
+                    f"{path}: nested deeper than {max_depth} levels (or a reference cycle).",
                     path,
                 )
             if kind is dict:
@@ -146,15 +148,17 @@ def _find_problem(value: Any, decimal_exact: bool = False) -> InvalidValueError 
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _plain_json(value: dict[str, Any], decimal_exact: bool = False) -> bool:
+def _plain_json(
+    value: dict[str, Any], decimal_exact: bool = False, max_depth: int = MAX_DEPTH
+) -> bool:
     """Fast check that ``value`` holds only dicts with str keys, lists, finite floats (below
     DECIMAL_INEXACT_FLOAT with ``decimal_exact``) and other JSON scalars, nested at most
-    MAX_DEPTH levels. Strings are checked later, on the JSON text."""
+    ``max_depth`` levels. Strings are checked later, on the JSON text."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     pop, push = stack.pop, stack.append
     while stack:
         container, depth = pop()
-        if depth >= MAX_DEPTH:
+        if depth >= max_depth:
             return False
         if type(container) is dict:
             for key in container:
@@ -189,13 +193,14 @@ def _utf8_encodable(text: str) -> bool:
     return True
 
 
-def encode_value(value: object, *, decimal_exact: bool = False) -> str:
+def encode_value(value: object, *, decimal_exact: bool = False, max_depth: int = MAX_DEPTH) -> str:
     """Validate ``value`` and return its compact JSON text.
 
     Accepts exactly what round-trips to an equal value: dicts with str keys, lists, str
     (without NUL or lone surrogates), int, finite float, bool and None, nested at most
-    :data:`MAX_DEPTH` levels. Anything else raises :class:`InvalidValueError` naming the
-    path of the offending item.
+    ``max_depth`` levels (:data:`MAX_DEPTH` unless the store allows fewer: MariaDB's JSON
+    check refuses 32). Anything else raises :class:`InvalidValueError` naming the path of
+    the offending item.
 
     ``decimal_exact`` is for stores that keep JSON numbers as decimals (PostgreSQL's
     ``jsonb``): ``1e23`` would come back as the int 100000000000000000000000, which is not
@@ -203,11 +208,13 @@ def encode_value(value: object, *, decimal_exact: bool = False) -> str:
     refused instead of silently changed.
     """
     if _fast_encoder is not None:
-        return encode_value_bytes(value, decimal_exact=decimal_exact).decode("utf-8")
+        return encode_value_bytes(value, decimal_exact=decimal_exact, max_depth=max_depth).decode(
+            "utf-8"
+        )
     record = _as_record(value)
     # The common case costs one cheap walk and C-speed checks of the text; the precise
     # walk, which names the offending item, runs only when one of them objects.
-    if _plain_json(record, decimal_exact):
+    if _plain_json(record, decimal_exact, max_depth):
         try:
             text = _encoder.encode(record)
         except ValueError:  # pragma: no cover - _plain_json refuses NaN and infinity
@@ -220,25 +227,27 @@ def encode_value(value: object, *, decimal_exact: bool = False) -> str:
             and _utf8_encodable(text)
         ):
             return text
-    _raise_problem(value, decimal_exact)
+    _raise_problem(value, decimal_exact, max_depth)
     # A string that merely spells a backslash-u0000 escape was a false alarm.
     return _encoder.encode(value)
 
 
-def encode_value_bytes(value: object, *, decimal_exact: bool = False) -> bytes:
+def encode_value_bytes(
+    value: object, *, decimal_exact: bool = False, max_depth: int = MAX_DEPTH
+) -> bytes:
     """:func:`encode_value` as UTF-8 bytes, for stores that send bytes (no extra copy with
     the fast engine)."""
     if _fast_encoder is None:
-        return encode_value(value, decimal_exact=decimal_exact).encode("utf-8")
+        return encode_value(value, decimal_exact=decimal_exact, max_depth=max_depth).encode("utf-8")
     record = _as_record(value)
-    if _plain_json(record, decimal_exact):
+    if _plain_json(record, decimal_exact, max_depth):
         try:
             data = _fast_encoder.encode(record)
         except UnicodeEncodeError:  # a lone surrogate: the precise walk names it
             data = None
         if data is not None and (b"\\" not in data or b"\\u0000" not in data):
             return data
-    _raise_problem(value, decimal_exact)
+    _raise_problem(value, decimal_exact, max_depth)
     return _fast_encoder.encode(value)
 
 
@@ -259,8 +268,8 @@ def _as_record(value: object) -> dict[str, Any]:
     return value
 
 
-def _raise_problem(value: Any, decimal_exact: bool) -> None:
-    problem = _find_problem(value, decimal_exact)
+def _raise_problem(value: Any, decimal_exact: bool, max_depth: int) -> None:
+    problem = _find_problem(value, decimal_exact, max_depth)
     if problem is not None:
         raise problem
 

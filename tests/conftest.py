@@ -19,6 +19,12 @@ async def close_db_connections():
     await sync_to_async(connections.close_all, thread_sensitive=True)()
 
 
+def pytest_collection_modifyitems(config, items):
+    from tests.support.mariadb import skip_unless_available
+
+    skip_unless_available(items)
+
+
 # Fixtures of tests/support, made visible to every test module.
 from tests.support.postgres import throwaway_postgres  # noqa: E402, F401
 from tests.support.redis import redis_cluster, redis_server  # noqa: E402, F401

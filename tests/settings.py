@@ -1,7 +1,8 @@
-"""Settings for the test suite: SQLite as ``default`` and a real PostgreSQL as ``pg``.
+"""Settings for the test suite: SQLite as ``default``, a real PostgreSQL as ``pg`` and a
+real MariaDB (or MySQL) as ``mariadb``.
 
-The PostgreSQL test database name carries the process id so that concurrent test runs on
-one server never collide.
+The PostgreSQL and MariaDB test database names carry the process id so that concurrent
+test runs on one server never collide.
 """
 
 import os
@@ -53,6 +54,8 @@ TEMPLATES = [
 
 PG_HOST = os.environ.get("PRISM_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("PRISM_TEST_PG_PORT", "5432")
+MYSQL_HOST = os.environ.get("PRISM_TEST_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = os.environ.get("PRISM_TEST_MYSQL_PORT", "3306")
 
 DATABASES = {
     "default": {
@@ -68,6 +71,25 @@ DATABASES = {
         "PORT": PG_PORT,
         "TEST": {"NAME": f"test_prism_{os.getpid()}"},
     },
+    "mariadb": {
+        "ENGINE": "django.db.backends.mysql",
+        # A database every server has, as "postgres" is for the pg alias (Django 6 system
+        # checks connect to MySQL databases); the tests run in their own, TEST["NAME"].
+        "NAME": "mysql",
+        "USER": os.environ.get("PRISM_TEST_MYSQL_USER", "root"),
+        "PASSWORD": os.environ.get("PRISM_TEST_MYSQL_PASSWORD", ""),
+        "HOST": MYSQL_HOST,
+        "PORT": MYSQL_PORT,
+        "OPTIONS": {"connect_timeout": 5},
+        "TEST": {
+            "NAME": f"test_prism_{os.getpid()}",
+            # Case- and space-insensitive, as MariaDB's default is: whatever the server's
+            # own default, the tests prove keys stay exact over such a database.
+            "CHARSET": "utf8mb4",
+            "COLLATION": "utf8mb4_general_ci",
+            "DEPENDENCIES": [],
+        },
+    },
     # A PostgreSQL alias nothing answers (port 1 on loopback refuses at once): the outage
     # tests of the orm backend. As a test mirror it is never created nor flushed.
     "unreachable": {
@@ -78,6 +100,16 @@ DATABASES = {
         "PORT": "1",
         "OPTIONS": {"connect_timeout": 2},
         "TEST": {"MIRROR": "pg"},
+    },
+    # The same for MariaDB.
+    "mariadb_unreachable": {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": "absent",
+        "USER": "root",
+        "HOST": "127.0.0.1",
+        "PORT": "1",
+        "OPTIONS": {"connect_timeout": 2},
+        "TEST": {"MIRROR": "mariadb"},
     },
 }
 

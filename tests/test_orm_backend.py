@@ -1,5 +1,5 @@
-"""The orm backend on SQLite and on a real PostgreSQL: the conformance suite plus
-what is specific to the model."""
+"""The orm backend on SQLite, a real PostgreSQL and a real MariaDB: the conformance suite
+plus what is specific to the model."""
 
 from __future__ import annotations
 
@@ -55,6 +55,18 @@ class TestORMOnPostgreSQLThroughTheORM(ORMConformance):
         return make
 
 
+@pytest.mark.django_db(transaction=True, databases=["mariadb", "mariadb_unreachable"])
+class TestORMOnMariaDB(ORMConformance):
+    """MariaDB (or MySQL) through the ORM path, on a server whose default collation
+    compares case- and space-insensitively."""
+
+    database = "mariadb"
+
+    @pytest.fixture
+    def make_unavailable_store(self):
+        return lambda: ORMStorageBackend(namespace="main", using="mariadb_unreachable")
+
+
 @pytest.mark.django_db(transaction=True, databases=["default", "unreachable"])
 class TestORMOnSQLiteInLargeRecordMode(ORMConformance):
     """The ORM path's large-record mode (capped write batches, two in the thread's queue,
@@ -71,8 +83,8 @@ class TestORMOnSQLiteInLargeRecordMode(ORMConformance):
         )
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
-@pytest.mark.parametrize("database", ["default", "pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg", "mariadb"])
+@pytest.mark.parametrize("database", ["default", "pg", "mariadb"])
 async def test_timestamps_are_kept_right_on_overwrite(database, close_db_connections):
     clock = FakeClock(start=1_700_000_000)
     store = ORMStorageBackend("stamps", using=database, clock=clock)
@@ -114,8 +126,8 @@ async def test_unreachable_database_fails_fast(close_db_connections):
     await store.close()
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
-@pytest.mark.parametrize("database", ["default", "pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg", "mariadb"])
+@pytest.mark.parametrize("database", ["default", "pg", "mariadb"])
 async def test_the_orm_path_writes_the_json_text_the_codec_made(database, close_db_connections):
     import asyncio
 
@@ -141,15 +153,22 @@ async def test_the_orm_path_writes_the_json_text_the_codec_made(database, close_
 
     def stored_text() -> list[str]:
         with connections[database].cursor() as cursor:
+            quote = connections[database].ops.quote_name
             cursor.execute(
-                f'SELECT value FROM "{Record._meta.db_table}" '
-                "WHERE namespace = 'text' ORDER BY key"
+                f"SELECT {quote('value')} FROM {quote(Record._meta.db_table)} "
+                f"WHERE {quote('namespace')} = 'text' ORDER BY {quote('key')}"
             )
             return [row[0] for row in cursor.fetchall()]
 
-    if database == "default":
-        # SQLite keeps the text as written: the codec's, not a second json.dumps of the
-        # dict (which would have escaped the non-ASCII characters).
+    def keeps_text() -> bool:
+        connection = connections[database]
+        return connection.vendor == "sqlite" or (
+            connection.vendor == "mysql" and connection.mysql_is_mariadb
+        )
+
+    if await sync_to_async(keeps_text)():
+        # SQLite and MariaDB keep the text as written: the codec's, not a second json.dumps
+        # of the dict (which would have escaped the non-ASCII characters).
         assert await sync_to_async(stored_text)() == [encode_value(value)] * 4
     await store.close()
 
@@ -165,10 +184,13 @@ SIGNAL_PATHS = {
     "pg-orm": ("pg", {"fast_path": False}, False),
     "pg-orm-batch-off": ("pg", {"batch": False}, False),
     "pg-sync-facade": ("pg", {}, True),
+    "mariadb-orm": ("mariadb", {}, False),
+    "mariadb-orm-batch-off": ("mariadb", {"batch": False}, False),
+    "mariadb-sync-facade": ("mariadb", {}, True),
 }
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg", "mariadb"])
 @pytest.mark.parametrize("path", list(SIGNAL_PATHS))
 async def test_no_orm_path_sends_the_record_models_signals(path, close_db_connections):
     """The decision in docs/orm.md: writes, deletes and the sweep send none of

@@ -35,8 +35,8 @@ def _database_settings(alias: str) -> dict:
     }
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
-@pytest.mark.parametrize("database", ["default", "pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg", "mariadb"])
+@pytest.mark.parametrize("database", ["default", "pg", "mariadb"])
 def test_appends_from_several_processes_lose_and_duplicate_nothing(database):
     """SQLite in a file (its write lock) and PostgreSQL (one statement per append): every
     process's items end in the list once each, in the order the process appended them."""
@@ -86,8 +86,8 @@ def test_appends_from_several_processes_lose_and_duplicate_nothing(database):
     assert max(length for lengths in outputs for length in lengths) == PROCESSES * APPENDS
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
-@pytest.mark.parametrize("path", ["sqlite", "pg-orm"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg", "mariadb"])
+@pytest.mark.parametrize("path", ["sqlite", "pg-orm", "mariadb"])
 def test_merged_appends_to_several_lists_from_several_processes(path):
     """Processes whose tasks append to several lists at once, created on the way (merged
     appends on the ORM path: the rows read in one locked statement, written in one):
@@ -147,27 +147,30 @@ def _insert_without_version(database: str, namespace: str, key: str, value: dict
     """A row as the store wrote it before migration 0002 (no ``version`` column named)."""
     connection = connections[database]
     quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(name) for name in ("namespace", "key", "value", "created_at", "updated_at")
+    )
+    created = connection.ops.adapt_datetimefield_value(CREATED)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {quote(Record._meta.db_table)} "
-            "(namespace, key, value, created_at, updated_at, expires_at) "
+            f"INSERT INTO {quote(Record._meta.db_table)} ({columns}, {quote('expires_at')}) "
             "VALUES (%s, %s, %s, %s, %s, NULL)",
-            [namespace, key, json.dumps(value), CREATED, CREATED],
+            [namespace, key, json.dumps(value), created, created],
         )
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
-@pytest.mark.parametrize("database", ["default", "pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg", "mariadb"])
+@pytest.mark.parametrize("database", ["default", "pg", "mariadb"])
 async def test_records_from_before_the_version_column_get_a_version(database, close_db_connections):
-    def migrate(target: str) -> None:
-        call_command("migrate", "prism_storage", target, database=database, verbosity=0)
+    def migrate(*target: str) -> None:
+        call_command("migrate", "prism_storage", *target, database=database, verbosity=0)
 
     await sync_to_async(migrate)("0001")
     try:
         for key in ("a", "b"):
             await sync_to_async(_insert_without_version)(database, "old", key, {"v": key})
     finally:
-        await sync_to_async(migrate)("0002")
+        await sync_to_async(migrate)()  # all of them
     # Code that predates the column may still insert rows until it is redeployed.
     await sync_to_async(_insert_without_version)(database, "old", "c", {"v": "c"})
 
@@ -197,8 +200,8 @@ async def test_records_from_before_the_version_column_get_a_version(database, cl
     await store.close()
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
-@pytest.mark.parametrize("database", ["default", "pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg", "mariadb"])
+@pytest.mark.parametrize("database", ["default", "pg", "mariadb"])
 async def test_merged_appends_each_return_their_own_length(database, close_db_connections):
     """Appends to one list in one batch go as one statement; every caller still gets the
     length the list had once its own items were in."""
@@ -237,10 +240,11 @@ PATHS = {
     "sqlite": ("default", {}),
     "pg-fast-path": ("pg", {}),
     "pg-orm": ("pg", {"fast_path": False}),
+    "mariadb": ("mariadb", {}),
 }
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg", "mariadb"])
 @pytest.mark.parametrize("path", list(PATHS))
 async def test_an_expired_record_counts_as_absent(path, close_db_connections):
     from prism_storage.testing import FakeClock
@@ -272,8 +276,8 @@ def _now(clock) -> datetime:
     return datetime.fromtimestamp(clock(), UTC)
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
-@pytest.mark.parametrize("database", ["default", "pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg", "mariadb"])
+@pytest.mark.parametrize("database", ["default", "pg", "mariadb"])
 async def test_sync_callers_append_inside_their_transaction(database, close_db_connections):
     """From sync code the operations run on the caller's connection: inside
     ``transaction.atomic`` they commit or roll back with it."""
@@ -303,7 +307,7 @@ async def test_sync_callers_append_inside_their_transaction(database, close_db_c
     await store.close()
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+@pytest.mark.django_db(transaction=True, databases=["default", "pg", "mariadb"])
 @pytest.mark.parametrize("path", list(PATHS))
 async def test_merged_appends_to_several_lists(path, close_db_connections):
     """Appends to several lists in one batch: one operation, yet a field that is not a

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from ..codec import decode_value, encode_value, validate_key, validate_keys
+from ..codec import MAX_DEPTH, decode_value, encode_value, validate_key, validate_keys
 from ..exceptions import (
     BackendUnavailableError,
     InvalidOptionError,
@@ -401,7 +401,9 @@ class BaseStorageBackend(RecordOperations):
 
     def _encode(self, value: dict[str, Any]) -> str:
         """Validate and encode a value; enforces ``max_value_bytes``."""
-        data = encode_value(value, decimal_exact=self._keeps_numbers_as_decimals())
+        data = encode_value(
+            value, decimal_exact=self._keeps_numbers_as_decimals(), max_depth=self._max_depth()
+        )
         limit = self.max_value_bytes
         if limit is not None and len(data) > limit // 4 and len(data.encode()) > limit:
             raise InvalidValueError(
@@ -415,6 +417,11 @@ class BaseStorageBackend(RecordOperations):
         """Whether the store hands JSON numbers back from decimals (PostgreSQL ``jsonb``):
         then floats that print as whole numbers are refused (see ``encode_value``)."""
         return False
+
+    def _max_depth(self) -> int:
+        """How deep the store lets dicts and lists nest (the codec's own limit unless the
+        database behind it allows fewer levels)."""
+        return MAX_DEPTH
 
     def _secrets(self) -> list[str]:
         """Secret strings to scrub from error messages (API keys, URL passwords)."""

@@ -36,6 +36,7 @@ from ..base import BaseStorageBackend, Clock, KeyPage, check_touch_on_read, chec
 from ..versions import Condition, Record, WriteResult, timestamp
 from .batching import Batcher
 from .executor import ORMExecutor, as_django_error
+from .limits import DatabaseLimits, limits_for
 from .locked import LockedRecords
 from .policy import LargeRecords
 from .requests import Call, Kind, Op
@@ -105,6 +106,7 @@ class ORMStorageBackend(BaseStorageBackend):
         self._batchers: dict[tuple[asyncio.AbstractEventLoop, str], Batcher] = {}
         self._batchers_lock = threading.Lock()
         self._decimal_databases: dict[str, bool] = {}
+        self._database_limits: dict[str, DatabaseLimits] = {}
         self._tables: dict[str, RecordTable] = {}
         self._locked: dict[str, LockedRecords] = {}
         # A store dropped without close() still releases its connections.
@@ -163,6 +165,22 @@ class ORMStorageBackend(BaseStorageBackend):
         if found is None:
             found = self._decimal_databases[db] = connections[db].vendor == "postgresql"
         return found
+
+    def _limits(self) -> DatabaseLimits:
+        """What the database's value column takes (checked before any I/O)."""
+        db = self._db_alias()
+        found = self._database_limits.get(db)
+        if found is None:
+            found = self._database_limits[db] = limits_for(connections[db].vendor)
+        return found
+
+    def _max_depth(self) -> int:
+        return self._limits().max_depth
+
+    def _encode(self, value: dict[str, Any]) -> str:
+        data = super()._encode(value)
+        self._limits().check_size(data)
+        return data
 
     def _secrets(self) -> list[str]:
         try:

@@ -234,8 +234,10 @@ class RecordSQL:
 
 
 #: The databases whose JSON column is written from :class:`JSONText` (the others get the
-#: value itself, which Django's ``JSONField`` encodes).
-JSON_TEXT_VENDORS = frozenset({"sqlite", "postgresql"})
+#: value itself, which Django's ``JSONField`` encodes). On MySQL/MariaDB Django's encoding
+#: would also escape every non-ASCII character (``\uXXXX``, up to twelve bytes for an emoji
+#: where UTF-8 takes four): the statement would outgrow the size the store checks.
+JSON_TEXT_VENDORS = frozenset({"sqlite", "postgresql", "mysql"})
 _JSON_FIELD = JSONField()
 
 

@@ -45,6 +45,27 @@ class ValueCases:
         with pytest.raises(InvalidValueError, match="deeper"):
             await store.set("k", nested_value(400))
 
+    async def test_deep_values_round_trip_up_to_the_stores_depth(
+        self, store: BaseStorageBackend
+    ) -> None:
+        """Dicts nest 100 levels deep, or as deep as the store's database takes (MariaDB's
+        JSON check: 31); one level more is refused, typed, before any I/O."""
+        limit = store._max_depth()
+        levels = min(100, limit)
+        deep = {"root": nested_value(levels - 2)}  # ``levels`` dicts in all
+        await store.set("k", deep)
+        assert await store.get("k") == deep
+        assert await store.get_many(["k"]) == {"k": deep}
+        deepest = nested_value(limit - 1)
+        await store.set("deepest", deepest)
+        assert await store.get("deepest") == deepest
+        with pytest.raises(InvalidValueError, match=f"deeper than {limit} levels"):
+            await store.set("k", nested_value(limit))
+        with pytest.raises(InvalidValueError, match=f"deeper than {limit} levels"):
+            await store.set_many({"other": {"ok": 1}, "k": {"list": [nested_value(limit)]}})
+        assert await store.get("k") == deep
+        assert await store.get("other") is None
+
     @settings(
         max_examples=40,
         deadline=None,
