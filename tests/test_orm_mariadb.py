@@ -226,7 +226,7 @@ async def test_the_migration_makes_keys_exact_on_a_database_made_by_the_earlier_
     def migrate(target: str) -> None:
         call_command("migrate", "prism_storage", target, database="mariadb", verbosity=0)
 
-    await sync_to_async(migrate)("0002")
+    await sync_to_async(migrate)("0003")
     try:
         # As the earlier migrations left it: the server's insensitive, padding collation.
         assert set((await sync_to_async(_column_collations)()).values()) == {
@@ -239,7 +239,7 @@ async def test_the_migration_makes_keys_exact_on_a_database_made_by_the_earlier_
             with pytest.raises(IntegrityError):  # what lost writes before
                 await sync_to_async(_insert)(namespace, key, "{}")
     finally:
-        await sync_to_async(migrate)("0003")
+        await sync_to_async(migrate)("0004")
 
     assert set((await sync_to_async(_column_collations)()).values()) <= EXACT_COLLATIONS
     store = ORMStorageBackend("old", using="mariadb")
@@ -262,7 +262,7 @@ async def test_the_migration_makes_keys_exact_on_a_database_made_by_the_earlier_
 
     # Going back refuses while the keys differ only in case, and changes nothing.
     with pytest.raises(IntegrityError):
-        await sync_to_async(migrate)("0002")
+        await sync_to_async(migrate)("0003")
     assert await store.get("agent") == {"v": "agent"}
     assert set((await sync_to_async(_column_collations)()).values()) <= EXACT_COLLATIONS
     await store.close()

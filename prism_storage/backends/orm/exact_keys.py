@@ -1,6 +1,6 @@
 """Whether the ``Record`` table's key columns compare exactly on a MySQL/MariaDB database.
 
-Migration ``0003_exact_keys_on_mysql`` gives them a binary no-pad collation. A later
+Migration ``0004_exact_keys_on_mysql`` gives them a binary no-pad collation. A later
 migration that alters one of these columns without restating it (Django's MySQL schema
 editor rewrites a column whole) would bring back the table's default collation, under which
 keys differing in case or trailing spaces are one row: the database check

@@ -72,7 +72,7 @@ def _modify_key_columns(apps: Any, schema_editor: Any, charset: str) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("prism_storage", "0002_record_version"),
+        ("prism_storage", "0003_store"),
     ]
 
     operations = [
