@@ -33,6 +33,13 @@ def unique_prefix(namespace: str) -> str:
 
 
 class TestRedisStandaloneConformance(StorageConformanceTests):
+    # Enough keys to cross several powers of two: Redis resizes its hash table mid-listing.
+    churn_fixed_keys = 5_000
+    churn_keys = 30_000
+    churn_passes = 5
+    churn_page_size = 97
+    churn_rest = 0.3  # Redis shrinks its table in its periodic task (10 times a second)
+
     @pytest.fixture
     def make_store(self, redis_server):
         def make(namespace="main", **options):

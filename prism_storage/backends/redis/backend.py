@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 from ...codec import validate_key
 from ...exceptions import (
     BackendPermissionError,
+    BackendUnavailableError,
     CorruptRecordError,
     InvalidKeyError,
     InvalidOptionError,
@@ -28,16 +29,19 @@ from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage, check_ttl
 from ..clients import LoopBoundClients
 from .client import BoundClient, bind_client, client_errors, close_client
 from .connection_url import URL_FORMS, parse_redis_url
+from .index import IndexListing, build_index
 from .listing import KeyListing
 from .records import PIPELINE_VALUE_BYTES, ScriptedRecords
 from .stored import json_text
 
-__all__ = ["SEPARATOR", "RedisStorageBackend"]
+__all__ = ["INDEX_SUFFIX", "SEPARATOR", "RedisStorageBackend"]
 
 T = TypeVar("T")
 
 #: Between the store's prefix and the record key in every Redis key.
 SEPARATOR = "\x1f"
+#: After the store's prefix in the name of its key index (a sorted set, see .index).
+INDEX_SUFFIX = "\x1ekeys"
 
 
 class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
@@ -108,6 +112,7 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
         self._url = parse_redis_url(url, cluster=cluster)
         self.cluster = self._url.cluster
         self._key_prefix = prefix + SEPARATOR
+        self._index_key = prefix + INDEX_SUFFIX
         self._read_size = -1.0  # of the records recent reads returned, in bytes
         self._clients: LoopBoundClients[BoundClient] = LoopBoundClients(
             self._bind_client, close_client
@@ -233,7 +238,7 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
         return self._load(key, json_text(data))
 
     async def _delete(self, key: str) -> None:
-        await self._command("delete", "DEL", self._key_prefix + key)
+        await self._delete_key(key)
 
     async def _exists(self, key: str) -> bool:
         return bool(await self._command("read", "EXISTS", self._key_prefix + key))
@@ -252,8 +257,19 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
 
     async def _delete_many(self, keys: list[str]) -> None:
         names = [self._key_prefix + k for k in keys]
-        # The cluster client splits a multi-key DEL by hash slot itself.
-        await self._run("delete", lambda client: client.delete(*names))
+        if self.cluster:
+            # The cluster client splits a multi-key DEL by hash slot itself.
+            await self._run("delete", lambda client: client.delete(*names))
+            return
+
+        async def delete(client: Any) -> None:
+            # The keys and their index entries at once (see DELETE).
+            pipe = client.pipeline(transaction=True)
+            pipe.execute_command("DEL", *names)
+            pipe.execute_command("ZREM", self._index_key, *keys)
+            await pipe.execute()
+
+        await self._run("delete", delete)
 
     async def ping(self) -> None:
         await self._run("answer PING", lambda client: client.ping())
@@ -264,5 +280,17 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
     # ------------------------------------------------------------------ listing
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
-        listing = KeyListing(self._key_prefix, prefix, limit, cursor, cluster=self.cluster)
-        return await self._run("list keys", listing.page)
+        if self.cluster:
+            listing = KeyListing(self._key_prefix, prefix, limit, cursor, cluster=True)
+            return await self._run("list keys", listing.page)
+        indexed = IndexListing(self._key_prefix, self._index_key, prefix, limit, cursor)
+        page = await self._run("list keys", indexed.page)
+        if page is None:  # no complete index yet: build it from the keys there are
+            await build_index(indexed, self._run)
+            page = await self._run("list keys", indexed.page)
+            if page is None:
+                raise BackendUnavailableError(
+                    f"The key index of the redis store (prefix {self.prefix!r}) vanished "
+                    "as soon as it was built (is the server evicting keys?)."
+                )
+        return page

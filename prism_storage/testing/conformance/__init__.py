@@ -35,6 +35,7 @@ from .fixtures import StoreFactory, StoreFixtures
 from .isolation import IsolationCases
 from .keys import KeyCases
 from .listing import ListingCases
+from .listing_churn import ListingUnderWritesCases
 from .lists import AtomicListCases
 from .outages import OutageCases
 from .samples import (
@@ -73,6 +74,7 @@ class StorageConformanceTests(
     ValueCases,
     BatchCases,
     ListingCases,
+    ListingUnderWritesCases,
     IsolationCases,
     ConcurrencyCases,
     ExpiryCases,
