@@ -17,6 +17,7 @@ from redis.crc import key_slot
 
 from prism_storage import RedisStorageBackend, Registry
 from prism_storage.backends.redis import SEPARATOR
+from prism_storage.backends.redis.backend import INDEX_SUFFIX
 from prism_storage.exceptions import (
     BackendPermissionError,
     BackendUnavailableError,
@@ -111,7 +112,13 @@ async def test_prefixes_that_are_string_prefixes_never_collide(redis_server, raw
     assert list(await outer.keys("x:")) == ["x:foo"]
     stored = sorted(await raw.keys(f"{run}:*"))
     assert stored == sorted(
-        [f"{run}:prism:{SEPARATOR}x:foo".encode(), f"{run}:prism:x:{SEPARATOR}foo".encode()]
+        [
+            f"{run}:prism:{SEPARATOR}x:foo".encode(),
+            f"{run}:prism:x:{SEPARATOR}foo".encode(),
+            # Each store's key index (a sorted set, see docs/redis.md).
+            f"{run}:prism:{INDEX_SUFFIX}".encode(),
+            f"{run}:prism:x:{INDEX_SUFFIX}".encode(),
+        ]
     )
     await inner.delete_many(["foo", "x:foo"])
     assert await outer.get("x:foo") == {"store": "outer"}
@@ -293,6 +300,84 @@ async def test_listing_cursors_are_tied_to_their_listing(redis_server, closing):
         await two.keys(limit=3, cursor=page.cursor)
     with pytest.raises(InvalidValueError, match="cursor"):
         await one.keys("k1", limit=3, cursor=page.cursor)
+
+
+async def index_members(raw: Redis, prefix: str) -> set[str]:
+    return {m.decode() for m in await raw.zrange(prefix + INDEX_SUFFIX, 0, -1)}
+
+
+async def test_every_write_and_delete_keeps_the_key_index_in_step(redis_server, raw, closing):
+    prefix = unique_prefix("index")
+    store = RedisStorageBackend(redis_server.url, prefix=prefix)
+    closing(store)
+    await store.set("set", {})
+    await store.set("large", {"blob": "x" * 100_000})  # the MULTI path (STAMP + APPEND)
+    await store.set_many({"many1": {}, "many2": {}})
+    await store.put("put", {})
+    await store.append("appended", ["a"])
+    await store.set_many({"gone1": {}, "gone2": {}, "gone3": {}, "gone4": {}})
+    written = await index_members(raw, prefix)
+    assert written == {"set", "large", "many1", "many2", "put", "appended"} | {
+        f"gone{i}" for i in range(1, 5)
+    }
+    await store.delete("gone1")
+    await store.delete_many(["gone2", "gone3"])
+    version = (await store.get_record("gone4")).version
+    assert await store.remove("gone4", if_version=version)
+    assert await store.remove("put")
+    assert await store.pop("appended") == "a"  # the record stays, with an empty list
+    assert await index_members(raw, prefix) == {"set", "large", "many1", "many2", "appended"}
+    assert list(await store.keys()) == ["appended", "large", "many1", "many2", "set"]
+
+
+async def test_data_written_before_the_index_is_indexed_by_the_first_listing(
+    redis_server, raw, closing
+):
+    prefix = unique_prefix("migrate")
+    store = RedisStorageBackend(redis_server.url, prefix=prefix)
+    closing(store)
+    # Records as a version without the index left them: the JSON alone, no index.
+    keys = [f"old/{i:04d}" for i in range(2_500)]
+    await raw.mset({f"{prefix}{SEPARATOR}{k}": b'{"old": true}' for k in keys})
+    await raw.set(f"{prefix}{SEPARATOR}\xff-not-a-key".encode("latin-1"), b"{}")
+    assert not await raw.exists(prefix + INDEX_SUFFIX)
+    listed = [key async for key in store.iter_keys(page_size=100)]
+    assert listed == keys  # every one, in order; the foreign key left out
+    assert await raw.zscore(prefix + INDEX_SUFFIX, "") == 0  # marked complete
+    assert await raw.zcard(prefix + INDEX_SUFFIX) == len(keys) + 1
+    # An index lost later (evicted, deleted by hand) is built again the same way.
+    await raw.delete(prefix + INDEX_SUFFIX)
+    await store.set("new", {})
+    assert len([key async for key in store.iter_keys(page_size=1_000)]) == len(keys) + 1
+
+
+async def test_entries_of_expired_keys_are_dropped(redis_server, raw, closing):
+    prefix = unique_prefix("expired")
+    store = RedisStorageBackend(redis_server.url, prefix=prefix)
+    closing(store)
+    await store.set("kept", {})
+    await store.set_many({f"brief{i}": {} for i in range(50)}, ttl=0.05)
+    await asyncio.sleep(0.2)
+    assert list(await store.keys(limit=10)) == ["kept"]  # the page script drops them
+    assert await index_members(raw, prefix) == {"", "kept"}
+    # Never listed: writes with a TTL drop entries of expired keys a few at a time, so
+    # the index stays about the size of the live keys.
+    for round_ in range(5):
+        await store.set_many({f"r{round_}-{i}": {} for i in range(200)}, ttl=0.05)
+        await asyncio.sleep(0.1)
+    await asyncio.gather(*(store.set(f"late{i}", {}, ttl=60) for i in range(600)))
+    assert await raw.zcard(prefix + INDEX_SUFFIX) < 600 + 1_000 / 2
+
+
+async def test_listings_are_sorted_by_code_point(redis_server, closing):
+    store = RedisStorageBackend(redis_server.url, prefix=unique_prefix("sorted"))
+    closing(store)
+    keys = ["b", "a", "ab", "a/b", "Z", "é", "日本", "𝄞", "a\u00ff", "~"]
+    await store.set_many({k: {} for k in keys})
+    assert [key async for key in store.iter_keys(page_size=3)] == sorted(keys)
+    assert [key async for key in store.iter_keys("a", page_size=1)] == sorted(
+        k for k in keys if k.startswith("a")
+    )
 
 
 # ------------------------------------------------------------------ URLs, TLS, credentials
