@@ -37,7 +37,7 @@ class TestRedisStandaloneConformance(StorageConformanceTests):
     # Enough keys to cross several powers of two: Redis resizes its hash table mid-listing.
     churn_fixed_keys = 5_000
     churn_keys = 30_000
-    churn_passes = 5
+    churn_passes = 3
     churn_page_size = 97
     churn_rest = 0.3  # Redis shrinks its table in its periodic task (10 times a second)
 

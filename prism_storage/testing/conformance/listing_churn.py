@@ -58,8 +58,9 @@ class ListingUnderWritesCases:
         neighbour = stores("churn-neighbour")
         await neighbour.set("000000-fixed-neighbour", {"k": "outside"})
         allowed = set(fixed) | set(churn)
-        # About three grow-and-shrink cycles of the churn over the pages of one listing.
-        pages = math.ceil(fixed_count / self.churn_page_size)
+        # About three grow-and-shrink cycles of the churn over the pages of one listing
+        # (which also meets, on average, half of the churn keys).
+        pages = math.ceil((fixed_count + churn_count / 2) / self.churn_page_size)
         batch = max(1, math.ceil(2 * churn_count * _CYCLES_PER_LISTING / pages))
 
         for run in range(self.churn_passes):
