@@ -37,8 +37,9 @@ class TestRedisStandaloneConformance(StorageConformanceTests):
     # Enough keys to cross several powers of two: Redis resizes its hash table mid-listing.
     churn_fixed_keys = 5_000
     churn_keys = 30_000
-    churn_passes = 3
-    churn_page_size = 97
+    churn_passes = 4
+    # Small pages: a listing over SCAN would take many steps across each resize.
+    churn_page_size = 13
     churn_rest = 0.3  # Redis shrinks its table in its periodic task (10 times a second)
 
     @pytest.fixture

@@ -32,9 +32,9 @@ class ListingUnderWritesCases:
     """keys() pages interleaved with a task that grows the store and shrinks it again."""
 
     #: Keys present for the whole listing (each must be listed exactly once).
-    churn_fixed_keys = 300
+    churn_fixed_keys = 200
     #: How many keys the concurrent task adds and then deletes again, per cycle.
-    churn_keys = 1_500
+    churn_keys = 1_000
     #: Listings, each against fresh cycles of growing and shrinking.
     churn_passes = 1
     #: The listing's page size: small, so that many pages see the store change.
@@ -59,12 +59,12 @@ class ListingUnderWritesCases:
         await neighbour.set("000000-fixed-neighbour", {"k": "outside"})
         allowed = set(fixed) | set(churn)
         # About three grow-and-shrink cycles of the churn over the pages of one listing
-        # (which also meets, on average, half of the churn keys).
-        pages = math.ceil((fixed_count + churn_count / 2) / self.churn_page_size)
+        # (which also meets, on average, half of the store's churn keys).
+        pages = math.ceil((fixed_count + churn_count / 4) / self.churn_page_size)
         batch = max(1, math.ceil(2 * churn_count * _CYCLES_PER_LISTING / pages))
 
         for run in range(self.churn_passes):
-            listed = await self._list_while_churning(store, churn, batch)
+            listed = await self._list_while_churning(store, neighbour, churn, batch)
             counts = Counter(listed)
             repeated = sorted(k for k in fixed if counts[k] > 1)
             assert not repeated, f"pass {run}: fixed keys listed more than once: {repeated[:5]}"
@@ -75,10 +75,17 @@ class ListingUnderWritesCases:
         assert sorted(await _list_all(store)) == fixed
 
     async def _list_while_churning(
-        self, store: BaseStorageBackend, churn: list[str], batch: int
+        self,
+        store: BaseStorageBackend,
+        neighbour: BaseStorageBackend,
+        churn: list[str],
+        batch: int,
     ) -> list[str]:
         """One listing in pages, each page after a step of the churn: ``batch`` keys
-        added, or deleted, or (after each shrink, ``churn_rest``) a pause."""
+        added, or deleted, or (after each shrink, ``churn_rest``) a pause. Half of the
+        churn goes to the store, half to a neighbour: stores that share a structure (a
+        Redis database's hash table, a table of rows) reorganise for either, and a listing
+        that meets only few churn keys takes more steps across each reorganisation."""
         listed: list[str] = []
         stepped, done = asyncio.Event(), asyncio.Event()
         rest = self.churn_rest
@@ -106,10 +113,14 @@ class ListingUnderWritesCases:
             # Whole cycles: the store holds only the fixed keys again at the end.
             while not done.is_set():
                 for start in range(0, len(churn), batch):
-                    await store.set_many({k: {"c": 1} for k in churn[start : start + batch]})
+                    keys = churn[start : start + batch]
+                    await store.set_many({k: {"c": 1} for k in keys[::2]})
+                    await neighbour.set_many({k: {"c": 1} for k in keys[1::2]})
                     await step()
                 for start in range(0, len(churn), batch):
-                    await store.delete_many(churn[start : start + batch])
+                    keys = churn[start : start + batch]
+                    await store.delete_many(keys[::2])
+                    await neighbour.delete_many(keys[1::2])
                     await step()
                 for _ in range(_REST_PAGES if rest else 0):
                     await asyncio.sleep(rest / _REST_PAGES)
