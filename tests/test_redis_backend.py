@@ -72,6 +72,28 @@ class TestRedisClusterConformance(StorageConformanceTests):
         return lambda: RedisStorageBackend(url, timeout=2)
 
 
+class TestRedisClusterHashTagConformance(StorageConformanceTests):
+    """A cluster store whose prefix has a hash tag: one slot, so it keeps a key index."""
+
+    churn_fixed_keys = 2_000
+    churn_keys = 12_000
+    churn_page_size = 13
+    churn_rest = 0.3
+
+    @pytest.fixture
+    def make_store(self, redis_cluster):
+        def make(namespace="main", **options):
+            prefix = "{" + unique_prefix(namespace) + "}:"
+            return RedisStorageBackend(redis_cluster.url, prefix=prefix, **options)
+
+        return make
+
+    @pytest.fixture
+    def make_unavailable_store(self):
+        url = f"redis+cluster://{HOST}:{free_port()}"
+        return lambda: RedisStorageBackend(url, prefix="{tenant}:", timeout=2)
+
+
 # ------------------------------------------------------------------ helpers
 
 
@@ -379,6 +401,50 @@ async def test_listings_are_sorted_by_code_point(redis_server, closing):
     assert [key async for key in store.iter_keys("a", page_size=1)] == sorted(
         k for k in keys if k.startswith("a")
     )
+
+
+async def test_a_cluster_store_keeps_a_key_index_only_with_a_hash_tag(redis_cluster, closing):
+    tagged_prefix = "{" + unique_prefix("tagged") + "}:"
+    tagged = RedisStorageBackend(redis_cluster.url, prefix=tagged_prefix)
+    plain_prefix = unique_prefix("plain")
+    plain = RedisStorageBackend(redis_cluster.url, prefix=plain_prefix)
+    closing(tagged)
+    closing(plain)
+    raw = RedisCluster.from_url(redis_cluster.url.replace("redis+cluster://", "redis://"))
+    try:
+        keys = [f"k{i:03d}" for i in range(60)]
+        for store in (tagged, plain):
+            await store.set_many({k: {} for k in keys})
+            await store.delete("k000")
+            await store.delete_many(["k001", "k002"])
+            assert await store.remove("k003")
+        assert [key async for key in tagged.iter_keys(page_size=7)] == keys[4:]  # sorted
+        assert sorted([key async for key in plain.iter_keys(page_size=7)]) == keys[4:]
+        index = await raw.zrange(tagged_prefix + INDEX_SUFFIX, 0, -1)
+        assert [m.decode() for m in index] == ["", *keys[4:]]
+        assert not await raw.exists(plain_prefix + INDEX_SUFFIX)
+        # Built again from the keys when it is lost, on the store's one node.
+        await raw.delete(tagged_prefix + INDEX_SUFFIX)
+        assert [key async for key in tagged.iter_keys(page_size=100)] == keys[4:]
+    finally:
+        await raw.aclose()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "tagged"),
+    [
+        ("{t}:", True),
+        ("a{t}b:", True),
+        ("{}:", False),
+        ("{t:", False),
+        ("t}{:", False),
+        ("", False),
+    ],
+)
+def test_which_prefixes_hold_a_hash_tag(prefix, tagged):
+    from prism_storage.backends.redis.index import has_hash_tag
+
+    assert has_hash_tag(prefix) is tagged
 
 
 # ------------------------------------------------------------------ URLs, TLS, credentials

@@ -29,9 +29,10 @@ from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage, check_ttl
 from ..clients import LoopBoundClients
 from .client import BoundClient, bind_client, client_errors, close_client
 from .connection_url import URL_FORMS, parse_redis_url
-from .index import IndexListing, build_index
+from .index import IndexListing, build_index, has_hash_tag
 from .listing import KeyListing
 from .records import PIPELINE_VALUE_BYTES, ScriptedRecords
+from .scripts import DELETE
 from .stored import json_text
 
 __all__ = ["INDEX_SUFFIX", "SEPARATOR", "RedisStorageBackend"]
@@ -113,6 +114,9 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
         self.cluster = self._url.cluster
         self._key_prefix = prefix + SEPARATOR
         self._index_key = prefix + INDEX_SUFFIX
+        # The key index must share a hash slot with every record: always so on a single
+        # server; on a cluster only when the prefix holds a hash tag.
+        self._indexed = not self.cluster or has_hash_tag(prefix)
         self._read_size = -1.0  # of the records recent reads returned, in bytes
         self._clients: LoopBoundClients[BoundClient] = LoopBoundClients(
             self._bind_client, close_client
@@ -257,9 +261,13 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
 
     async def _delete_many(self, keys: list[str]) -> None:
         names = [self._key_prefix + k for k in keys]
-        if self.cluster:
+        if self.cluster and not self._indexed:
             # The cluster client splits a multi-key DEL by hash slot itself.
             await self._run("delete", lambda client: client.delete(*names))
+            return
+        if self.cluster:
+            # One slot: a pipeline of delete scripts, each key out with its index entry.
+            await self._eval_many("delete", DELETE, [(key, ()) for key in keys])
             return
 
         async def delete(client: Any) -> None:
@@ -280,13 +288,13 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
     # ------------------------------------------------------------------ listing
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
-        if self.cluster:
+        if not self._indexed:
             listing = KeyListing(self._key_prefix, prefix, limit, cursor, cluster=True)
             return await self._run("list keys", listing.page)
         indexed = IndexListing(self._key_prefix, self._index_key, prefix, limit, cursor)
         page = await self._run("list keys", indexed.page)
         if page is None:  # no complete index yet: build it from the keys there are
-            await build_index(indexed, self._run)
+            await build_index(indexed, self._run, cluster=self.cluster)
             page = await self._run("list keys", indexed.page)
             if page is None:
                 raise BackendUnavailableError(

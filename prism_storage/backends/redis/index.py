@@ -31,10 +31,10 @@ from ...codec import validate_key
 from ...exceptions import InvalidKeyError, InvalidValueError
 from ..base import KeyPage
 from .client import client_errors
-from .listing import glob_escape, record_key
+from .listing import KeyListing
 from .scripts import LIST, Script
 
-__all__ = ["IndexListing", "build_index"]
+__all__ = ["IndexListing", "build_index", "has_hash_tag"]
 
 T = TypeVar("T")
 
@@ -90,26 +90,36 @@ class IndexListing:
 
 
 async def build_index(
-    listing: IndexListing, run: Callable[[str, Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
+    listing: IndexListing,
+    run: Callable[[str, Callable[[Any], Awaitable[Any]]], Awaitable[Any]],
+    *,
+    cluster: bool,
 ) -> None:
-    """Add every record key of the store to its index (a ``SCAN``, each step its own call
-    under the store's timeout), then mark the index complete."""
-    pattern = glob_escape(listing.key_prefix) + "*"
-    skip = len(listing.key_prefix)
-    position = 0
+    """Add every record key of the store to its index (a ``SCAN`` of the store's keys,
+    each page its own call under the store's timeout), then mark the index complete."""
+    cursor: str | None = None
 
-    async def step(client: Any) -> int:
-        at, batch = await client.scan(position, match=pattern, count=_BUILD_COUNT)
-        members = [key for key in (record_key(raw, skip) for raw in batch) if key is not None]
-        if members:
-            await client.zadd(listing.index_key, dict.fromkeys(members, 0))
-        return int(at)
+    async def step(client: Any) -> str | None:
+        scan = KeyListing(listing.key_prefix, "", _BUILD_COUNT, cursor, cluster=cluster)
+        page = await scan.page(client)
+        if page.keys:
+            await client.zadd(listing.index_key, dict.fromkeys(page.keys, 0))
+        return page.cursor
 
     while True:
-        position = await run("build the key index", step)
-        if position == 0:
+        cursor = await run("build the key index", step)
+        if cursor is None:
             break
     await run("build the key index", lambda client: client.zadd(listing.index_key, {"": 0}))
+
+
+def has_hash_tag(prefix: str) -> bool:
+    """Whether ``prefix`` decides the hash slot of every key that starts with it: a Redis
+    Cluster hashes only the part between the first ``{`` and the next ``}``, when that
+    part is not empty."""
+    opening = prefix.find("{")
+    closing = prefix.find("}", opening + 1)
+    return opening >= 0 and closing > opening + 1
 
 
 async def _evalsha(client: Any, script: Script, *keys_and_args: Any) -> Any:

@@ -39,6 +39,7 @@ class ScriptedRecords:
         default_ttl: float | None
         _key_prefix: str
         _index_key: str
+        _indexed: bool
         _read_size: float
 
         async def _command(self, action: str, *command: Any, alone: bool = False) -> Any: ...
@@ -53,9 +54,9 @@ class ScriptedRecords:
 
     def _script_keys(self, name: str, script: Script) -> tuple[Any, ...]:
         """``numkeys`` and the keys of an ``EVALSHA`` of ``script`` on the Redis key
-        ``name``: a writing script also gets the store's key index, on a standalone server
-        (on a cluster the index could sit on another node; listings there use SCAN)."""
-        if script.indexed and not self.cluster:
+        ``name``: a writing script also gets the store's key index, where the store keeps
+        one (a single server, or a cluster store whose prefix has a hash tag)."""
+        if script.indexed and self._indexed:
             return (2, name, self._index_key)
         return (1, name)
 
@@ -184,7 +185,7 @@ class ScriptedRecords:
 
     async def _delete_key(self, key: str) -> bool:
         """Delete ``key`` (and its index entry); whether it existed."""
-        if self.cluster:
+        if not self._indexed:
             return bool(await self._command("delete", "DEL", self._key_prefix + key))
         return bool(await self._eval("delete", DELETE, key))
 
