@@ -17,6 +17,7 @@ from redis.crc import key_slot
 
 from prism_storage import RedisStorageBackend, Registry
 from prism_storage.backends.redis import SEPARATOR
+from prism_storage.backends.redis.backend import INDEX_SUFFIX
 from prism_storage.exceptions import (
     BackendPermissionError,
     BackendUnavailableError,
@@ -33,6 +34,14 @@ def unique_prefix(namespace: str) -> str:
 
 
 class TestRedisStandaloneConformance(StorageConformanceTests):
+    # Enough keys to cross several powers of two: Redis resizes its hash table mid-listing.
+    churn_fixed_keys = 5_000
+    churn_keys = 30_000
+    churn_passes = 4
+    # Small pages: a listing over SCAN would take many steps across each resize.
+    churn_page_size = 13
+    churn_rest = 0.3  # Redis shrinks its table in its periodic task (10 times a second)
+
     @pytest.fixture
     def make_store(self, redis_server):
         def make(namespace="main", **options):
@@ -61,6 +70,28 @@ class TestRedisClusterConformance(StorageConformanceTests):
     def make_unavailable_store(self):
         url = f"redis+cluster://{HOST}:{free_port()}"
         return lambda: RedisStorageBackend(url, timeout=2)
+
+
+class TestRedisClusterHashTagConformance(StorageConformanceTests):
+    """A cluster store whose prefix has a hash tag: one slot, so it keeps a key index."""
+
+    churn_fixed_keys = 2_000
+    churn_keys = 12_000
+    churn_page_size = 13
+    churn_rest = 0.3
+
+    @pytest.fixture
+    def make_store(self, redis_cluster):
+        def make(namespace="main", **options):
+            prefix = "{" + unique_prefix(namespace) + "}:"
+            return RedisStorageBackend(redis_cluster.url, prefix=prefix, **options)
+
+        return make
+
+    @pytest.fixture
+    def make_unavailable_store(self):
+        url = f"redis+cluster://{HOST}:{free_port()}"
+        return lambda: RedisStorageBackend(url, prefix="{tenant}:", timeout=2)
 
 
 # ------------------------------------------------------------------ helpers
@@ -104,7 +135,13 @@ async def test_prefixes_that_are_string_prefixes_never_collide(redis_server, raw
     assert list(await outer.keys("x:")) == ["x:foo"]
     stored = sorted(await raw.keys(f"{run}:*"))
     assert stored == sorted(
-        [f"{run}:prism:{SEPARATOR}x:foo".encode(), f"{run}:prism:x:{SEPARATOR}foo".encode()]
+        [
+            f"{run}:prism:{SEPARATOR}x:foo".encode(),
+            f"{run}:prism:x:{SEPARATOR}foo".encode(),
+            # Each store's key index (a sorted set, see docs/redis.md).
+            f"{run}:prism:{INDEX_SUFFIX}".encode(),
+            f"{run}:prism:x:{INDEX_SUFFIX}".encode(),
+        ]
     )
     await inner.delete_many(["foo", "x:foo"])
     assert await outer.get("x:foo") == {"store": "outer"}
@@ -286,6 +323,130 @@ async def test_listing_cursors_are_tied_to_their_listing(redis_server, closing):
         await two.keys(limit=3, cursor=page.cursor)
     with pytest.raises(InvalidValueError, match="cursor"):
         await one.keys("k1", limit=3, cursor=page.cursor)
+
+
+async def index_members(raw: Redis, prefix: str) -> set[str]:
+    return {m.decode() for m in await raw.zrange(prefix + INDEX_SUFFIX, 0, -1)}
+
+
+async def test_every_write_and_delete_keeps_the_key_index_in_step(redis_server, raw, closing):
+    prefix = unique_prefix("index")
+    store = RedisStorageBackend(redis_server.url, prefix=prefix)
+    closing(store)
+    await store.set("set", {})
+    await store.set("large", {"blob": "x" * 100_000})  # the MULTI path (STAMP + APPEND)
+    await store.set_many({"many1": {}, "many2": {}})
+    await store.put("put", {})
+    await store.append("appended", ["a"])
+    await store.set_many({"gone1": {}, "gone2": {}, "gone3": {}, "gone4": {}})
+    written = await index_members(raw, prefix)
+    assert written == {"set", "large", "many1", "many2", "put", "appended"} | {
+        f"gone{i}" for i in range(1, 5)
+    }
+    await store.delete("gone1")
+    await store.delete_many(["gone2", "gone3"])
+    version = (await store.get_record("gone4")).version
+    assert await store.remove("gone4", if_version=version)
+    assert await store.remove("put")
+    assert await store.pop("appended") == "a"  # the record stays, with an empty list
+    assert await index_members(raw, prefix) == {"set", "large", "many1", "many2", "appended"}
+    assert list(await store.keys()) == ["appended", "large", "many1", "many2", "set"]
+    assert await store.delete_prefix("many") == 2  # the entries go with the records
+    assert await index_members(raw, prefix) - {""} == {"set", "large", "appended"}
+
+
+async def test_data_written_before_the_index_is_indexed_by_the_first_listing(
+    redis_server, raw, closing
+):
+    prefix = unique_prefix("migrate")
+    store = RedisStorageBackend(redis_server.url, prefix=prefix)
+    closing(store)
+    # Records as a version without the index left them: the JSON alone, no index.
+    keys = [f"old/{i:04d}" for i in range(2_500)]
+    await raw.mset({f"{prefix}{SEPARATOR}{k}": b'{"old": true}' for k in keys})
+    await raw.set(f"{prefix}{SEPARATOR}\xff-not-a-key".encode("latin-1"), b"{}")
+    assert not await raw.exists(prefix + INDEX_SUFFIX)
+    listed = [key async for key in store.iter_keys(page_size=100)]
+    assert listed == keys  # every one, in order; the foreign key left out
+    assert await raw.zscore(prefix + INDEX_SUFFIX, "") == 0  # marked complete
+    assert await raw.zcard(prefix + INDEX_SUFFIX) == len(keys) + 1
+    # An index lost later (evicted, deleted by hand) is built again the same way.
+    await raw.delete(prefix + INDEX_SUFFIX)
+    await store.set("new", {})
+    assert len([key async for key in store.iter_keys(page_size=1_000)]) == len(keys) + 1
+
+
+async def test_entries_of_expired_keys_are_dropped(redis_server, raw, closing):
+    prefix = unique_prefix("expired")
+    store = RedisStorageBackend(redis_server.url, prefix=prefix)
+    closing(store)
+    await store.set("kept", {})
+    await store.set_many({f"brief{i}": {} for i in range(50)}, ttl=0.05)
+    await asyncio.sleep(0.2)
+    assert list(await store.keys(limit=10)) == ["kept"]  # the page script drops them
+    assert await index_members(raw, prefix) == {"", "kept"}
+    # Never listed: writes with a TTL drop entries of expired keys a few at a time, so
+    # the index stays about the size of the live keys.
+    for round_ in range(5):
+        await store.set_many({f"r{round_}-{i}": {} for i in range(200)}, ttl=0.05)
+        await asyncio.sleep(0.1)
+    await asyncio.gather(*(store.set(f"late{i}", {}, ttl=60) for i in range(600)))
+    assert await raw.zcard(prefix + INDEX_SUFFIX) < 600 + 1_000 / 2
+
+
+async def test_listings_are_sorted_by_code_point(redis_server, closing):
+    store = RedisStorageBackend(redis_server.url, prefix=unique_prefix("sorted"))
+    closing(store)
+    keys = ["b", "a", "ab", "a/b", "Z", "é", "日本", "𝄞", "a\u00ff", "~"]
+    await store.set_many({k: {} for k in keys})
+    assert [key async for key in store.iter_keys(page_size=3)] == sorted(keys)
+    assert [key async for key in store.iter_keys("a", page_size=1)] == sorted(
+        k for k in keys if k.startswith("a")
+    )
+
+
+async def test_a_cluster_store_keeps_a_key_index_only_with_a_hash_tag(redis_cluster, closing):
+    tagged_prefix = "{" + unique_prefix("tagged") + "}:"
+    tagged = RedisStorageBackend(redis_cluster.url, prefix=tagged_prefix)
+    plain_prefix = unique_prefix("plain")
+    plain = RedisStorageBackend(redis_cluster.url, prefix=plain_prefix)
+    closing(tagged)
+    closing(plain)
+    raw = RedisCluster.from_url(redis_cluster.url.replace("redis+cluster://", "redis://"))
+    try:
+        keys = [f"k{i:03d}" for i in range(60)]
+        for store in (tagged, plain):
+            await store.set_many({k: {} for k in keys})
+            await store.delete("k000")
+            await store.delete_many(["k001", "k002"])
+            assert await store.remove("k003")
+        assert [key async for key in tagged.iter_keys(page_size=7)] == keys[4:]  # sorted
+        assert sorted([key async for key in plain.iter_keys(page_size=7)]) == keys[4:]
+        index = await raw.zrange(tagged_prefix + INDEX_SUFFIX, 0, -1)
+        assert [m.decode() for m in index] == ["", *keys[4:]]
+        assert not await raw.exists(plain_prefix + INDEX_SUFFIX)
+        # Built again from the keys when it is lost, on the store's one node.
+        await raw.delete(tagged_prefix + INDEX_SUFFIX)
+        assert [key async for key in tagged.iter_keys(page_size=100)] == keys[4:]
+    finally:
+        await raw.aclose()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "tagged"),
+    [
+        ("{t}:", True),
+        ("a{t}b:", True),
+        ("{}:", False),
+        ("{t:", False),
+        ("t}{:", False),
+        ("", False),
+    ],
+)
+def test_which_prefixes_hold_a_hash_tag(prefix, tagged):
+    from prism_storage.backends.redis.index import has_hash_tag
+
+    assert has_hash_tag(prefix) is tagged
 
 
 # ------------------------------------------------------------------ URLs, TLS, credentials

@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 from ...codec import validate_key
 from ...exceptions import (
     BackendPermissionError,
+    BackendUnavailableError,
     CorruptRecordError,
     InvalidKeyError,
     InvalidOptionError,
@@ -29,11 +30,13 @@ from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage, check_touch_on_
 from ..clients import LoopBoundClients
 from .client import BoundClient, bind_client, client_errors, close_client
 from .connection_url import URL_FORMS, parse_redis_url
+from .index import IndexListing, build_index, has_hash_tag
 from .listing import KeyListing, glob_escape
 from .records import PIPELINE_VALUE_BYTES, ScriptedRecords
+from .scripts import DELETE
 from .stored import json_text
 
-__all__ = ["SEPARATOR", "RedisStorageBackend"]
+__all__ = ["INDEX_SUFFIX", "SEPARATOR", "RedisStorageBackend"]
 
 T = TypeVar("T")
 
@@ -41,6 +44,8 @@ T = TypeVar("T")
 SEPARATOR = "\x1f"
 #: SCAN ``COUNT`` and keys per ``UNLINK`` when a store erases by prefix.
 _ERASE_BATCH = 1000
+#: After the store's prefix in the name of its key index (a sorted set, see .index).
+INDEX_SUFFIX = "\x1ekeys"
 
 
 class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
@@ -121,6 +126,10 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
         self._url = parse_redis_url(url, cluster=cluster)
         self.cluster = self._url.cluster
         self._key_prefix = prefix + SEPARATOR
+        self._index_key = prefix + INDEX_SUFFIX
+        # The key index must share a hash slot with every record: always so on a single
+        # server; on a cluster only when the prefix holds a hash tag.
+        self._indexed = not self.cluster or has_hash_tag(prefix)
         self._read_size = -1.0  # of the records recent reads returned, in bytes
         self._clients: LoopBoundClients[BoundClient] = LoopBoundClients(
             self._bind_client, close_client
@@ -247,7 +256,7 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
         return self._load(key, json_text(data))
 
     async def _delete(self, key: str) -> None:
-        await self._command("delete", "DEL", self._key_prefix + key)
+        await self._delete_key(key)
 
     async def _exists(self, key: str) -> bool:
         return bool(await self._command("read", "EXISTS", self._key_prefix + key))
@@ -277,8 +286,23 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
 
     async def _delete_many(self, keys: list[str]) -> None:
         names = [self._key_prefix + k for k in keys]
-        # The cluster client splits a multi-key DEL by hash slot itself.
-        await self._run("delete", lambda client: client.delete(*names))
+        if self.cluster and not self._indexed:
+            # The cluster client splits a multi-key DEL by hash slot itself.
+            await self._run("delete", lambda client: client.delete(*names))
+            return
+        if self.cluster:
+            # One slot: a pipeline of delete scripts, each key out with its index entry.
+            await self._eval_many("delete", DELETE, [(key, ()) for key in keys])
+            return
+
+        async def delete(client: Any) -> None:
+            # The keys and their index entries at once (see DELETE).
+            pipe = client.pipeline(transaction=True)
+            pipe.execute_command("DEL", *names)
+            pipe.execute_command("ZREM", self._index_key, *keys)
+            await pipe.execute()
+
+        await self._run("delete", delete)
 
     async def ping(self) -> None:
         await self._run("answer PING", lambda client: client.ping())
@@ -289,8 +313,20 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
     # ------------------------------------------------------------------ listing
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
-        listing = KeyListing(self._key_prefix, prefix, limit, cursor, cluster=self.cluster)
-        return await self._run("list keys", listing.page)
+        if not self._indexed:
+            listing = KeyListing(self._key_prefix, prefix, limit, cursor, cluster=True)
+            return await self._run("list keys", listing.page)
+        indexed = IndexListing(self._key_prefix, self._index_key, prefix, limit, cursor)
+        page = await self._run("list keys", indexed.page)
+        if page is None:  # no complete index yet: build it from the keys there are
+            await build_index(indexed, self._run, cluster=self.cluster)
+            page = await self._run("list keys", indexed.page)
+            if page is None:
+                raise BackendUnavailableError(
+                    f"The key index of the redis store (prefix {self.prefix!r}) vanished "
+                    "as soon as it was built (is the server evicting keys?)."
+                )
+        return page
 
     # ------------------------------------------------------------------ erasure
 
@@ -310,10 +346,30 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
                     ),
                 )
                 if names:
-                    # UNLINK frees the memory in the background; each call is one round
-                    # trip (split by hash slot on a cluster), bounded by ``timeout``.
-                    removed += int(await self._run("delete", functools.partial(_unlink, names)))
+                    removed += await self._erase(names)
         return removed
+
+    async def _erase(self, names: list[bytes]) -> int:
+        """Delete the records ``names`` (one round trip, bounded by ``timeout``). With a
+        key index their entries leave it atomically with them, so a key written again
+        meanwhile is never left out of the index."""
+        if not self._indexed:
+            # UNLINK frees the memory in the background; split by hash slot on a cluster.
+            return int(await self._run("delete", lambda client: client.unlink(*names)))
+        start = len(self._key_prefix)
+        keys = [name.decode()[start:] for name in names]
+        if self.cluster:  # one slot (a hash tag): the delete script per key, pipelined
+            replies = await self._eval_many("delete", DELETE, [(key, ()) for key in keys])
+            return sum(int(reply) for reply in replies)
+
+        async def unlink(client: Any) -> int:
+            pipe = client.pipeline(transaction=True)
+            pipe.unlink(*names)
+            pipe.zrem(self._index_key, *keys)
+            unlinked, _ = await pipe.execute()
+            return int(unlinked)
+
+        return await self._run("delete", unlink)
 
     async def _erase_nodes(self, client: Any) -> list[str]:
         if not self.cluster:
@@ -333,7 +389,3 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
             position, match=pattern, count=_ERASE_BATCH, target_nodes=target
         )
         return int(positions[node]), names
-
-
-async def _unlink(names: list[bytes], client: Any) -> int:
-    return int(await client.unlink(*names))

@@ -17,7 +17,7 @@ from ...codec import validate_key
 from ...exceptions import InvalidKeyError, InvalidValueError
 from ..base import KeyPage
 
-__all__ = ["KeyListing", "glob_escape"]
+__all__ = ["KeyListing", "glob_escape", "record_key"]
 
 _GLOB_SPECIAL = ("\\", "*", "?", "[", "]")
 # SCAN ``COUNT`` bounds, and how many SCAN round trips one page may take before it is
@@ -72,7 +72,7 @@ class KeyListing:
             at, batch = await self._scan(client, nodes[index], at, count)
             scanned += count
             for raw in batch:
-                key = _record_key(raw, self.skip)
+                key = record_key(raw, self.skip)
                 if key is None or key in seen:
                     continue
                 seen.add(key)
@@ -110,7 +110,7 @@ class KeyListing:
         return int(positions[node]), batch
 
 
-def _record_key(raw: bytes, skip: int) -> str | None:
+def record_key(raw: bytes, skip: int) -> str | None:
     """The record key of a Redis key SCAN matched, or ``None`` for a foreign key."""
     try:
         return validate_key(raw.decode("utf-8")[skip:])

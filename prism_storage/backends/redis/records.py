@@ -19,7 +19,7 @@ from ...exceptions import BackendUnavailableError, InvalidValueError
 from ..versions import ABSENT, Condition, Record, WriteResult, check_condition, new_version
 from ..versions import timestamp as utc
 from .client import client_errors
-from .scripts import APPEND, POP, PUT, READ, REMOVE, STAMP, TOUCH, Script
+from .scripts import APPEND, DELETE, POP, PUT, READ, REMOVE, STAMP, TOUCH, Script
 from .stored import split
 
 __all__ = ["PIPELINE_VALUE_BYTES", "ScriptedRecords"]
@@ -40,6 +40,8 @@ class ScriptedRecords:
         touch_on_read: bool
         _read_command: tuple[Any, ...]
         _key_prefix: str
+        _index_key: str
+        _indexed: bool
         _read_size: float
 
         async def _command(self, action: str, *command: Any, alone: bool = False) -> Any: ...
@@ -52,11 +54,19 @@ class ScriptedRecords:
 
     # ------------------------------------------------------------------ scripts
 
+    def _script_keys(self, name: str, script: Script) -> tuple[Any, ...]:
+        """``numkeys`` and the keys of an ``EVALSHA`` of ``script`` on the Redis key
+        ``name``: a writing script also gets the store's key index, where the store keeps
+        one (a single server, or a cluster store whose prefix has a hash tag)."""
+        if script.indexed and self._indexed:
+            return (2, name, self._index_key)
+        return (1, name)
+
     async def _eval(
         self, action: str, script: Script, key: str, *args: Any, alone: bool = False
     ) -> Any:
         """Run ``script`` on the record ``key`` (pipelined like any single-key command)."""
-        command = ("EVALSHA", script.sha, 1, self._key_prefix + key, *args)
+        command = ("EVALSHA", script.sha, *self._script_keys(self._key_prefix + key, script), *args)
         try:
             return await self._command(action, *command, alone=alone)
         except client_errors().no_script:
@@ -88,7 +98,9 @@ class ScriptedRecords:
                 pipe.execute_command("SCRIPT", "LOAD", script.body)
             for index in indexes:
                 key, args = calls[index]
-                pipe.execute_command("EVALSHA", script.sha, 1, prefix + key, *args)
+                pipe.execute_command(
+                    "EVALSHA", script.sha, *self._script_keys(prefix + key, script), *args
+                )
             return pipe
 
         async def run(client: Any) -> list[Any]:
@@ -130,7 +142,8 @@ class ScriptedRecords:
             async def write(client: Any) -> Any:
                 pipe = client.pipeline(transaction=True)
                 pipe.execute_command("SCRIPT", "LOAD", STAMP.body)
-                pipe.execute_command("EVALSHA", STAMP.sha, 1, name, version, _now(), _px(ttl))
+                stamp = self._script_keys(name, STAMP)
+                pipe.execute_command("EVALSHA", STAMP.sha, *stamp, version, _now(), _px(ttl))
                 pipe.execute_command("APPEND", name, data)
                 return (await pipe.execute())[1]
 
@@ -165,11 +178,18 @@ class ScriptedRecords:
             pipe = client.pipeline(transaction=True)
             pipe.execute_command("SCRIPT", "LOAD", STAMP.body)
             for key, _value, data in items:
-                pipe.execute_command("EVALSHA", STAMP.sha, 1, prefix + key, new_version(), now, px)
+                stamp = self._script_keys(prefix + key, STAMP)
+                pipe.execute_command("EVALSHA", STAMP.sha, *stamp, new_version(), now, px)
                 pipe.execute_command("APPEND", prefix + key, data)
             await pipe.execute()
 
         await self._run("write", write)
+
+    async def _delete_key(self, key: str) -> bool:
+        """Delete ``key`` (and its index entry); whether it existed."""
+        if not self._indexed:
+            return bool(await self._command("delete", "DEL", self._key_prefix + key))
+        return bool(await self._eval("delete", DELETE, key))
 
     # ---------------------------------------------------------- versioned records
 
@@ -251,7 +271,7 @@ class ScriptedRecords:
 
     async def _remove_record(self, key: str, if_version: str | None) -> bool:
         if if_version is None:
-            return bool(await self._command("delete", "DEL", self._key_prefix + key))
+            return await self._delete_key(key)
         done, current = await self._eval("delete", REMOVE, key, if_version)
         if not done:
             check_condition(if_version, _text(current))  # raises VersionConflictError

@@ -24,7 +24,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-__all__ = ["APPEND", "POP", "PUT", "READ", "REMOVE", "STAMP", "TOUCH", "Script"]
+__all__ = [
+    "APPEND",
+    "DELETE",
+    "LIST",
+    "POP",
+    "PUT",
+    "READ",
+    "REMOVE",
+    "STAMP",
+    "TOUCH",
+    "Script",
+]
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,8 @@ class Script:
 
     name: str
     body: str
+    #: The script writes or deletes a record and keeps the key index (KEYS[2]) in step.
+    indexed: bool = False
     sha: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -63,6 +76,37 @@ local function header(version, created, updated, field_id, count, close)
   if field_id then hint = field_id .. string.format('|%010d|%012d|', count, close) end
   return '%1|' .. version .. '|' .. created .. '|' .. updated .. '|' .. hint
 end
+"""
+
+# The store's key index (see :mod:`.index`): KEYS[2], a sorted set of the record keys
+# (score 0, so ordered by their bytes), given on a standalone server only.
+_INDEX = r"""
+local index = KEYS[2]
+local split = find(key, '\31', 1, true)
+local store_prefix, record_key = sub(key, 1, split), sub(key, split + 1)
+
+local function indexed()
+  if index then redis.call('ZADD', index, 0, record_key) end
+end
+
+local function unindexed()
+  if index then redis.call('ZREM', index, record_key) end
+end
+
+-- Drop entries of keys that expired, a few at random, so that a store whose records
+-- expire keeps an index of about its live keys without ever being listed. The member ''
+-- marks a complete index and stays. ZRANDMEMBER needs Redis 6.2; older servers skip this.
+local function prune(probes)
+  if not index then return end
+  local members = redis.pcall('ZRANDMEMBER', index, probes)
+  if type(members) ~= 'table' or members.err then return end
+  for _, member in ipairs(members) do
+    if member ~= '' and redis.call('EXISTS', store_prefix .. member) == 0 then
+      redis.call('ZREM', index, member)
+    end
+  end
+end
+local PROBES = 3
 """
 
 _SCANNER = r"""
@@ -197,6 +241,7 @@ end
 PUT = Script(
     "put",
     _COMMON
+    + _INDEX
     + r"""
 local json, version, now = ARGV[1], ARGV[2], ARGV[3]
 local ttl, condition, expected = ARGV[4], ARGV[5], ARGV[6]
@@ -223,10 +268,13 @@ if ttl == '' then
   redis.call('SET', key, stored)
 else
   redis.call('SET', key, stored, 'PX', ttl)
+  prune(PROBES)
 end
+indexed()
 if current then return {1, 0} end
 return {1, 1}
 """,
+    indexed=True,
 )
 
 #: The first half of a large unconditional write, in one MULTI with ``APPEND key json``:
@@ -237,6 +285,7 @@ return {1, 1}
 STAMP = Script(
     "stamp",
     _COMMON
+    + _INDEX
     + r"""
 local version, now, ttl = ARGV[1], ARGV[2], ARGV[3]
 local head = redis.pcall('GETRANGE', key, 0, 51)
@@ -249,16 +298,20 @@ if ttl == '' then
   redis.call('SET', key, stored)
 else
   redis.call('SET', key, stored, 'PX', ttl)
+  prune(PROBES)
 end
+indexed()
 if created then return 0 end
 return 1
 """,
+    indexed=True,
 )
 
 #: ARGV: the expected version.
 REMOVE = Script(
     "remove",
     _COMMON
+    + _INDEX
     + r"""
 local head = redis.call('GETRANGE', key, 0, 51)
 if head == '' then return {0, false} end
@@ -270,7 +323,59 @@ else
 end
 if current ~= ARGV[1] then return {0, current} end
 redis.call('DEL', key)
+unindexed()
 return {1, 1}
+""",
+    indexed=True,
+)
+
+#: ``DEL`` and the key out of the index, in one step (no write of the key in between can
+#: leave it present but unlisted).
+DELETE = Script(
+    "delete",
+    r"""
+local key = KEYS[1]
+local find, sub = string.find, string.sub
+"""
+    + _INDEX
+    + r"""
+local deleted = redis.call('DEL', key)
+unindexed()
+return deleted
+""",
+    indexed=True,
+)
+
+#: One page of the index (see :mod:`.index`): KEYS[1] the index; ARGV: the Redis key
+#: prefix of records, the ZRANGEBYLEX bounds, the page size, how many members one call
+#: may look at. Members whose key no longer exists (expired, evicted) are dropped on the
+#: way. Replies ``false`` when the index is not complete (no member ''), else
+#: ``{keys, last member looked at or false at the end}``.
+LIST = Script(
+    "list",
+    r"""
+local index, prefix, low, high = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local limit, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
+if not redis.call('ZSCORE', index, '') then return false end
+local keys, looked = {}, 0
+while looked < budget do
+  local chunk = math.min(limit - #keys + 16, budget - looked)
+  local members = redis.call('ZRANGEBYLEX', index, low, high, 'LIMIT', 0, chunk)
+  for _, member in ipairs(members) do
+    looked = looked + 1
+    if member ~= '' then
+      if redis.call('EXISTS', prefix .. member) == 1 then
+        keys[#keys + 1] = member
+        if #keys == limit then return {keys, member} end
+      else
+        redis.call('ZREM', index, member)
+      end
+    end
+    low = '(' .. member
+  end
+  if #members < chunk then return {keys, false} end
+end
+return {keys, string.sub(low, 2)}
 """,
 )
 
@@ -309,6 +414,7 @@ return 1
 APPEND = Script(
     "append",
     _COMMON
+    + _INDEX
     + _SCANNER
     + r"""
 local field_json, name, items, max_items = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -335,6 +441,8 @@ local function write(json, created, keep_ttl, count, close)
   else
     redis.call('SET', key, stored)
   end
+  indexed()
+  if ttl ~= '' or default_ttl ~= '' then prune(PROBES) end
 end
 
 -- The header says where this field's list ends and how long it is (the last append or
@@ -418,6 +526,7 @@ else
 end
 return total
 """,
+    indexed=True,
 )
 
 #: ARGV: field (raw UTF-8), new version, now (15-digit Unix ms).

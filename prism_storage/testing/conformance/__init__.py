@@ -36,6 +36,7 @@ from .fixtures import StoreFactory, StoreFixtures
 from .isolation import IsolationCases
 from .keys import KeyCases
 from .listing import ListingCases
+from .listing_churn import ListingUnderWritesCases
 from .lists import AtomicListCases
 from .outages import OutageCases
 from .samples import (
@@ -74,6 +75,7 @@ class StorageConformanceTests(
     ValueCases,
     BatchCases,
     ListingCases,
+    ListingUnderWritesCases,
     IsolationCases,
     ErasureCases,
     ScopeCases,
