@@ -36,6 +36,7 @@ from .isolation import IsolationCases
 from .keys import KeyCases
 from .listing import ListingCases
 from .lists import AtomicListCases
+from .observability import ObservabilityCases
 from .outages import OutageCases
 from .samples import (
     AGENT_RECORD,
@@ -80,5 +81,6 @@ class StorageConformanceTests(
     OutageCases,
     VersionCases,
     AtomicListCases,
+    ObservabilityCases,
 ):
     """The shared semantics of DESIGN §2, run against the store ``make_store`` builds."""
