@@ -161,7 +161,7 @@ class ObservabilityCases:
             assert kwargs["created"] is None and kwargs["version"] is None
         # A failed operation sends nothing (the value is refused before any I/O).
         with pytest.raises(InvalidValueError):
-            await store.set("d", {"v": {1, 2}})  # type: ignore[dict-item]
+            await store.set("d", {"v": {1, 2}})
         with pytest.raises(InvalidValueError):
             await store.set_many({"d": {"v": 1}, "e": "not a dict"})  # type: ignore[dict-item]
         assert signal_log.take() == []
@@ -225,7 +225,7 @@ class ObservabilityCases:
         assert await store.get("a") == _SECRET_VALUE
         await store.get_many(["a", "b", "c"])
         with pytest.raises(InvalidValueError):
-            await store.set("bad", {"v": {1}})  # type: ignore[dict-item]
+            await store.set("bad", {"v": {1}})
         spans = telemetry.spans(store)
         operations = [span.attributes["prism.operation"] for span in spans]
         assert operations == ["set", "get", "get_many", "set"]
