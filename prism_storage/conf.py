@@ -44,5 +44,6 @@ def access_policy() -> Any:
 
 def trace_keys() -> Any:
     """Whether spans name the keys an operation touched (``PRISM_STORAGE_TRACE_KEYS``,
-    default ``False``: keys may identify people)."""
-    return getattr(settings, "PRISM_STORAGE_TRACE_KEYS", False)
+    default ``False``: keys may identify people). A store used without Django settings
+    (a script) keeps them out."""
+    return settings.configured and getattr(settings, "PRISM_STORAGE_TRACE_KEYS", False)
