@@ -18,6 +18,7 @@ import importlib.util
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
+from logging import DEBUG
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from asgiref.sync import markcoroutinefunction
@@ -43,9 +44,9 @@ Shape = Literal["key", "keys", "mapping", "none"]
 #: Sends an operation's signal: ``(store, keys, arguments, result)``.
 Sender = Callable[[Any, list[str], tuple[Any, ...], dict[str, Any], Any], None]
 
-#: Seconds between two looks for an OpenTelemetry provider while none is configured (a
-#: look costs about a microsecond, too much for every call).
-_PROVIDER_RECHECK = 1.0
+#: Unobserved operations between two looks for an OpenTelemetry provider while none is
+#: configured.
+_LOOK_EVERY = 1000
 
 
 # ------------------------------------------------------------------ OpenTelemetry
@@ -54,31 +55,51 @@ _PROVIDER_RECHECK = 1.0
 class _Telemetry:
     """The tracer and instruments, once a real (SDK) provider is configured.
 
-    OpenTelemetry lets a provider be set once per process, so once found they are kept.
-    While none is set, the providers are looked up again at most every
-    :data:`_PROVIDER_RECHECK` seconds; :func:`refresh_telemetry` looks at once.
+    OpenTelemetry lets a provider be set once per process, so once found they are kept
+    (``on``). While none is set, the providers are looked up again every
+    :data:`_LOOK_EVERY` unobserved operations (a look costs about a microsecond, too much
+    for every call; counting costs a few nanoseconds); :func:`refresh_telemetry` makes
+    the next operation look.
     """
 
-    __slots__ = ("counter", "duration", "errors", "installed", "next_look", "tracer")
+    __slots__ = (
+        "countdown",
+        "counter",
+        "duration",
+        "error_code",
+        "errors",
+        "installed",
+        "on",
+        "span_kind",
+        "status",
+        "tracer",
+        "use_span",
+    )
 
     def __init__(self) -> None:
+        self.on = False
+        self.countdown = 0
         self.installed: bool | None = None  # opentelemetry-api importable; None: not looked
-        self.next_look = 0.0
         self.tracer: Any = None
         self.counter: Any = None
         self.errors: Any = None
         self.duration: Any = None
+        self.use_span: Any = None
+        self.span_kind: Any = None
+        self.status: Any = None
+        self.error_code: Any = None
 
-    def active(self) -> bool:
-        if self.tracer is not None or self.counter is not None:
-            return True
-        now = time.monotonic()
-        if now < self.next_look:
+    def due(self) -> bool:
+        """Count one unobserved operation; look for providers when it is time."""
+        self.countdown -= 1
+        if self.countdown > 0:
             return False
-        self.next_look = now + _PROVIDER_RECHECK
-        return self._look()
+        self.countdown = _LOOK_EVERY
+        return self.look()
 
-    def _look(self) -> bool:
+    def look(self) -> bool:
+        if self.on:
+            return True
         if self.installed is None:
             try:
                 self.installed = importlib.util.find_spec("opentelemetry.trace") is not None
@@ -91,6 +112,10 @@ class _Telemetry:
         from . import __version__
 
         if self.tracer is None and _is_configured(trace.get_tracer_provider()):
+            self.use_span = trace.use_span
+            self.span_kind = trace.SpanKind.CLIENT
+            self.status = trace.Status
+            self.error_code = trace.StatusCode.ERROR
             self.tracer = trace.get_tracer("prism_storage", __version__)
         if self.counter is None and _is_configured(metrics.get_meter_provider()):
             meter = metrics.get_meter("prism_storage", __version__)
@@ -103,7 +128,8 @@ class _Telemetry:
             self.duration = meter.create_histogram(
                 "prism_storage.operation.duration", unit="s", description="Operation latency."
             )
-        return self.tracer is not None or self.counter is not None
+        self.on = self.tracer is not None or self.counter is not None
+        return self.on
 
 
 def _is_configured(provider: object) -> bool:
@@ -119,13 +145,29 @@ _telemetry = _Telemetry()
 def refresh_telemetry() -> None:
     """Look for OpenTelemetry providers at the next operation (call it after configuring
     the SDK if store operations ran before)."""
-    _telemetry.next_look = 0.0
+    _telemetry.countdown = 0
+
+
+#: ``PRISM_STORAGE_TRACE_KEYS`` once read (reading a setting costs a microsecond).
+_trace_keys_setting: list[bool] = []
 
 
 def _trace_keys() -> bool:
+    if _trace_keys_setting:
+        return _trace_keys_setting[0]
+    from django.conf import settings
+
     from .conf import trace_keys
 
-    return trace_keys() is True
+    chosen = trace_keys() is True
+    if settings.configured:
+        _trace_keys_setting.append(chosen)
+    return chosen
+
+
+def forget_settings() -> None:
+    """Read the settings again (``setting_changed`` calls it)."""
+    _trace_keys_setting.clear()
 
 
 # ------------------------------------------------------------------ the decorator
@@ -160,7 +202,7 @@ def observed(
 
 
 class _Operation:
-    __slots__ = ("gen_ai", "name", "send", "shape", "signal")
+    __slots__ = ("attributes", "gen_ai", "name", "send", "shape", "signal")
 
     def __init__(
         self, name: str, gen_ai: str, shape: Shape, signal: Signal | None, send: Sender | None
@@ -170,6 +212,7 @@ class _Operation:
         self.shape = shape
         self.signal = signal
         self.send = send
+        self.attributes: dict[tuple[str | None, str], dict[str, str]] = {}
 
     def wrap(self, method: Callable[..., Coroutine[Any, Any, R]]) -> Callable[..., Any]:
         signal = self.signal
@@ -178,14 +221,15 @@ class _Operation:
 
         @functools.wraps(method)
         def wrapper(store: Any, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, R]:
-            # The quiet path returns the method's own coroutine: no extra frame per call.
             if (
-                (signal is None or not signal.receivers)
-                and not is_enabled_for(logging.DEBUG)
-                and not telemetry.active()
+                telemetry.on
+                or (signal is not None and signal.receivers)
+                or is_enabled_for(DEBUG)
+                or telemetry.due()
             ):
-                return method(store, *args, **kwargs)
-            return self.run(method, store, args, kwargs)
+                return self.run(method, store, args, kwargs)
+            # Nobody observes: the method's own coroutine, without an extra frame.
+            return method(store, *args, **kwargs)
 
         wrapper.__prism_operation__ = self  # type: ignore[attr-defined]
         markcoroutinefunction(wrapper)
@@ -200,13 +244,14 @@ class _Operation:
     ) -> R:
         args, kwargs = _materialize(self.shape, args, kwargs)
         keys = _keys_of(self.shape, args, kwargs)
+        telemetry = _telemetry
         # The quiet-path test may have stopped before looking for providers.
-        tracer = _telemetry.tracer if _telemetry.active() else None
+        tracer = telemetry.tracer if telemetry.on or telemetry.look() else None
         span = None
         if tracer is not None:
             span = tracer.start_span(
                 f"{self.gen_ai} {store.alias or store.backend_name}",
-                kind=_client_kind(),
+                kind=telemetry.span_kind,
                 attributes=self._span_attributes(store, keys),
             )
         started = time.perf_counter()
@@ -214,9 +259,9 @@ class _Operation:
             if span is None:
                 result = await method(store, *args, **kwargs)
             else:
-                from opentelemetry import trace
-
-                with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                with telemetry.use_span(
+                    span, record_exception=False, set_status_on_exception=False
+                ):
                     result = await method(store, *args, **kwargs)
         except BaseException as exc:
             self._finish(store, keys, started, span, exc)
@@ -243,6 +288,17 @@ class _Operation:
                     attributes["prism.keys"] = keys
         return attributes
 
+    def _metric_attributes(self, store: Any) -> dict[str, str]:
+        """The attributes of ``store``'s measurements of this operation, built once per
+        alias and backend (the SDK keys its aggregations by them)."""
+        found = self.attributes.get((store.alias, store.backend_name))
+        if found is None:
+            found = {"prism.operation": self.name, "prism.backend": store.backend_name}
+            if store.alias is not None:
+                found["gen_ai.memory.store.id"] = store.alias
+            self.attributes[(store.alias, store.backend_name)] = found
+        return found
+
     def _finish(
         self,
         store: Any,
@@ -253,22 +309,18 @@ class _Operation:
     ) -> None:
         elapsed = time.perf_counter() - started
         error_type = None if error is None else _error_type(error)
+        telemetry = _telemetry
         if span is not None:
-            from opentelemetry.trace import Status, StatusCode
-
             if error_type is None:
                 span.set_attribute("prism.outcome", "ok")
             else:
                 # The type only: a message could quote what the caller passed.
                 span.set_attribute("prism.outcome", "error")
                 span.set_attribute("error.type", error_type)
-                span.set_status(Status(StatusCode.ERROR, error_type))
+                span.set_status(telemetry.status(telemetry.error_code, error_type))
             span.end()
-        telemetry = _telemetry
         if telemetry.counter is not None:
-            attributes = {"prism.operation": self.name, "prism.backend": store.backend_name}
-            if store.alias is not None:
-                attributes["gen_ai.memory.store.id"] = store.alias
+            attributes = self._metric_attributes(store)
             telemetry.counter.add(1, attributes)
             telemetry.duration.record(elapsed, attributes)
             if error_type is not None:
@@ -283,12 +335,6 @@ class _Operation:
                 elapsed * 1000,
                 "ok" if error_type is None else f"failed ({error_type})",
             )
-
-
-def _client_kind() -> Any:
-    from opentelemetry.trace import SpanKind
-
-    return SpanKind.CLIENT
 
 
 def _error_type(error: BaseException) -> str:

@@ -37,3 +37,7 @@ def reset_storages(*, setting: str, **kwargs: Any) -> None:
         from .handler import storages  # imported here: the backends import this module
 
         storages.reset()
+    elif setting == "PRISM_STORAGE_TRACE_KEYS":
+        from .observability import forget_settings
+
+        forget_settings()
