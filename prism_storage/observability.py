@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import inspect
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
@@ -215,22 +216,8 @@ class _Operation:
         self.attributes: dict[tuple[str | None, str], dict[str, str]] = {}
 
     def wrap(self, method: Callable[..., Coroutine[Any, Any, R]]) -> Callable[..., Any]:
-        signal = self.signal
-        is_enabled_for = logger.isEnabledFor
-        telemetry = _telemetry
-
-        @functools.wraps(method)
-        def wrapper(store: Any, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, R]:
-            if (
-                telemetry.on
-                or (signal is not None and signal.receivers)
-                or is_enabled_for(DEBUG)
-                or telemetry.due()
-            ):
-                return self.run(method, store, args, kwargs)
-            # Nobody observes: the method's own coroutine, without an extra frame.
-            return method(store, *args, **kwargs)
-
+        wrapper = _forwarder(method, self)
+        functools.update_wrapper(wrapper, method)
         wrapper.__prism_operation__ = self  # type: ignore[attr-defined]
         markcoroutinefunction(wrapper)
         return wrapper
@@ -281,7 +268,7 @@ class _Operation:
             attributes["gen_ai.memory.store.id"] = store.alias
         if keys is not None:
             attributes["prism.batch.size"] = len(keys)
-            if _trace_keys():
+            if keys and _trace_keys():
                 if self.shape == "key":
                     attributes["gen_ai.memory.record.id"] = keys[0]
                 else:
@@ -335,6 +322,74 @@ class _Operation:
                 elapsed * 1000,
                 "ok" if error_type is None else f"failed ({error_type})",
             )
+
+
+def _forwarder(method: Callable[..., Any], operation: _Operation) -> Callable[..., Any]:
+    """The wrapper of ``method``: with nobody observing, it returns ``method``'s own
+    coroutine (no extra frame); otherwise ``operation.run``'s.
+
+    It is compiled with ``method``'s own parameters, because packing and unpacking
+    ``*args, **kwargs`` would double what the check costs on every call (measured in
+    bench/bench_observability.py).
+    """
+    names: list[str] = []
+    keyword_only: list[str] = []
+    text: list[str] = ["store"]
+    namespace: dict[str, Any] = {
+        "method": method,
+        "run": operation.run,
+        "signal": operation.signal,
+        "telemetry": _telemetry,
+        "is_enabled_for": logger.isEnabledFor,
+        "DEBUG": DEBUG,
+    }
+    for parameter in list(inspect.signature(method).parameters.values())[1:]:
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            return _generic_forwarder(method, operation, namespace)
+        default = ""
+        if parameter.default is not parameter.empty:
+            namespace[f"_default_{parameter.name}"] = parameter.default
+            default = f"=_default_{parameter.name}"
+        if parameter.kind is parameter.KEYWORD_ONLY:
+            if not keyword_only:
+                text.append("*")
+            keyword_only.append(parameter.name)
+        else:
+            names.append(parameter.name)
+        text.append(parameter.name + default)
+    positional = "".join(f"{name}, " for name in names)
+    keywords = ", ".join(f"{name!r}: {name}" for name in keyword_only)
+    passed = ", ".join([*names, *(f"{name}={name}" for name in keyword_only)])
+    listened = "" if operation.signal is None else " or signal.receivers"
+    source = (
+        f"def {method.__name__}({', '.join(text)}):\n"
+        f"    if telemetry.on{listened} or is_enabled_for(DEBUG) or telemetry.due():\n"
+        f"        return run(method, store, ({positional}), {{{keywords}}})\n"
+        f"    return method(store{', ' if passed else ''}{passed})\n"
+    )
+    exec(compile(source, f"<observed {method.__qualname__}>", "exec"), namespace)  # noqa: S102
+    return namespace[method.__name__]  # type: ignore[no-any-return]
+
+
+def _generic_forwarder(
+    method: Callable[..., Any], operation: _Operation, namespace: dict[str, Any]
+) -> Callable[..., Any]:
+    """The same as :func:`_forwarder` builds, for a method taking ``*args``/``**kwargs``."""
+    signal = operation.signal
+    telemetry = _telemetry
+    is_enabled_for = logger.isEnabledFor
+
+    def wrapper(store: Any, *args: Any, **kwargs: Any) -> Any:
+        if (
+            telemetry.on
+            or (signal is not None and signal.receivers)
+            or is_enabled_for(DEBUG)
+            or telemetry.due()
+        ):
+            return operation.run(method, store, args, kwargs)
+        return method(store, *args, **kwargs)
+
+    return wrapper
 
 
 def _error_type(error: BaseException) -> str:
