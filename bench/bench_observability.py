@@ -19,9 +19,11 @@ OpenTelemetry lets a process set its providers once, so the first three paths ar
 measured first, then the SDK is configured and the last path is measured against the
 baseline again, in rounds of its own. Each round measures every path of a case once, in
 an order rotated round by round (``--rounds``, default 5, 2 with ``--quick``); a ratio is
-the median of same-round ratios (min-max shown). A second table gives the dispatch cost
-of one call (building the coroutine, no I/O) with and without the decorator, which no
-I/O noise blurs. A private ``redis-server`` is started on a free loopback port.
+the median of same-round ratios (min-max shown). On a shared machine rounds swing by far
+more than 2%, so further tables give what no I/O blurs: the cost of dispatching one call
+(building the coroutine) with and without the decorator, that cost as a share of each
+operation above, and a memory-store ``get`` traced, unobserved, and the SDK's own span
+and measurements alone. A private ``redis-server`` is started on a free loopback port.
 
 Run: ``python -m bench.bench_observability [--quick] [--rounds N]``.
 """
@@ -53,6 +55,7 @@ UNOBSERVED = "unobserved"
 QUIET = "observed, nobody listening"
 RECEIVER = "observed, one receiver"
 OTEL = "observed, OpenTelemetry SDK"
+SDK_ALONE = "the SDK alone: one span, two measurements"
 TASKS = 64
 KEY_SPACE = 1024
 #: Goals: at least this ratio of each path against the unobserved baseline.
@@ -139,25 +142,66 @@ def _configure_opentelemetry() -> Callable[[], None]:
     return exporter.clear
 
 
+def _best_ns(call: Callable[[], Any], calls: int) -> float:
+    samples = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(calls):
+            call()
+        samples.append((time.perf_counter() - started) / calls * 1e9)
+    return min(samples)
+
+
 def dispatch_cost(store: Any, calls: int) -> list[Row]:
     """Nanoseconds to build one ``get`` coroutine (closed unawaited), with and without the
     decorator's quiet-path checks."""
     from prism_storage.backends.base import BaseStorageBackend
 
     body = BaseStorageBackend.get.__wrapped__  # type: ignore[attr-defined]
-    rows = []
-    for name, call in (
-        (UNOBSERVED, lambda: body(store, "agent-1")),
-        (QUIET, lambda: store.get("agent-1")),
-    ):
-        samples = []
-        for _ in range(5):
-            started = time.perf_counter()
-            for _ in range(calls):
-                call().close()
-            samples.append((time.perf_counter() - started) / calls * 1e9)
-        rows.append(Row(BENCH, "dispatch of one get (ns, no I/O)", name, p50_ms=min(samples)))
-    return rows
+    case = "dispatch of one get, no I/O"
+    return [
+        Row(BENCH, case, UNOBSERVED, p50_ms=_best_ns(lambda: body(store, "a").close(), calls)),
+        Row(BENCH, case, QUIET, p50_ms=_best_ns(lambda: store.get("a").close(), calls)),
+    ]
+
+
+def traced_cost(calls: int) -> list[Row]:
+    """Nanoseconds per ``get`` of a memory store (no I/O) unobserved and traced, and what
+    the SDK alone takes for the same span and measurements, without prism_storage."""
+    from opentelemetry import metrics, trace
+
+    from prism_storage import MemoryStorageBackend
+    from prism_storage.backends.base import BaseStorageBackend
+
+    store = MemoryStorageBackend("bench-observability")
+    store.alias = "bench"
+    body = BaseStorageBackend.get.__wrapped__  # type: ignore[attr-defined]
+    tracer = trace.get_tracer("bench")
+    meter = metrics.get_meter("bench")
+    counter = meter.create_counter("bench.operations")
+    histogram = meter.create_histogram("bench.duration")
+    attributes = {"prism.operation": "get", "prism.backend": "memory"}
+    span_attributes = {**attributes, "gen_ai.operation.name": "get", "prism.batch.size": 1}
+
+    def drive(coroutine: Any) -> None:
+        with contextlib.suppress(StopIteration):
+            coroutine.send(None)  # a memory get never suspends: it ends at once
+
+    def sdk_alone() -> None:
+        span = tracer.start_span("get bench", attributes=span_attributes)
+        with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+            pass
+        span.set_attribute("prism.outcome", "ok")
+        span.end()
+        counter.add(1, attributes)
+        histogram.record(0.0, attributes)
+
+    case = "get on a memory store, no I/O"
+    return [
+        Row(BENCH, case, UNOBSERVED, p50_ms=_best_ns(lambda: drive(body(store, "a")), calls)),
+        Row(BENCH, case, OTEL, p50_ms=_best_ns(lambda: drive(store.get("a")), calls)),
+        Row(BENCH, case, SDK_ALONE, p50_ms=_best_ns(sdk_alone, calls)),
+    ]
 
 
 async def run(redis_url: str, directory: Path, *, quick: bool, rounds: int) -> list[Row]:
@@ -197,6 +241,7 @@ async def run(redis_url: str, directory: Path, *, quick: bool, rounds: int) -> l
             for case in _cases(backend, store, [UNOBSERVED, OTEL], ops, traced_before)
         ]
         rows += await measure_cases(cases, rounds)
+        rows += traced_cost(2_000 if quick else 20_000)
     finally:
         _receivers(False)
         for store in stores.values():
@@ -230,12 +275,23 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         rows = await run(url, directory, quick=args.quick, rounds=rounds)
     throughput_rows = [r for r in rows if r.ops_per_s is not None]
     print_table(throughput_rows, f"observability cost, median of {rounds} rotated round(s)")
-    print("\n## dispatch cost of one call (ns; best of 5)\n")
-    print("| path | ns |")
-    print("|---|---:|")
+    print("\n## cost of one call without I/O (ns; best of 5)\n")
+    print("| case | path | ns |")
+    print("|---|---|---:|")
     for row in rows:
         if row.ops_per_s is None:
-            print(f"| {row.path} | {row.p50_ms:.0f} |")
+            print(f"| {row.case} | {row.path} | {row.p50_ms:,.0f} |")
+    quiet = [r.p50_ms or 0.0 for r in rows if r.case.startswith("dispatch")]
+    print("\n## the quiet path's cost as a share of each operation\n")
+    print("| case | ns per operation | quiet-path ns | share |")
+    print("|---|---:|---:|---:|")
+    shown = set()
+    for row in throughput_rows:
+        if row.path == UNOBSERVED and row.ops_per_s and len(quiet) == 2 and row.case not in shown:
+            shown.add(row.case)
+            per_op = 1e9 / row.ops_per_s
+            extra = quiet[1] - quiet[0]
+            print(f"| {row.case} | {per_op:,.0f} | {extra:,.0f} | {extra / per_op:.1%} |")
     print("\n## observability goals\n")
     print_goals(throughput_rows)
     if args.json:
