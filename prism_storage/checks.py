@@ -1,6 +1,6 @@
 """System checks for ``PRISM_STORAGE`` (``manage.py check``).
 
-Ids are stable: prism_storage.E001-E007, E010 and E011 here; each backend adds its own
+Ids are stable: prism_storage.E001-E007, E010, E011 and E020 here; each backend adds its own
 messages through ``BaseStorageBackend.check()`` (E008/W001 file, E009 orm, E101/W101
 redis, W030/W031 supabase). The database check W012 (``check --database``, ``migrate``)
 reports key columns that are not exact on MySQL/MariaDB.
@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, register
 
-from .conf import access_policy, storage_setting
+from .conf import access_policy, storage_setting, trace_keys
 from .exceptions import ConfigurationError, InvalidOptionError, MissingDependencyError
 from .handler import alias_config, build_store
 from .registry import Registry, check_options
@@ -71,6 +71,19 @@ def check_exact_keys(
     from .backends.orm.exact_keys import check_exact_keys
 
     return check_exact_keys(databases)
+
+
+@register(Tags.security, "prism_storage")
+def check_trace_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if type(trace_keys()) is not bool:
+        return [
+            Error(
+                "PRISM_STORAGE_TRACE_KEYS must be True or False.",
+                hint="Leave it unset (False) unless traces may show record keys.",
+                id="prism_storage.E020",
+            )
+        ]
+    return []
 
 
 def _check_alias(setting: dict[str, Any], alias: Any) -> list[CheckMessage]:

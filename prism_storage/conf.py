@@ -42,3 +42,10 @@ def access_policy() -> Any:
         raise ConfigurationError(
             f"PRISM_STORAGE_ACCESS must be a callable or the dotted path of one: {exc}"
         ) from exc
+
+
+def trace_keys() -> Any:
+    """Whether spans name the keys an operation touched (``PRISM_STORAGE_TRACE_KEYS``,
+    default ``False``: keys may identify people). A store used without Django settings
+    (a script) keeps them out."""
+    return settings.configured and getattr(settings, "PRISM_STORAGE_TRACE_KEYS", False)

@@ -23,6 +23,16 @@ from ..exceptions import (
     PrismStorageError,
     UnsupportedOperationError,
 )
+from ..observability import (
+    deleted,
+    erased,
+    expired,
+    logger,
+    observe_overrides,
+    observed,
+    saved,
+)
+from ..signals import prefix_deleted, record_deleted, record_saved, records_expired
 from .redaction import RedactedCause, redact
 from .versions import RecordOperations
 
@@ -118,6 +128,19 @@ class BaseStorageBackend(RecordOperations):
         """``search()`` also takes a text, which the store embeds itself."""
         return self.supports_search and self.embedder is not None
 
+    #: Whether this class's own overrides of public methods send signals, spans and logs.
+    #: False for a store whose public methods call another store's public methods (a
+    #: scope), which report each operation already.
+    reports_operations: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # An override of a public method (a backend's native ``sweep``) is observed like
+        # the method it replaces. It must call the protected hooks, not ``super()``'s
+        # public method, or its operation would be reported twice.
+        if cls.reports_operations:
+            observe_overrides(cls)
+
     def __init__(self, *, alias: str | None = None) -> None:
         #: The PRISM_STORAGE alias this instance was created for (``None`` when built by
         #: hand). The handler passes it at construction, so a backend may derive defaults
@@ -126,10 +149,12 @@ class BaseStorageBackend(RecordOperations):
 
     # ------------------------------------------------------------------ public API
 
+    @observed("get")
     async def get(self, key: str) -> dict[str, Any] | None:
         """Return the value stored under ``key``, or ``None`` if there is none."""
         return await self._get(validate_key(key))
 
+    @observed("set", gen_ai="upsert_memory", signal=record_saved, send=saved)
     async def set(self, key: str, value: dict[str, Any], *, ttl: float | None = None) -> None:
         """Store ``value`` under ``key``, replacing any previous value.
 
@@ -139,14 +164,17 @@ class BaseStorageBackend(RecordOperations):
         data = self._encode(value)
         await self._set(key, value, data, self._resolve_ttl(ttl))
 
+    @observed("delete", gen_ai="delete_memory", signal=record_deleted, send=deleted)
     async def delete(self, key: str) -> None:
         """Remove ``key``; does nothing if it is absent."""
         await self._delete(validate_key(key))
 
+    @observed("exists")
     async def exists(self, key: str) -> bool:
         """Return whether ``key`` holds a (non-expired) value."""
         return await self._exists(validate_key(key))
 
+    @observed("get_many", shape="keys")
     async def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Return ``{key: value}`` for the given keys that hold a value (missing omitted)."""
         key_list = list(dict.fromkeys(validate_keys(keys)))
@@ -154,6 +182,7 @@ class BaseStorageBackend(RecordOperations):
             return {}
         return await self._get_many(key_list)
 
+    @observed("set_many", gen_ai="upsert_memory", shape="mapping", signal=record_saved, send=saved)
     async def set_many(
         self, mapping: Mapping[str, dict[str, Any]], *, ttl: float | None = None
     ) -> None:
@@ -164,12 +193,16 @@ class BaseStorageBackend(RecordOperations):
         if items:
             await self._set_many(items, self._resolve_ttl(ttl))
 
+    @observed(
+        "delete_many", gen_ai="delete_memory", shape="keys", signal=record_deleted, send=deleted
+    )
     async def delete_many(self, keys: Iterable[str]) -> None:
         """Remove every given key; absent keys are ignored."""
         key_list = list(dict.fromkeys(validate_keys(keys)))
         if key_list:
             await self._delete_many(key_list)
 
+    @observed("keys", shape="none")
     async def keys(
         self, prefix: str = "", limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
     ) -> KeyPage:
@@ -205,6 +238,9 @@ class BaseStorageBackend(RecordOperations):
                 return
             cursor = page.cursor
 
+    @observed(
+        "delete_prefix", gen_ai="delete_memory", shape="none", signal=prefix_deleted, send=erased
+    )
     async def delete_prefix(self, prefix: str, *, all: bool = False) -> int:
         """Remove every record whose key starts with ``prefix``; return how many were removed.
 
@@ -239,6 +275,7 @@ class BaseStorageBackend(RecordOperations):
 
         return ScopedStore(self, segments)
 
+    @observed("search", gen_ai="search_memory", shape="none")
     async def search(
         self,
         embedding: list[float],
@@ -251,6 +288,7 @@ class BaseStorageBackend(RecordOperations):
             f"The {self.backend_name!r} backend does not support similarity search."
         )
 
+    @observed("sweep", gen_ai="delete_memory", shape="none", signal=records_expired, send=expired)
     async def sweep(self) -> int:
         """Remove expired records the store keeps until swept; return how many."""
         raise UnsupportedOperationError(f"The {self.backend_name!r} backend has nothing to sweep.")
@@ -262,6 +300,7 @@ class BaseStorageBackend(RecordOperations):
     #: ``touch_on_read`` option; only with a default ``ttl``).
     touch_on_read: bool = False
 
+    @observed("touch", gen_ai="update_memory")
     async def touch(self, key: str, ttl: float | None = None) -> bool:
         """Reset the expiry of ``key`` to ``ttl`` seconds from now; return whether it held a
         live record (a missing or expired key is left absent, never revived).
@@ -280,6 +319,7 @@ class BaseStorageBackend(RecordOperations):
             )
         return await self._touch(key, self._resolve_ttl(ttl))
 
+    @observed("ping", shape="none")
     async def ping(self) -> None:
         """Check that the store answers; raise BackendUnavailableError if it does not."""
         await self._get("prism-storage:ping")
@@ -369,10 +409,10 @@ class BaseStorageBackend(RecordOperations):
         async for key in self.iter_keys(prefix, page_size=ERASE_BATCH):
             batch.append(key)
             if len(batch) == ERASE_BATCH:
-                await self.delete_many(batch)
+                await self._delete_many(batch)
                 removed, batch = removed + len(batch), []
         if batch:
-            await self.delete_many(batch)
+            await self._delete_many(batch)
             removed += len(batch)
         return removed
 
@@ -448,6 +488,8 @@ class BaseStorageBackend(RecordOperations):
         error = BackendUnavailableError(
             f"The {self.backend_name!r} store could not {action}: {detail}"
         )
+        # An outage is worth a warning wherever the error ends up; the text is redacted.
+        logger.warning("Store %r is unavailable: %s", self.alias, error)
         return self._caused_by(error, exc)
 
     def _translate_error(self, exc: Exception, action: str) -> Exception | None:

@@ -56,6 +56,9 @@ class ScopedStore(BaseStorageBackend):
     """The keys of ``inner`` under the encoded ``segments``, as a store of their own."""
 
     supports_sweep = False
+    #: Every method calls the inner store's public method, which sends the signals and
+    #: spans (with the full key): the scope adds none of its own.
+    reports_operations = False
 
     def __init__(self, inner: BaseStorageBackend, segments: Iterable[str]) -> None:
         segments = tuple(segments)

@@ -31,6 +31,8 @@ from typing import Any, ClassVar, Final
 
 from ..codec import encode_value, validate_key, validate_keys
 from ..exceptions import InvalidValueError, UnsupportedOperationError, VersionConflictError
+from ..observability import appended, logger, observed, popped, put_saved, removed
+from ..signals import record_deleted, record_saved
 
 __all__ = [
     "ABSENT",
@@ -199,12 +201,14 @@ class RecordOperations:
 
     # ------------------------------------------------------------------ public API
 
+    @observed("get_record")
     async def get_record(self, key: str) -> Record | None:
         """The record stored under ``key`` with its metadata, or ``None``."""
         validate_key(key)
         self._require("supports_versions", "keep record versions")
         return await self._get_record(key)
 
+    @observed("get_many_records", shape="keys")
     async def get_many_records(self, keys: Iterable[str]) -> dict[str, Record]:
         """``{key: Record}`` for the given keys that hold a record, in one round trip
         where the store allows it."""
@@ -214,6 +218,7 @@ class RecordOperations:
             return {}
         return await self._get_many_records(key_list)
 
+    @observed("put", gen_ai="upsert_memory", signal=record_saved, send=put_saved)
     async def put(
         self,
         key: str,
@@ -246,6 +251,7 @@ class RecordOperations:
             self._require("supports_conditional_writes", "write conditionally")
         return await self._put_record(key, value, data, resolved_ttl, condition)
 
+    @observed("remove", gen_ai="delete_memory", signal=record_deleted, send=removed)
     async def remove(self, key: str, *, if_version: str | None = None) -> bool:
         """Delete ``key``; return whether there was a record. With ``if_version`` it
         deletes only the record at that version, else raises VersionConflictError."""
@@ -256,6 +262,7 @@ class RecordOperations:
             self._require("supports_conditional_writes", "delete conditionally")
         return await self._remove_record(key, version)
 
+    @observed("append", gen_ai="update_memory", signal=record_saved, send=appended)
     async def append(
         self,
         key: str,
@@ -294,6 +301,7 @@ class RecordOperations:
             return 0 if record is None else len(_field_list(record.value, field))
         return await self._append_items(key, field, items, items_data, max_items, resolved_ttl)
 
+    @observed("pop", gen_ai="update_memory", signal=record_saved, send=popped)
     async def pop(self, key: str, *, field: str = DEFAULT_LIST_FIELD) -> Any:
         """Remove and return the last item of the list ``field`` of ``key`` as one atomic
         operation; ``None`` when there is no record or the list is empty. No item is
@@ -303,6 +311,7 @@ class RecordOperations:
         self._require("supports_atomic_lists", "pop atomically")
         return await self._pop_item(key, field)
 
+    @observed("update", gen_ai="update_memory")
     async def update(
         self,
         key: str,
@@ -323,7 +332,15 @@ class RecordOperations:
             raise InvalidValueError("attempts must be a positive int.")
         self._require("supports_conditional_writes", "write conditionally")
         conflict: VersionConflictError | None = None
-        for _ in range(attempts):
+        for attempt in range(attempts):
+            if conflict is not None:
+                # The key stays out of the log: it may name a person.
+                logger.warning(
+                    "update on store %r: another writer got in first; retry %d of %d",
+                    getattr(self, "alias", None),
+                    attempt,
+                    attempts - 1,
+                )
             record = await self.get_record(key)
             new_value = fn(None if record is None else record.value)
             try:

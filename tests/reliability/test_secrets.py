@@ -1,6 +1,7 @@
 """Secrets never leak: every backend is configured with recognisable secrets, made to
 fail, and everything a user could see is searched for them — reprs, error messages with
-their whole chain of causes and contexts, and every log record at DEBUG level."""
+their whole chain of causes and contexts, every log record at DEBUG level (the operation
+lines and the outage warnings included) and every OpenTelemetry span."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from prism_storage import Registry
 from prism_storage.exceptions import PrismStorageError
+from prism_storage.testing.conformance.observability import in_memory_telemetry
 
 REDIS_PASSWORD = "Redis-Pw-5ecret-77"
 SUPABASE_KEY = "sb-Secret-Key-0123456789abcdef"
@@ -87,6 +89,7 @@ def assert_no_secret(text: str, where: str) -> None:
 async def test_no_secret_in_repr_errors_or_logs(name, caplog):
     backend, options = failing_stores()[name]
     caplog.set_level(logging.DEBUG)
+    telemetry = in_memory_telemetry()
     store = Registry.create(backend, **options)
     seen: list[str] = [repr(store), str(store), store.describe()]
     operations = [
@@ -112,6 +115,14 @@ async def test_no_secret_in_repr_errors_or_logs(name, caplog):
     finally:
         await store.close()
     assert failures == len(operations), "every call to an unreachable store must fail"
+    spans = telemetry.spans(store)
+    failed = [span for span in spans if not span.status.is_ok]
+    assert len(failed) >= len(operations), "every failed operation has a failed span"
+    seen.extend(span.to_json() for span in spans)
+    outages = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("is unavailable" in r.getMessage() for r in outages), "outages are warnings"
+    operation_lines = [r for r in caplog.records if r.name == "prism_storage.operations"]
+    assert len(operation_lines) >= len(operations)
     for record in caplog.records:
         seen.append(record.getMessage())
         if record.exc_info:

@@ -38,6 +38,7 @@ from .keys import KeyCases
 from .listing import ListingCases
 from .listing_churn import ListingUnderWritesCases
 from .lists import AtomicListCases
+from .observability import ObservabilityCases
 from .outages import OutageCases
 from .samples import (
     AGENT_RECORD,
@@ -85,5 +86,6 @@ class StorageConformanceTests(
     OutageCases,
     VersionCases,
     AtomicListCases,
+    ObservabilityCases,
 ):
     """The shared semantics of DESIGN §2, run against the store ``make_store`` builds."""
