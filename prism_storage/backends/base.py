@@ -36,7 +36,14 @@ from ..signals import prefix_deleted, record_deleted, record_saved, records_expi
 from .redaction import RedactedCause, redact
 from .versions import RecordOperations
 
-__all__ = ["BaseStorageBackend", "Clock", "KeyPage", "check_touch_on_read", "check_ttl"]
+__all__ = [
+    "BaseStorageBackend",
+    "Clock",
+    "KeyPage",
+    "check_erasure",
+    "check_touch_on_read",
+    "check_ttl",
+]
 
 Clock = Callable[[], float]
 T = TypeVar("T")
@@ -251,17 +258,7 @@ class BaseStorageBackend(RecordOperations):
         written while the erasure runs may survive it. Backends erase natively; the
         fallback lists the keys and deletes them in batches (it needs listing).
         """
-        if type(prefix) is not str:
-            raise InvalidValueError("prefix must be a str.")
-        if type(all) is not bool:
-            raise InvalidValueError("all must be True or False.")
-        if prefix:
-            validate_key(prefix)
-        elif not all:
-            raise InvalidValueError(
-                "delete_prefix() refuses an empty prefix (it would erase the whole store); "
-                "pass all=True to erase everything."
-            )
+        check_erasure(prefix, all, "store")
         if not self.supports_listing:
             raise UnsupportedOperationError(
                 f"The {self.backend_name!r} backend cannot list keys, so cannot erase by prefix."
@@ -569,3 +566,19 @@ def check_touch_on_read(touch_on_read: object, default_ttl: float | None) -> boo
             "on every read."
         )
     return touch_on_read
+
+
+def check_erasure(prefix: object, all: object, whole: str) -> None:
+    """Validate ``delete_prefix``'s arguments: a prefix obeying the key rules, and an
+    empty one (which erases the whole ``whole``) only with ``all=True``."""
+    if type(prefix) is not str:
+        raise InvalidValueError("prefix must be a str.")
+    if type(all) is not bool:
+        raise InvalidValueError("all must be True or False.")
+    if prefix:
+        validate_key(prefix)
+    elif not all:
+        raise InvalidValueError(
+            f"delete_prefix() refuses an empty prefix (it would erase the whole {whole}); "
+            f"pass all=True to erase everything in the {whole}."
+        )

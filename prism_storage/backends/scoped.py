@@ -23,7 +23,7 @@ from typing import Any
 from ..codec import validate_key, validate_keys
 from ..exceptions import InvalidValueError, UnsupportedOperationError
 from ..segments import join
-from .base import DEFAULT_PAGE_SIZE, BaseStorageBackend, KeyPage
+from .base import DEFAULT_PAGE_SIZE, BaseStorageBackend, KeyPage, check_erasure
 from .versions import DEFAULT_LIST_FIELD, DEFAULT_UPDATE_ATTEMPTS, Record, WriteResult
 
 __all__ = ["SEARCH_OVERFETCH", "ScopedStore"]
@@ -131,17 +131,7 @@ class ScopedStore(BaseStorageBackend):
         return KeyPage([self._relative(key) for key in page.keys], page.cursor)
 
     async def delete_prefix(self, prefix: str, *, all: bool = False) -> int:
-        if type(prefix) is not str:
-            raise InvalidValueError("prefix must be a str.")
-        if type(all) is not bool:
-            raise InvalidValueError("all must be True or False.")
-        if prefix:
-            validate_key(prefix)
-        elif not all:
-            raise InvalidValueError(
-                "delete_prefix() refuses an empty prefix (it would erase the whole scope); "
-                "pass all=True to erase everything in the scope."
-            )
+        check_erasure(prefix, all, "scope")
         # Never empty: the scope's prefix ends with "/", so this erases the scope only.
         return await self.inner.delete_prefix(self.prefix + prefix)
 

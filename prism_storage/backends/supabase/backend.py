@@ -48,10 +48,11 @@ from ..base import (
     check_ttl,
 )
 from ..clients import LoopBoundClients, require
+from ..key_ranges import prefix_end
 from ..redaction import redact
 from ..versions import ABSENT, Condition, Record, WriteResult, check_condition, new_version
 from .client import DEFAULT_MAX_CONNECTIONS, Connection, HTTPStatusError, connect, disconnect
-from .queries import chunks, in_list, parse_timestamp, prefix_end, timestamp
+from .queries import chunks, in_list, parse_timestamp, timestamp
 from .sql import check_table_name
 
 __all__ = ["SupabaseRequestError", "SupabaseStorageBackend"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-__all__ = ["chunks", "in_list", "parse_timestamp", "prefix_end", "timestamp"]
+__all__ = ["chunks", "in_list", "parse_timestamp", "timestamp"]
 
 #: Keys per ``in`` filter are capped by size so the URL stays well under gateway limits
 #: (URLs of 16 KB and more are refused); a batch takes one request up to this budget.
@@ -27,18 +27,6 @@ def parse_timestamp(text: str) -> datetime:
     if text == "infinity":
         return datetime.max.replace(tzinfo=UTC)
     return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def prefix_end(prefix: str) -> str | None:
-    """The smallest string above every string starting with ``prefix`` (code point order)."""
-    chars = list(prefix)
-    while chars:
-        code = ord(chars.pop()) + 1
-        if 0xD800 <= code <= 0xDFFF:
-            code = 0xE000
-        if code <= 0x10FFFF:
-            return "".join(chars) + chr(code)
-    return None
 
 
 def in_list(keys: list[str]) -> str:
