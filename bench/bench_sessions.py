@@ -28,7 +28,9 @@ each prism path to the SDK session on the same server. Each round measures every
 every case once, in an order rotated round by round (``--rounds``, default 5, 2 with
 ``--quick``).
 
-Run: ``python -m bench.bench_sessions [--quick] [--rounds N] [--url redis://...]``.
+Run: ``python -m bench.bench_sessions [--quick] [--rounds N] [--url redis://...]
+[--paths NAMES]`` (``--paths``: only the paths named, comma-separated, e.g.
+``"sdk SQLiteSession,prism orm @ SQLite"``).
 """
 
 from __future__ import annotations
@@ -217,6 +219,13 @@ async def run(
             )
         )
 
+    if args.paths:
+        chosen = [name.strip() for name in args.paths.split(",")]
+        unknown = sorted(set(chosen) - {path[0] for path in paths})
+        if unknown:
+            raise SystemExit(f"--paths: no such path here: {', '.join(unknown)}")
+        paths = [path for path in paths if path[0] in chosen]
+
     # One untimed turn per path first: connections, the Lua script, prepared statements.
     for _, make, close in paths:
         warm = make(f"warm-up-{uuid.uuid4().hex[:8]}")
@@ -274,6 +283,12 @@ async def main(argv: list[str] | None = None) -> list[Row]:
         "--sqlite-journal",
         action="store_true",
         help="leave the orm's SQLite file in Django's default rollback journal (not WAL)",
+    )
+    p.add_argument(
+        "--paths",
+        metavar="NAMES",
+        help="measure only these paths (comma-separated names as in the table, e.g. "
+        f'"{BASELINE},{PRISM_SQLITE}")',
     )
     args = p.parse_args(argv)
     rounds = rounds_of(args)

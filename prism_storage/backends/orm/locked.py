@@ -35,6 +35,7 @@ from ..versions import (
 )
 from .requests import Call
 from .sql import CHUNK, JSONText, takes_json_text
+from .sqlite_append import MAX_ITEMS, InPlaceAppend
 from .table import RecordTable, as_datetime
 
 __all__ = ["LockedRecords", "as_utc"]
@@ -63,6 +64,8 @@ class LockedRecords:
     def __init__(self, table: RecordTable, encode: Callable[[dict[str, Any]], str]) -> None:
         self._table = table
         self._encode = encode
+        #: Per alias: the one-statement append, ``None`` where there is none.
+        self._in_place: dict[str, InPlaceAppend | None] = {}
 
     def run(self, db: str, now: float, call: Call) -> Any:
         operation: Callable[..., Any] = getattr(self, call.name)
@@ -122,6 +125,11 @@ class LockedRecords:
         ttl: float | None,
         default_ttl: float | None,
     ) -> int:
+        if max_items is None and len(items) <= MAX_ITEMS:
+            length = self._append_in_place(db, now, key, field, len(items), items_data, ttl)
+            if length is not None:
+                return length
+
         def append_locked() -> int:
             row = self._lock(db, key)
             live = _live(row, now)
@@ -140,6 +148,42 @@ class LockedRecords:
             return length
 
         return self._retrying(db, append_locked)
+
+    def _append_in_place(
+        self,
+        db: str,
+        now: float,
+        key: str,
+        field: str,
+        count: int,
+        items_data: str,
+        ttl: float | None,
+    ) -> int | None:
+        """On SQLite, append in one statement (:mod:`.sqlite_append`); the new length, or
+        ``None`` when the general path must do it."""
+        if db not in self._in_place:
+            connection = connections[db]
+            usable = connection.vendor == "sqlite" and InPlaceAppend.available()
+            self._in_place[db] = InPlaceAppend(self._table.model, connection) if usable else None
+        statement = self._in_place[db]
+        if statement is None:
+            return None
+        path = InPlaceAppend.path_of(field)
+        if path is None:
+            return None
+        expires_at = None if ttl is None else as_datetime(now + ttl)
+        return statement.append(
+            connections[db],
+            self._table.namespace,
+            key,
+            path,
+            count,
+            items_data,
+            new_version(),
+            as_datetime(now),
+            expires_at,
+            ttl is not None,
+        )
 
     def append_many(
         self,
