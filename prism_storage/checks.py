@@ -64,7 +64,9 @@ def check_access_policy(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     return []
 
 
-@register(Tags.database, "prism_storage")
+# Only under Django's "database" tag: it connects, so it runs with `check --database` and
+# before `migrate`, never with a plain `check` (or `check --tag prism_storage`).
+@register(Tags.database)
 def check_exact_keys(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[CheckMessage]:
