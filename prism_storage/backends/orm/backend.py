@@ -316,6 +316,13 @@ class ORMStorageBackend(BaseStorageBackend):
         await self._run("delete", self._table.delete, self._db_alias(), keys)
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
+        batcher = self._batcher()
+        if batcher is not None and batcher.executor.lists_keys:
+            # On the fast path's async connection: no hop to the ORM's one thread, which
+            # concurrent listings would otherwise queue on.
+            call = Call("keys", (prefix, limit, cursor), "list keys")
+            page = await batcher.submit(Op("call", batcher.new_future(), keys=[], call=call))
+            return cast(KeyPage, page)
         return await self._run(
             "list keys", self._table.keys, self._db_alias(), prefix, limit, cursor, self.clock()
         )

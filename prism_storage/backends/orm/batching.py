@@ -56,6 +56,10 @@ class Executor(Protocol):
     #: How the batcher cuts batches for it; an executor may replace it as it learns.
     policy: BatchPolicy
 
+    #: Whether it runs the ``keys`` call (a page of a listing); otherwise the store lists
+    #: on its own ORM path.
+    lists_keys: bool
+
     async def close(self) -> None: ...
 
     def abandon(self) -> None:

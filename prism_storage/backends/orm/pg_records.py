@@ -25,6 +25,7 @@ from typing import Any
 
 from ...codec import decode_value
 from ...exceptions import InvalidValueError
+from ..base import KeyPage
 from ..versions import Condition, Record, WriteResult, check_condition, new_version
 from .requests import Call
 
@@ -74,6 +75,13 @@ class _Statements:
             f"FROM {table} WHERE {ns} = %(ns)b AND {key} = ANY(%(keys)b::text[]) AND {alive}"
         )
         self.version = f"SELECT {version} FROM {table} WHERE {where} AND {alive}"
+        # A page of a listing, in the column's order as the ORM path lists (its cursor is
+        # the last key of the previous page); ``starts_with`` is exact whatever the
+        # collation, where a pattern would need escaping.
+        self.keys_from = f"SELECT {key} FROM {table} WHERE {ns} = %(ns)b AND {alive}"
+        self.starts_with = f" AND starts_with({key}, %(prefix)b)"
+        self.after = f" AND {key} > %(cursor)b"
+        self.keys_order = f" ORDER BY {key} LIMIT %(limit)b"
         self.update_at = (
             f"UPDATE {table} SET {value} = %(data)b::jsonb, {version} = %(version)b, "
             f"{updated} = %(now)b, {expires} = %(expires)b "
@@ -183,6 +191,19 @@ class PostgresRecords:
             )
             for key, data, version, created, updated, expires in await cursor.fetchall()
         }
+
+    async def keys(
+        self, connection: Any, now: float, prefix: str, limit: int, cursor: str | None
+    ) -> KeyPage:
+        statement = self._sql.keys_from
+        if prefix:
+            statement += self._sql.starts_with
+        if cursor is not None:
+            statement += self._sql.after
+        params = self._params(now, prefix=prefix, cursor=cursor, limit=limit)
+        rows = await (await connection.execute(statement + self._sql.keys_order, params)).fetchall()
+        keys = [row[0] for row in rows]
+        return KeyPage(keys, keys[-1] if len(keys) == limit else None)
 
     async def put(
         self,
