@@ -176,6 +176,49 @@ def test_pruning_keeps_the_values_the_latest_checkpoint_shares_and_copies_in_syn
     assert saver.get_tuple(_config("t")) is None  # r2 was the source's only checkpoint left
 
 
+async def test_the_latest_checkpoint_is_one_read_and_threads_without_its_copy_still_work():
+    store = MemoryStorageBackend(f"langgraph-{uuid.uuid4().hex[:8]}")
+    saver = PrismCheckpointSaver(store)
+    parent: dict = _config("t")
+    stored = []
+    for step, run in enumerate(["r1", "r2"]):
+        checkpoint = {**empty_checkpoint(), "channel_values": {"n": step}}
+        checkpoint["channel_versions"] = {"n": str(step + 1)}
+        parent = await saver.aput(parent, checkpoint, {"step": step, "run_id": run}, {"n": "x"})
+        stored.append(parent)
+    latest_key = saver._latest("t") + "~"
+    assert (await store.get(latest_key))["checkpoint_id"] == stored[1]["configurable"][
+        "checkpoint_id"
+    ]
+    assert (await saver.aget_tuple(_config("t"))).config == stored[1]
+
+    # A thread written before the copy existed: found by listing, as before.
+    await store.delete(latest_key)
+    assert (await saver.aget_tuple(_config("t"))).config == stored[1]
+
+    # A stale copy (its checkpoint deleted with its run) is not trusted.
+    await saver.aput(
+        _config("t", checkpoint_id=stored[0]["configurable"]["checkpoint_id"]),
+        {**empty_checkpoint(), "channel_versions": {}},
+        {"step": 9, "run_id": "r3"},
+        {},
+    )
+    await saver.adelete_for_runs(["r3"])
+    assert await store.exists(latest_key)
+    assert (await saver.aget_tuple(_config("t"))).config == stored[1]
+
+    # Copied with its thread, deleted with it.
+    await saver.acopy_thread("t", "u")
+    assert (await store.get(saver._latest("u") + "~"))["thread_id"] == "u"
+    # (its copy of the stale latest is as stale there, and as ignored)
+    assert (await saver.aget_tuple(_config("u"))).config == _config(
+        "u", checkpoint_id=stored[1]["configurable"]["checkpoint_id"]
+    )
+    await saver.adelete_thread("t")
+    assert not await store.exists(latest_key)
+    assert await saver.aget_tuple(_config("t")) is None
+
+
 def _sync_keys(saver):
     from prism_storage.sync import SyncStore
 

@@ -10,7 +10,14 @@ Layout (every label a segment of :mod:`.segments`, so a prefix ending in ``/`` i
   record per write, so tasks writing at the same time never overwrite each other;
 * ``{prefix}r/{run_id}/{thread}/{ns}/{checkpoint_id}``: an empty marker per checkpoint
   whose metadata names a ``run_id``, so ``delete_for_runs`` lists a run's checkpoints
-  instead of reading every checkpoint of the store.
+  instead of reading every checkpoint of the store;
+* ``{prefix}l/{thread}/{ns}``: a copy of the checkpoint record put last in the namespace
+  of the thread, written in the same ``set_many`` as the checkpoint, so the latest
+  checkpoint is one read instead of a listing of the thread. LangGraph puts a thread's
+  checkpoints one at a time, each with an id of its moment, so the one put last is the
+  newest. The copy is trusted only while its checkpoint exists (``delete_for_runs`` may
+  remove it); without a copy (a thread written before it existed) or with a stale one, the
+  thread's checkpoints are listed as before.
 
 Blobs are LangGraph's serializer output (``self.serde``), kept as ``{"type", "data"}``
 with the bytes in base64: prism values are JSON. The step, source and ids are kept in
@@ -89,11 +96,16 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
     def _runs(self, *labels: str) -> str:
         return f"{self.prefix}r/{join(*labels)}"
 
+    def _latest(self, *labels: str) -> str:
+        return f"{self.prefix}l/{join(*labels)}"
+
     async def _list(self, prefix: str) -> list[str]:
         return [key async for key in self.store.iter_keys(prefix, page_size=PAGE_SIZE)]
 
     async def _read(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
+        if not keys:
+            return found
         for start in range(0, len(keys), PAGE_SIZE):
             found.update(await self.store.get_many(keys[start : start + PAGE_SIZE]))
         return found
@@ -132,7 +144,7 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
         if isinstance(run_id, str) and run_id:
             marker = self._runs(run_id, thread_id, checkpoint_ns) + encode_segment(checkpoint["id"])
             records[marker] = {}
-        records[key] = {
+        records[key] = record = {
             "thread_id": thread_id,
             "checkpoint_ns": checkpoint_ns,
             "checkpoint_id": checkpoint["id"],
@@ -144,8 +156,9 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
             "checkpoint": self._dump(stored),
             "metadata": self._dump(full_metadata),
         }
-        # One call, the checkpoint last: a store that writes the mapping at once or in
-        # order never shows the checkpoint without its channel values.
+        records[self._latest(thread_id) + encode_segment(checkpoint_ns)] = record
+        # One call, the checkpoint (and its copy) last: a store that writes the mapping at
+        # once or in order never shows the checkpoint without its channel values.
         await self.store.set_many(records)
         return {
             "configurable": {
@@ -190,7 +203,11 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
 
     # -- reading ------------------------------------------------------------------------
 
-    async def _tuple(self, record: dict[str, Any], with_writes: bool = True) -> CheckpointTuple:
+    async def _tuple(
+        self, record: dict[str, Any], confirm: str | None = None
+    ) -> CheckpointTuple | None:
+        """The tuple of the checkpoint ``record``; ``None`` when ``confirm`` (the key of
+        the checkpoint the record is a copy of) holds nothing any more."""
         thread_id = record["thread_id"]
         checkpoint_ns = record["checkpoint_ns"]
         checkpoint_id = record["checkpoint_id"]
@@ -199,10 +216,14 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
             self._blobs(thread_id, checkpoint_ns, channel) + encode_segment(str(version)): channel
             for channel, version in checkpoint["channel_versions"].items()
         }
-        write_keys, found = await asyncio.gather(
+        # One round trip for the three (stores batch concurrent calls).
+        write_keys, found, exists = await asyncio.gather(
             self._list(self._writes(thread_id, checkpoint_ns, checkpoint_id)),
             self._read(list(blob_keys)),
+            self.store.exists(confirm) if confirm is not None else _true(),
         )
+        if not exists:
+            return None
         found.update(await self._read(write_keys))
         values = {
             channel: self._load(found[key])
@@ -247,6 +268,12 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
         if checkpoint_id:
             key = prefix + encode_segment(checkpoint_id)
         else:
+            latest = await self.store.get(self._latest(thread_id) + encode_segment(checkpoint_ns))
+            if latest is not None:
+                confirm = prefix + encode_segment(latest["checkpoint_id"])
+                found = await self._tuple(latest, confirm=confirm)
+                if found is not None:
+                    return found
             keys = await self._list(prefix)
             if not keys:
                 return None
@@ -302,6 +329,7 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
                     break
             # Built together: their reads are independent, and stores batch concurrent calls.
             for item in await asyncio.gather(*(self._tuple(record) for record in chosen)):
+                assert item is not None  # nothing to confirm: always built
                 yield item
             if remaining is not None:
                 remaining -= len(chosen)
@@ -335,7 +363,7 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
             if r.get("run_id")
         ]
         keys = [*checkpoints, *markers]
-        for prefix in (self._blobs, self._writes):
+        for prefix in (self._blobs, self._writes, self._latest):
             keys += await self._list(prefix(thread_id))
         await self._delete(keys)
 
@@ -353,14 +381,15 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
         """Copy every checkpoint, channel value and write of a thread to another."""
         old, new = encode_segment(source_thread_id), encode_segment(target_thread_id)
         copies: dict[str, dict[str, Any]] = {}
-        for prefix in (self._blobs, self._writes, self._checkpoints):
+        # The latest copies after the checkpoints they copy.
+        for prefix in (self._blobs, self._writes, self._checkpoints, self._latest):
             base = prefix()
             found = await self._read(await self._list(prefix(source_thread_id)))
             for key, record in found.items():
                 target = base + new + key[len(base) + len(old) :]
                 if "thread_id" in record:
                     record = {**record, "thread_id": target_thread_id}
-                    if record.get("run_id"):
+                    if record.get("run_id") and prefix == self._checkpoints:
                         marker = self._runs(record["run_id"], target_thread_id)
                         copies[marker + target[len(base) + len(new) + 1 :]] = {}
                 copies[target] = record
@@ -462,6 +491,10 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         run_sync(self.store, self.aprune, thread_ids, strategy=strategy)
+
+
+async def _true() -> bool:
+    return True
 
 
 def _checkpoint_id_of(key: str) -> str:
