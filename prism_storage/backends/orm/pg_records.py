@@ -82,6 +82,14 @@ class _Statements:
         self.starts_with = f" AND starts_with({key}, %(prefix)b)"
         self.after = f" AND {key} > %(cursor)b"
         self.keys_order = f" ORDER BY {key} LIMIT %(limit)b"
+        # ``find_containing``: jsonb containment; the ties of the last row come too, so
+        # the caller can order them its own way.
+        self.containing = (
+            f"SELECT {key}, {value}::text, {version}, {created}, {updated}, {expires} "
+            f"FROM {table} WHERE {ns} = %(ns)b AND {alive} AND starts_with({key}, %(prefix)b) "
+            f"AND {value} @> %(contained)b::jsonb ORDER BY {updated} DESC"
+        )
+        self.with_ties = " FETCH FIRST %(limit)b ROWS WITH TIES"
         self.update_at = (
             f"UPDATE {table} SET {value} = %(data)b::jsonb, {version} = %(version)b, "
             f"{updated} = %(now)b, {expires} = %(expires)b "
@@ -180,17 +188,22 @@ class PostgresRecords:
 
     async def records(self, connection: Any, now: float, keys: list[str]) -> dict[str, Record]:
         cursor = await connection.execute(self._sql.records, self._params(now, keys=keys))
-        return {
-            key: Record(
-                key,
-                decode_value(data),
-                version,
-                created.astimezone(UTC),
-                updated.astimezone(UTC),
-                None if expires is None else expires.astimezone(UTC),
-            )
-            for key, data, version, created, updated, expires in await cursor.fetchall()
-        }
+        return {record.key: record for record in _records(await cursor.fetchall())}
+
+    async def containing(
+        self,
+        connection: Any,
+        now: float,
+        prefix: str,
+        contained: dict[str, Any],
+        data: str,
+        limit: int | None,
+    ) -> list[Record]:
+        statement = self._sql.containing
+        if limit is not None:
+            statement += self._sql.with_ties
+        params = self._params(now, prefix=prefix, contained=data, limit=limit)
+        return _records(await (await connection.execute(statement, params)).fetchall())
 
     async def keys(
         self, connection: Any, now: float, prefix: str, limit: int, cursor: str | None
@@ -331,3 +344,17 @@ class PostgresRecords:
         cursor = await connection.execute(self._sql.version, self._params(now, key))
         row = await cursor.fetchone()
         check_condition(condition, None if row is None else row[0])
+
+
+def _records(rows: list[Any]) -> list[Record]:
+    return [
+        Record(
+            key,
+            decode_value(data),
+            version,
+            created.astimezone(UTC),
+            updated.astimezone(UTC),
+            None if expires is None else expires.astimezone(UTC),
+        )
+        for key, data, version, created, updated, expires in rows
+    ]

@@ -1,0 +1,87 @@
+"""``ORMStorageBackend.find_containing``: JSON containment in PostgreSQL, on the fast path
+and through the ORM, with the ties of the last row of a limited page."""
+
+from __future__ import annotations
+
+import pytest
+
+from prism_storage import ORMStorageBackend
+from prism_storage.exceptions import InvalidKeyError, InvalidValueError, UnsupportedOperationError
+from prism_storage.testing import FakeClock
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+
+
+@pytest.fixture(params=[True, False], ids=["fast-path", "through-the-orm"])
+async def make_store(request, close_db_connections):
+    stores: list[ORMStorageBackend] = []
+
+    def make(**options) -> ORMStorageBackend:
+        store = ORMStorageBackend(
+            namespace="containment", using="pg", fast_path=request.param, **options
+        )
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        await store.close()
+
+
+async def test_finds_the_records_of_the_prefix_whose_value_contains_newest_first(make_store):
+    clock = FakeClock(1000.0)
+    store = make_store(clock=clock)
+    await store.set("a/1", {"kind": "note", "meta": {"lang": "fr", "n": 2}, "tags": ["x", "y"]})
+    clock.advance(1)
+    await store.set("a/2", {"kind": "note", "meta": {"lang": "en"}})
+    clock.advance(1)
+    await store.set("a/3", {"kind": "chat"})
+    await store.set("b/1", {"kind": "note"})
+    clock.advance(1)
+    await store.set("a/4", {"kind": "note"}, ttl=1)
+    clock.advance(2)  # a/4 has expired
+
+    found = await store.find_containing("a/", {"kind": "note"})
+    assert [r.key for r in found] == ["a/2", "a/1"]
+    assert found[1].value["meta"] == {"lang": "fr", "n": 2} and found[1].version
+    assert [r.key for r in await store.find_containing("a/", {"meta": {"lang": "fr"}})] == ["a/1"]
+    # An array contains the items it is given (a subset, unlike the LangGraph filter).
+    assert [r.key for r in await store.find_containing("a/", {"tags": ["y"]})] == ["a/1"]
+    everywhere = await store.find_containing("", {"kind": "note"})
+    assert [r.key for r in everywhere] == ["b/1", "a/2", "a/1"]
+    assert await store.find_containing("a/", {"kind": "absent"}) == []
+
+
+async def test_a_limited_page_brings_the_ties_of_its_last_record(make_store):
+    clock = FakeClock(1000.0)
+    store = make_store(clock=clock)
+    await store.set("t/old", {"k": "v"})
+    clock.advance(1)
+    await store.set_many({f"t/{i}": {"k": "v"} for i in range(4)})  # one moment
+    clock.advance(1)
+    await store.set("t/new", {"k": "v"})
+
+    assert [r.key for r in await store.find_containing("t/", {"k": "v"}, limit=1)] == ["t/new"]
+    page = await store.find_containing("t/", {"k": "v"}, limit=2)
+    assert page[0].key == "t/new" and sorted(r.key for r in page[1:]) == [
+        f"t/{i}" for i in range(4)
+    ]
+    assert len(await store.find_containing("t/", {"k": "v"}, limit=10)) == 6
+
+
+@pytest.mark.parametrize(
+    ("prefix", "contained", "limit"),
+    [(1, {}, None), ("a/", ["x"], None), ("a/", {}, 0), ("a/", {}, True), ("a\x00", {}, None)],
+)
+async def test_bad_arguments_are_refused_before_any_io(prefix, contained, limit):
+    store = ORMStorageBackend(namespace="containment", using="unreachable")
+    with pytest.raises(InvalidKeyError if prefix == "a\x00" else InvalidValueError):
+        await store.find_containing(prefix, contained, limit=limit)
+
+
+async def test_only_postgresql_finds_by_containment(close_db_connections):
+    store = ORMStorageBackend(namespace="containment", using="default")
+    assert not store.supports_containment
+    assert ORMStorageBackend(namespace="containment", using="pg").supports_containment
+    with pytest.raises(UnsupportedOperationError):
+        await store.find_containing("a/", {"k": "v"})
