@@ -85,3 +85,21 @@ async def test_only_postgresql_finds_by_containment(close_db_connections):
     assert ORMStorageBackend(namespace="containment", using="pg").supports_containment
     with pytest.raises(UnsupportedOperationError):
         await store.find_containing("a/", {"k": "v"})
+
+
+@pytest.mark.parametrize(
+    ("collation", "code_point_order"),
+    [
+        (("default", "d", None, "c", "C.UTF-8"), True),
+        (("default", "d", None, "c", "C"), True),
+        (("default", "d", None, "c", "en_US.UTF-8"), False),
+        (("default", "d", None, "i", "C.UTF-8"), False),  # ICU default: its own order
+        (("C", "c", "C", "c", "en_US.UTF-8"), True),
+        (("ucs_basic", "c", "C", "c", "en_US.UTF-8"), True),
+        (("en-x-icu", "i", None, "c", "C.UTF-8"), False),
+    ],
+)
+def test_listings_use_a_key_range_only_where_keys_sort_by_code_point(collation, code_point_order):
+    from prism_storage.backends.orm.pg_records import _code_point_collation
+
+    assert _code_point_collation(*collation) is code_point_order
