@@ -81,6 +81,11 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
         if not prefix.endswith("/"):
             prefix += "/"
         self.prefix = prefix
+        # A store that finds records by containment in its database reads the records
+        # under a prefix in one query (every value contains ``{}``).
+        self._contains = getattr(self.store, "supports_containment", False) and not getattr(
+            self.store, "touch_on_read", False
+        )
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -101,6 +106,13 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
 
     async def _list(self, prefix: str) -> list[str]:
         return [key async for key in self.store.iter_keys(prefix, page_size=PAGE_SIZE)]
+
+    async def _under(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """The records whose key starts with ``prefix``."""
+        if self._contains:
+            find = self.store.find_containing  # type: ignore[attr-defined]
+            return {record.key: record.value for record in await find(prefix, {})}
+        return await self._read(await self._list(prefix))
 
     async def _read(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -217,21 +229,20 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
             for channel, version in checkpoint["channel_versions"].items()
         }
         # One round trip for the three (stores batch concurrent calls).
-        write_keys, found, exists = await asyncio.gather(
-            self._list(self._writes(thread_id, checkpoint_ns, checkpoint_id)),
+        pending, found, exists = await asyncio.gather(
+            self._under(self._writes(thread_id, checkpoint_ns, checkpoint_id)),
             self._read(list(blob_keys)),
             self.store.exists(confirm) if confirm is not None else _true(),
         )
         if not exists:
             return None
-        found.update(await self._read(write_keys))
         values = {
             channel: self._load(found[key])
             for key, channel in blob_keys.items()
             if key in found and found[key]["type"] != "empty"
         }
         writes = sorted(
-            (found[key] for key in write_keys if key in found),
+            pending.values(),
             key=lambda w: writes_sort_key(w["task_path"], w["task_id"], w["idx"]),
         )
         parent = record.get("parent_checkpoint_id")
