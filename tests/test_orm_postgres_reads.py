@@ -1,5 +1,6 @@
-"""``ORMStorageBackend.find_containing``: JSON containment in PostgreSQL, on the fast path
-and through the ORM, with the ties of the last row of a limited page."""
+"""Reads of the orm store on PostgreSQL: ``find_containing`` (JSON containment, on the
+fast path and through the ORM, with the ties of the last row of a limited page), listings
+by key range, and concurrent versioned reads merged into one."""
 
 from __future__ import annotations
 
@@ -103,3 +104,34 @@ def test_listings_use_a_key_range_only_where_keys_sort_by_code_point(collation, 
     from prism_storage.backends.orm.pg_records import _code_point_collation
 
     assert _code_point_collation(*collation) is code_point_order
+
+
+async def test_concurrent_versioned_reads_are_merged_and_each_caller_owns_its_values(
+    make_store,
+):
+    import asyncio
+
+    store = make_store()
+    await store.set_many({f"r/{i}": {"i": i, "nested": {"list": [i]}} for i in range(5)})
+    wanted = [["r/0", "r/1"], ["r/1", "r/2", "absent"], ["r/1"], ["r/4", "r/4"], ["r/3"]]
+    # Watch what reaches the database (the executor runs as it would).
+    executor = store._batcher().executor
+    sent: list[list[str]] = []
+    run = executor.run
+
+    async def watched(requests):
+        sent.extend(list(r.keys) for r in requests if r.call is not None)
+        return await run(requests)
+
+    executor.run = watched
+    results = await asyncio.gather(*(store.get_many_records(keys) for keys in wanted))
+    assert len(sent) <= 2, sent  # merged (the first may go alone, while idle)
+    for keys, found in zip(wanted, results, strict=True):
+        assert sorted(found) == sorted({k for k in keys if k != "absent"})
+        for key, record in found.items():
+            assert record.value == {"i": int(key[2:]), "nested": {"list": [int(key[2:])]}}
+            assert record.version
+    # The three callers of r/1 got equal records, but not one shared value.
+    shared = [found["r/1"].value for found in results[:3]]
+    assert len({id(value) for value in shared}) == 3
+    assert len({id(value["nested"]) for value in shared}) == 3
