@@ -228,13 +228,14 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
             self._blobs(thread_id, checkpoint_ns, channel) + encode_segment(str(version)): channel
             for channel, version in checkpoint["channel_versions"].items()
         }
-        # One round trip for the three (stores batch concurrent calls).
-        pending, found, exists = await asyncio.gather(
+        # One round trip for both (stores batch concurrent calls).
+        # The checkpoint to confirm is read with the values: one statement, not two.
+        reads = [*blob_keys, confirm] if confirm is not None else list(blob_keys)
+        pending, found = await asyncio.gather(
             self._under(self._writes(thread_id, checkpoint_ns, checkpoint_id)),
-            self._read(list(blob_keys)),
-            self.store.exists(confirm) if confirm is not None else _true(),
+            self._read(reads),
         )
-        if not exists:
+        if confirm is not None and confirm not in found:
             return None
         values = {
             channel: self._load(found[key])
@@ -502,10 +503,6 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         run_sync(self.store, self.aprune, thread_ids, strategy=strategy)
-
-
-async def _true() -> bool:
-    return True
 
 
 def _checkpoint_id_of(key: str) -> str:
