@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -59,6 +59,9 @@ __all__ = ["PrismCheckpointSaver"]
 DEFAULT_PREFIX = "langgraph/checkpoints/"
 # Keys listed and records read per round trip.
 PAGE_SIZE = 500
+# The id prefix a page of checkpoints must share for their writes to be read at once: 8
+# hex digits of a uuid6 fix its time to a window of about 27 s.
+PAGE_ID_PREFIX = 8
 
 
 class PrismCheckpointSaver(BaseCheckpointSaver[str]):
@@ -216,10 +219,14 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
     # -- reading ------------------------------------------------------------------------
 
     async def _tuple(
-        self, record: dict[str, Any], confirm: str | None = None
+        self,
+        record: dict[str, Any],
+        confirm: str | None = None,
+        page_writes: Awaitable[dict[str, dict[str, Any]]] | None = None,
     ) -> CheckpointTuple | None:
         """The tuple of the checkpoint ``record``; ``None`` when ``confirm`` (the key of
-        the checkpoint the record is a copy of) holds nothing any more."""
+        the checkpoint the record is a copy of) holds nothing any more. ``page_writes``:
+        the writes of a page of checkpoints that includes this one, read once for all."""
         thread_id = record["thread_id"]
         checkpoint_ns = record["checkpoint_ns"]
         checkpoint_id = record["checkpoint_id"]
@@ -231,10 +238,13 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
         # One round trip for both (stores batch concurrent calls).
         # The checkpoint to confirm is read with the values: one statement, not two.
         reads = [*blob_keys, confirm] if confirm is not None else list(blob_keys)
+        writes_prefix = self._writes(thread_id, checkpoint_ns, checkpoint_id)
         pending, found = await asyncio.gather(
-            self._under(self._writes(thread_id, checkpoint_ns, checkpoint_id)),
+            self._under(writes_prefix) if page_writes is None else page_writes,
             self._read(reads),
         )
+        if page_writes is not None:
+            pending = {k: w for k, w in pending.items() if k.startswith(writes_prefix)}
         if confirm is not None and confirm not in found:
             return None
         values = {
@@ -340,13 +350,40 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
                 if remaining is not None and len(chosen) == remaining:
                     break
             # Built together: their reads are independent, and stores batch concurrent calls.
-            for item in await asyncio.gather(*(self._tuple(record) for record in chosen)):
+            page_writes = self._page_writes(chosen)
+            tuples = (self._tuple(record, page_writes=page_writes) for record in chosen)
+            try:
+                items = await asyncio.gather(*tuples)
+            finally:
+                if page_writes is not None:
+                    page_writes.cancel()  # nothing when it is done
+                    if page_writes.done() and not page_writes.cancelled():
+                        page_writes.exception()  # its error, if any, was the gather's
+            for item in items:
                 assert item is not None  # nothing to confirm: always built
                 yield item
             if remaining is not None:
                 remaining -= len(chosen)
                 if remaining <= 0:
                     return
+
+    def _page_writes(
+        self, records: list[dict[str, Any]]
+    ) -> asyncio.Future[dict[str, dict[str, Any]]] | None:
+        """One query for the pending writes of a page of checkpoints of one thread and
+        namespace, where the store finds by containment and the page's ids share a long
+        prefix (uuid6 ids do when made within about half a minute: only checkpoints of
+        that window can come along); ``None``: each checkpoint reads its own."""
+        if not self._contains or len(records) < 2:
+            return None
+        labels = {(r["thread_id"], r["checkpoint_ns"]) for r in records}
+        if len(labels) > 1:
+            return None
+        ids = [encode_segment(r["checkpoint_id"]) for r in records]
+        shared = _common_prefix(ids)
+        if len(shared) < PAGE_ID_PREFIX:
+            return None
+        return asyncio.ensure_future(self._under(self._writes(*labels.pop()) + shared))
 
     # -- deleting, copying, pruning --------------------------------------------------
 
@@ -503,6 +540,14 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         run_sync(self.store, self.aprune, thread_ids, strategy=strategy)
+
+
+def _common_prefix(texts: list[str]) -> str:
+    first, last = min(texts), max(texts)
+    length = 0
+    while length < min(len(first), len(last)) and first[length] == last[length]:
+        length += 1
+    return first[:length]
 
 
 def _checkpoint_id_of(key: str) -> str:
