@@ -176,6 +176,92 @@ def test_pruning_keeps_the_values_the_latest_checkpoint_shares_and_copies_in_syn
     assert saver.get_tuple(_config("t")) is None  # r2 was the source's only checkpoint left
 
 
+async def test_the_latest_checkpoint_is_one_read_and_threads_without_its_copy_still_work():
+    store = MemoryStorageBackend(f"langgraph-{uuid.uuid4().hex[:8]}")
+    saver = PrismCheckpointSaver(store)
+    parent: dict = _config("t")
+    stored = []
+    for step, run in enumerate(["r1", "r2"]):
+        checkpoint = {**empty_checkpoint(), "channel_values": {"n": step}}
+        checkpoint["channel_versions"] = {"n": str(step + 1)}
+        parent = await saver.aput(parent, checkpoint, {"step": step, "run_id": run}, {"n": "x"})
+        stored.append(parent)
+    latest_key = saver._latest("t") + "~"
+    assert (await store.get(latest_key))["checkpoint_id"] == stored[1]["configurable"][
+        "checkpoint_id"
+    ]
+    assert (await saver.aget_tuple(_config("t"))).config == stored[1]
+
+    # A thread written before the copy existed: found by listing, as before.
+    await store.delete(latest_key)
+    assert (await saver.aget_tuple(_config("t"))).config == stored[1]
+
+    # A stale copy (its checkpoint deleted with its run) is not trusted.
+    await saver.aput(
+        _config("t", checkpoint_id=stored[0]["configurable"]["checkpoint_id"]),
+        {**empty_checkpoint(), "channel_versions": {}},
+        {"step": 9, "run_id": "r3"},
+        {},
+    )
+    await saver.adelete_for_runs(["r3"])
+    assert await store.exists(latest_key)
+    assert (await saver.aget_tuple(_config("t"))).config == stored[1]
+
+    # Copied with its thread, deleted with it.
+    await saver.acopy_thread("t", "u")
+    assert (await store.get(saver._latest("u") + "~"))["thread_id"] == "u"
+    # (its copy of the stale latest is as stale there, and as ignored)
+    assert (await saver.aget_tuple(_config("u"))).config == _config(
+        "u", checkpoint_id=stored[1]["configurable"]["checkpoint_id"]
+    )
+    await saver.adelete_thread("t")
+    assert not await store.exists(latest_key)
+    assert await saver.aget_tuple(_config("t")) is None
+
+
+@pytest.mark.django_db(transaction=True, databases=["pg"])
+async def test_a_listed_page_reads_its_writes_at_once_and_each_checkpoint_gets_its_own(
+    close_db_connections,
+):
+    from prism_storage import ORMStorageBackend
+
+    backend = ORMStorageBackend(namespace=uuid.uuid4().hex[:8], using="pg")
+    try:
+        saver = PrismCheckpointSaver(backend)
+        parent: dict = _config("t")
+        stored = []
+        for step in range(4):
+            checkpoint = {**empty_checkpoint(), "channel_values": {"n": step}}
+            checkpoint["channel_versions"] = {"n": str(step + 1)}
+            parent = await saver.aput(parent, checkpoint, {"step": step}, {"n": "x"})
+            await saver.aput_writes(parent, [("n", step * 10), ("m", step)], task_id=f"t{step}")
+            stored.append(parent)
+        assert (
+            saver._page_writes(
+                [
+                    {
+                        "thread_id": "t",
+                        "checkpoint_ns": "",
+                        "checkpoint_id": c["configurable"]["checkpoint_id"],
+                    }
+                    for c in stored
+                ]
+            )
+            is not None
+        )
+        found = [t async for t in saver.alist(_config("t"), limit=2)]
+        assert [t.metadata["step"] for t in found] == [3, 2]
+        assert [t.pending_writes for t in found] == [
+            [("t3", "n", 30), ("t3", "m", 3)],
+            [("t2", "n", 20), ("t2", "m", 2)],
+        ]
+        everything = [t async for t in saver.alist(_config("t"))]
+        assert [len(t.pending_writes) for t in everything] == [2, 2, 2, 2]
+        assert everything[3].pending_writes[0] == ("t0", "n", 0)
+    finally:
+        await backend.close()
+
+
 def _sync_keys(saver):
     from prism_storage.sync import SyncStore
 

@@ -139,6 +139,15 @@ FILTERS = [
     {"meta": {"lang": "fr"}},
     {"meta": {"lang": "fr", "x": 2}},
     {"missing": None},
+    # Mixed: the first fields go to the database where it finds by containment.
+    {"kind": "note", "score": {"$gt": 3}},
+    {"meta": {"lang": "fr"}, "kind": "report"},
+    {"meta": {}},
+    {"score": 5},
+    {"score": 3.0},
+    {"score": 1},
+    {"score": True},
+    {"kind": "report", "tags": ["b"]},
 ]
 PREFIXES = [(), ("docs",), ("docs", "notes"), ("users",), ("users", "u1", "memories"), ("nope",)]
 
@@ -163,6 +172,35 @@ async def test_search_finds_what_in_memory_store_finds(filled, prefix):
             (i.namespace, i.key) for i in theirs
         ), filter
         assert all(i.score is None for i in ours)
+
+
+@pytest.mark.django_db(transaction=True, databases=["pg"])
+async def test_a_filter_found_by_containment_pages_as_the_listing_does(close_db_connections):
+    from prism_storage import ORMStorageBackend
+
+    backend = ORMStorageBackend(namespace=f"lg-{uuid.uuid4().hex[:8]}", using="pg")
+    try:
+        pushed, listed = PrismStore(backend), PrismStore(backend)
+        listed._contains = False
+        assert pushed._contains
+        # One batch: many items updated at the same moment, so pages cut through ties.
+        await pushed.abatch(
+            [
+                PutOp(("p", f"n{i % 3}"), f"k{i:02}", {"kind": "a" if i % 2 else "b", "i": i})
+                for i in range(30)
+            ]
+        )
+        await pushed.aput(("p", "n0"), "late", {"kind": "a", "flag": True})
+        for filter in [{"kind": "a"}, {"kind": "a", "i": {"$lt": 20}}, {"flag": True}]:
+            for offset, limit in [(0, 1), (0, 5), (3, 4), (10, 10), (0, 100), (40, 5)]:
+                for prefix in [("p",), ("p", "n1")]:
+                    ours = await pushed.asearch(prefix, filter=filter, offset=offset, limit=limit)
+                    theirs = await listed.asearch(prefix, filter=filter, offset=offset, limit=limit)
+                    assert [(i.namespace, i.key, i.value) for i in ours] == [
+                        (i.namespace, i.key, i.value) for i in theirs
+                    ], (filter, offset, limit, prefix)
+    finally:
+        await backend.close()
 
 
 async def test_an_order_operator_skips_values_that_are_not_numbers(store):

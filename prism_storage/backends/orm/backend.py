@@ -31,7 +31,8 @@ from typing import Any, ClassVar, TypeVar, cast
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, router
 
-from ...exceptions import InvalidOptionError
+from ...codec import validate_key
+from ...exceptions import InvalidOptionError, InvalidValueError, UnsupportedOperationError
 from ..base import BaseStorageBackend, Clock, KeyPage, check_touch_on_read, check_ttl
 from ..versions import Condition, Record, WriteResult, timestamp
 from .batching import Batcher
@@ -316,6 +317,13 @@ class ORMStorageBackend(BaseStorageBackend):
         await self._run("delete", self._table.delete, self._db_alias(), keys)
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
+        batcher = self._batcher()
+        if batcher is not None and batcher.executor.lists_keys:
+            # On the fast path's async connection: no hop to the ORM's one thread, which
+            # concurrent listings would otherwise queue on.
+            call = Call("keys", (prefix, limit, cursor), "list keys")
+            page = await batcher.submit(Op("call", batcher.new_future(), keys=[], call=call))
+            return cast(KeyPage, page)
         return await self._run(
             "list keys", self._table.keys, self._db_alias(), prefix, limit, cursor, self.clock()
         )
@@ -395,6 +403,40 @@ class ORMStorageBackend(BaseStorageBackend):
 
     async def _pop_item(self, key: str, field: str) -> Any:
         return await self._call("pop", [key], "pop", key, field)
+
+    # ---------------------------------------------------------- containment
+
+    @property
+    def supports_containment(self) -> bool:
+        """:meth:`find_containing` runs in the database: PostgreSQL's jsonb containment."""
+        return connections[self._db_alias()].vendor == "postgresql"
+
+    async def find_containing(
+        self, prefix: str, contained: dict[str, Any], *, limit: int | None = None
+    ) -> list[Record]:
+        """The records whose key starts with ``prefix`` and whose value contains
+        ``contained`` (PostgreSQL's ``value @> contained``: every field it names is in the
+        value, objects recursively, and an array holds every item of its array), the most
+        recently updated first. With ``limit``, the ``limit`` first ones plus those updated
+        at the same moment as the last of them, so that a caller ordering ties its own way
+        gets the same page whatever the database picked.
+
+        Only where :attr:`supports_containment` (else ``UnsupportedOperationError``):
+        SQLite and MariaDB have no containment that matches PostgreSQL's.
+        """
+        if type(prefix) is not str:
+            raise InvalidValueError("prefix must be a str.")
+        if prefix:
+            validate_key(prefix)
+        if not isinstance(contained, dict):
+            raise InvalidValueError("contained must be a dict.")
+        if limit is not None and (type(limit) is not int or limit < 1):
+            raise InvalidValueError("limit must be a positive int or None.")
+        data = self._encode(contained)
+        if not self.supports_containment:
+            raise UnsupportedOperationError("find_containing needs PostgreSQL (jsonb containment).")
+        found = await self._call("read", [], "containing", prefix, contained, data, limit)
+        return cast("list[Record]", found)
 
     async def close(self) -> None:
         """Close this event loop's batch connections, once its queued operations are done,

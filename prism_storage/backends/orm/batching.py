@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable
+import copy
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 __all__ = ["Batcher", "ErrorMapper", "Executor"]
 
 
 from .policy import BatchPolicy
-from .requests import Op, Outcome, Request
+from .requests import Call, Op, Outcome, Request
 
 
 class Executor(Protocol):
@@ -55,6 +57,10 @@ class Executor(Protocol):
 
     #: How the batcher cuts batches for it; an executor may replace it as it learns.
     policy: BatchPolicy
+
+    #: Whether it runs the ``keys`` call (a page of a listing); otherwise the store lists
+    #: on its own ORM path.
+    lists_keys: bool
 
     async def close(self) -> None: ...
 
@@ -280,7 +286,7 @@ class Batcher:
         now = self._clock()
         runs: list[list[Op]] = []
         for op in live:
-            if runs and runs[-1][0].kind == op.kind != "call":
+            if runs and runs[-1][0].kind == op.kind and (op.kind != "call" or _reads(runs[-1], op)):
                 runs[-1].append(op)
             else:
                 runs.append([op])
@@ -304,6 +310,10 @@ class Batcher:
                 for op in run
             ]
             return Request(kind, now, [], groups)
+        if kind == "call" and len(run) > 1:
+            # Versioned reads one after another: one read of all their keys.
+            keys = list(dict.fromkeys(k for op in run for k in op.keys))
+            return Request(kind, now, keys, [], Call(RECORDS, (keys,), "read"))
         if kind == "call":
             return Request(kind, now, list(run[0].keys), [], run[0].call)
         if len(run) == 1:
@@ -328,6 +338,11 @@ class Batcher:
             for op in run:
                 if not op.future.done():
                     op.future.set_result(op.keys[0] in outcome)
+        elif kind == "call" and len(run) > 1:
+            given: set[str] = set()
+            for op in run:
+                if not op.future.done():
+                    op.future.set_result(_own_records(op.keys, outcome, given))
         elif kind == "call":
             if not run[0].future.done():
                 run[0].future.set_result(outcome)
@@ -379,3 +394,32 @@ def _split(batch: list[Op], keys: set[str], room: int) -> list[tuple[list[Op], s
     if not first_keys.isdisjoint(second_keys):
         return [(batch, keys)]
     return [(first, first_keys), (second, second_keys)]
+
+
+#: The versioned read (``get_many_records``): the one call merged with its neighbours.
+RECORDS = "records"
+
+
+def _reads(run: list[Op], op: Op) -> bool:
+    """Whether ``op`` and the calls of ``run`` are all versioned reads."""
+    return (
+        op.call is not None
+        and op.call.name == RECORDS
+        and run[0].call is not None
+        and (run[0].call.name == RECORDS)
+    )
+
+
+def _own_records(keys: Sequence[str], found: Any, given: set[str]) -> Any:
+    """The records of ``keys`` out of a merged read, a record another caller was given
+    copied (each caller owns the values it gets)."""
+    mine = {}
+    for key in keys:
+        record = found.get(key)
+        if record is None or key in mine:
+            continue
+        if key in given:
+            record = dataclasses.replace(record, value=copy.deepcopy(record.value))
+        given.add(key)
+        mine[key] = record
+    return mine

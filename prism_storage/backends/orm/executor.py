@@ -48,6 +48,7 @@ class ORMExecutor:
         self._read_size = 0.0  # moving average of the records read, as stored
         self._written_size = 0.0  # moving average of the records written, as JSON
         self.policy: BatchPolicy = ORM_PATH
+        self.lists_keys = False
 
     def _learn(self) -> None:
         self.policy = self._large.policy(ORM_PATH, self._read_size, self._written_size)

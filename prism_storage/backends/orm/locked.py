@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, OperationalError, connections, transaction
+from django.db.models import Q
 
 from ...exceptions import InvalidValueError
 from ..versions import (
@@ -80,6 +81,32 @@ class LockedRecords:
             if _alive(row[6], now):
                 found[row[1]] = _record(row)
         return found
+
+    def containing(
+        self,
+        db: str,
+        now: float,
+        prefix: str,
+        contained: dict[str, Any],
+        data: str,
+        limit: int | None,
+    ) -> list[Record]:
+        """The ORM path of ``find_containing`` (the ``contains`` lookup is jsonb's ``@>``
+        on PostgreSQL); the ties of the last row come too, as on the fast path."""
+        rows = (
+            self._table.records(db)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=as_datetime(now)))
+            .filter(key__startswith=prefix, value__contains=contained)
+            .order_by("-updated_at")
+        )
+        if limit is None:
+            return [_record(row) for row in rows.values_list(*_COLUMNS)]
+        first = list(rows.values_list(*_COLUMNS)[:limit])
+        if len(first) < limit:
+            return [_record(row) for row in first]
+        last = first[-1][5]
+        ties = rows.filter(updated_at=last).exclude(pk__in=[row[0] for row in first])
+        return [_record(row) for row in [*first, *ties.values_list(*_COLUMNS)]]
 
     def put(
         self,

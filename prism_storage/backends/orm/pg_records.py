@@ -25,6 +25,8 @@ from typing import Any
 
 from ...codec import decode_value
 from ...exceptions import InvalidValueError
+from ..base import KeyPage
+from ..key_ranges import prefix_end
 from ..versions import Condition, Record, WriteResult, check_condition, new_version
 from .requests import Call
 
@@ -74,6 +76,32 @@ class _Statements:
             f"FROM {table} WHERE {ns} = %(ns)b AND {key} = ANY(%(keys)b::text[]) AND {alive}"
         )
         self.version = f"SELECT {version} FROM {table} WHERE {where} AND {alive}"
+        # A page of a listing, in the column's order as the ORM path lists (its cursor is
+        # the last key of the previous page); ``starts_with`` is exact whatever the
+        # collation, where a pattern would need escaping.
+        self.keys_from = f"SELECT {key} FROM {table} WHERE {ns} = %(ns)b AND {alive}"
+        self.starts_with = f" AND starts_with({key}, %(prefix)b)"
+        # Where the column sorts in code point order, the same keys as a range too: the
+        # (namespace, key) index then reads just them instead of the whole namespace.
+        self.from_prefix = f" AND {key} >= %(prefix)b"
+        self.below_end = f" AND {key} < %(end)b"
+        self.key_collation = (
+            "SELECT c.collname, c.collprovider, c.collcollate, d.datlocprovider, d.datcollate "
+            "FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
+            "CROSS JOIN pg_database d WHERE a.attrelid = %(table)b::regclass "
+            "AND a.attname = %(column)b AND d.datname = current_database()"
+        )
+        self.table_name, self.key_column = table, meta.get_field("key").column
+        self.after = f" AND {key} > %(cursor)b"
+        self.keys_order = f" ORDER BY {key} LIMIT %(limit)b"
+        # ``find_containing``: jsonb containment; the ties of the last row come too, so
+        # the caller can order them its own way.
+        self.containing = (
+            f"SELECT {key}, {value}::text, {version}, {created}, {updated}, {expires} "
+            f"FROM {table} WHERE {ns} = %(ns)b AND {alive} AND {value} @> %(contained)b::jsonb"
+        )
+        self.newest_first = f" ORDER BY {updated} DESC"
+        self.with_ties = " FETCH FIRST %(limit)b ROWS WITH TIES"
         self.update_at = (
             f"UPDATE {table} SET {value} = %(data)b::jsonb, {version} = %(version)b, "
             f"{updated} = %(now)b, {expires} = %(expires)b "
@@ -162,6 +190,8 @@ class PostgresRecords:
     def __init__(self, model: Any, namespace: str) -> None:
         self._sql = _Statements(model)
         self._namespace = namespace
+        #: Whether the key column sorts in code point order (learnt on first listing).
+        self._code_point_order: bool | None = None
 
     async def run(self, connection: Any, now: float, call: Call) -> Any:
         operation: Any = getattr(self, call.name)
@@ -172,17 +202,63 @@ class PostgresRecords:
 
     async def records(self, connection: Any, now: float, keys: list[str]) -> dict[str, Record]:
         cursor = await connection.execute(self._sql.records, self._params(now, keys=keys))
-        return {
-            key: Record(
-                key,
-                decode_value(data),
-                version,
-                created.astimezone(UTC),
-                updated.astimezone(UTC),
-                None if expires is None else expires.astimezone(UTC),
-            )
-            for key, data, version, created, updated, expires in await cursor.fetchall()
-        }
+        return {record.key: record for record in _records(await cursor.fetchall())}
+
+    async def containing(
+        self,
+        connection: Any,
+        now: float,
+        prefix: str,
+        contained: dict[str, Any],
+        data: str,
+        limit: int | None,
+    ) -> list[Record]:
+        condition, more = await self._prefix(connection, prefix)
+        statement = self._sql.containing + condition + self._sql.newest_first
+        if limit is not None:
+            statement += self._sql.with_ties
+        params = self._params(now, contained=data, limit=limit, **more)
+        return _records(await (await connection.execute(statement, params)).fetchall())
+
+    async def _prefix(self, connection: Any, prefix: str) -> tuple[str, dict[str, Any]]:
+        """The condition (and its parameters) of the keys starting with ``prefix``."""
+        if not prefix:
+            return "", {}
+        condition = self._sql.starts_with
+        if await self._sorts_by_code_point(connection):
+            condition += self._sql.from_prefix
+            end = prefix_end(prefix)
+            if end is not None:
+                condition += self._sql.below_end
+            return condition, {"prefix": prefix, "end": end}
+        return condition, {"prefix": prefix}
+
+    async def _sorts_by_code_point(self, connection: Any) -> bool:
+        if self._code_point_order is None:
+            import psycopg
+
+            try:
+                cursor = await connection.execute(
+                    self._sql.key_collation,
+                    {"table": self._sql.table_name, "column": self._sql.key_column},
+                )
+                row = await cursor.fetchone()
+            except psycopg.DatabaseError:  # a server older than 15 (no datlocprovider)
+                row = None
+            self._code_point_order = row is not None and _code_point_collation(*row)
+        return self._code_point_order
+
+    async def keys(
+        self, connection: Any, now: float, prefix: str, limit: int, cursor: str | None
+    ) -> KeyPage:
+        condition, more = await self._prefix(connection, prefix)
+        statement = self._sql.keys_from + condition
+        if cursor is not None:
+            statement += self._sql.after
+        params = self._params(now, cursor=cursor, limit=limit, **more)
+        rows = await (await connection.execute(statement + self._sql.keys_order, params)).fetchall()
+        keys = [row[0] for row in rows]
+        return KeyPage(keys, keys[-1] if len(keys) == limit else None)
 
     async def put(
         self,
@@ -310,3 +386,30 @@ class PostgresRecords:
         cursor = await connection.execute(self._sql.version, self._params(now, key))
         row = await cursor.fetchone()
         check_condition(condition, None if row is None else row[0])
+
+
+def _records(rows: list[Any]) -> list[Record]:
+    return [
+        Record(
+            key,
+            decode_value(data),
+            version,
+            created.astimezone(UTC),
+            updated.astimezone(UTC),
+            None if expires is None else expires.astimezone(UTC),
+        )
+        for key, data, version, created, updated, expires in rows
+    ]
+
+
+#: libc locales whose order is code point order (UTF-8 byte order).
+_CODE_POINT_LOCALES = {"C", "POSIX", "C.UTF-8", "C.utf8"}
+
+
+def _code_point_collation(
+    name: str, provider: str, collate: str | None, db_provider: str, db_collate: str
+) -> bool:
+    """Whether a column of this collation sorts its text in code point order."""
+    if name == "default":
+        return db_provider == "c" and db_collate in _CODE_POINT_LOCALES
+    return (provider in ("c", "d") and collate in _CODE_POINT_LOCALES) or name == "ucs_basic"

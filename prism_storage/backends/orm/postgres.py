@@ -127,6 +127,8 @@ class PostgresExecutor:
     #: Two connections; a cancelled caller would abort its statement mid-flight, so
     #: batches always run in driver tasks (never ``direct``).
     policy: BatchPolicy = FAST_PATH
+    #: Listings run here too (:meth:`.PostgresRecords.keys`).
+    lists_keys = True
 
     def __init__(self, alias: str, namespace: str, model: Any, timeout: float) -> None:
         self._params, self._role = connection_settings(alias)

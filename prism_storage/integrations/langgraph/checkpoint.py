@@ -10,7 +10,14 @@ Layout (every label a segment of :mod:`.segments`, so a prefix ending in ``/`` i
   record per write, so tasks writing at the same time never overwrite each other;
 * ``{prefix}r/{run_id}/{thread}/{ns}/{checkpoint_id}``: an empty marker per checkpoint
   whose metadata names a ``run_id``, so ``delete_for_runs`` lists a run's checkpoints
-  instead of reading every checkpoint of the store.
+  instead of reading every checkpoint of the store;
+* ``{prefix}l/{thread}/{ns}``: a copy of the checkpoint record put last in the namespace
+  of the thread, written in the same ``set_many`` as the checkpoint, so the latest
+  checkpoint is one read instead of a listing of the thread. LangGraph puts a thread's
+  checkpoints one at a time, each with an id of its moment, so the one put last is the
+  newest. The copy is trusted only while its checkpoint exists (``delete_for_runs`` may
+  remove it); without a copy (a thread written before it existed) or with a stale one, the
+  thread's checkpoints are listed as before.
 
 Blobs are LangGraph's serializer output (``self.serde``), kept as ``{"type", "data"}``
 with the bytes in base64: prism values are JSON. The step, source and ids are kept in
@@ -25,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -52,6 +59,9 @@ __all__ = ["PrismCheckpointSaver"]
 DEFAULT_PREFIX = "langgraph/checkpoints/"
 # Keys listed and records read per round trip.
 PAGE_SIZE = 500
+# The id prefix a page of checkpoints must share for their writes to be read at once: 8
+# hex digits of a uuid6 fix its time to a window of about 27 s.
+PAGE_ID_PREFIX = 8
 
 
 class PrismCheckpointSaver(BaseCheckpointSaver[str]):
@@ -74,6 +84,11 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
         if not prefix.endswith("/"):
             prefix += "/"
         self.prefix = prefix
+        # A store that finds records by containment in its database reads the records
+        # under a prefix in one query (every value contains ``{}``).
+        self._contains = getattr(self.store, "supports_containment", False) and not getattr(
+            self.store, "touch_on_read", False
+        )
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -89,11 +104,23 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
     def _runs(self, *labels: str) -> str:
         return f"{self.prefix}r/{join(*labels)}"
 
+    def _latest(self, *labels: str) -> str:
+        return f"{self.prefix}l/{join(*labels)}"
+
     async def _list(self, prefix: str) -> list[str]:
         return [key async for key in self.store.iter_keys(prefix, page_size=PAGE_SIZE)]
 
+    async def _under(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """The records whose key starts with ``prefix``."""
+        if self._contains:
+            find = self.store.find_containing  # type: ignore[attr-defined]
+            return {record.key: record.value for record in await find(prefix, {})}
+        return await self._read(await self._list(prefix))
+
     async def _read(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
+        if not keys:
+            return found
         for start in range(0, len(keys), PAGE_SIZE):
             found.update(await self.store.get_many(keys[start : start + PAGE_SIZE]))
         return found
@@ -132,7 +159,7 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
         if isinstance(run_id, str) and run_id:
             marker = self._runs(run_id, thread_id, checkpoint_ns) + encode_segment(checkpoint["id"])
             records[marker] = {}
-        records[key] = {
+        records[key] = record = {
             "thread_id": thread_id,
             "checkpoint_ns": checkpoint_ns,
             "checkpoint_id": checkpoint["id"],
@@ -144,8 +171,9 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
             "checkpoint": self._dump(stored),
             "metadata": self._dump(full_metadata),
         }
-        # One call, the checkpoint last: a store that writes the mapping at once or in
-        # order never shows the checkpoint without its channel values.
+        records[self._latest(thread_id) + encode_segment(checkpoint_ns)] = record
+        # One call, the checkpoint (and its copy) last: a store that writes the mapping at
+        # once or in order never shows the checkpoint without its channel values.
         await self.store.set_many(records)
         return {
             "configurable": {
@@ -190,7 +218,15 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
 
     # -- reading ------------------------------------------------------------------------
 
-    async def _tuple(self, record: dict[str, Any], with_writes: bool = True) -> CheckpointTuple:
+    async def _tuple(
+        self,
+        record: dict[str, Any],
+        confirm: str | None = None,
+        page_writes: Awaitable[dict[str, dict[str, Any]]] | None = None,
+    ) -> CheckpointTuple | None:
+        """The tuple of the checkpoint ``record``; ``None`` when ``confirm`` (the key of
+        the checkpoint the record is a copy of) holds nothing any more. ``page_writes``:
+        the writes of a page of checkpoints that includes this one, read once for all."""
         thread_id = record["thread_id"]
         checkpoint_ns = record["checkpoint_ns"]
         checkpoint_id = record["checkpoint_id"]
@@ -199,18 +235,25 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
             self._blobs(thread_id, checkpoint_ns, channel) + encode_segment(str(version)): channel
             for channel, version in checkpoint["channel_versions"].items()
         }
-        write_keys, found = await asyncio.gather(
-            self._list(self._writes(thread_id, checkpoint_ns, checkpoint_id)),
-            self._read(list(blob_keys)),
+        # One round trip for both (stores batch concurrent calls).
+        # The checkpoint to confirm is read with the values: one statement, not two.
+        reads = [*blob_keys, confirm] if confirm is not None else list(blob_keys)
+        writes_prefix = self._writes(thread_id, checkpoint_ns, checkpoint_id)
+        pending, found = await asyncio.gather(
+            self._under(writes_prefix) if page_writes is None else page_writes,
+            self._read(reads),
         )
-        found.update(await self._read(write_keys))
+        if page_writes is not None:
+            pending = {k: w for k, w in pending.items() if k.startswith(writes_prefix)}
+        if confirm is not None and confirm not in found:
+            return None
         values = {
             channel: self._load(found[key])
             for key, channel in blob_keys.items()
             if key in found and found[key]["type"] != "empty"
         }
         writes = sorted(
-            (found[key] for key in write_keys if key in found),
+            pending.values(),
             key=lambda w: writes_sort_key(w["task_path"], w["task_id"], w["idx"]),
         )
         parent = record.get("parent_checkpoint_id")
@@ -247,6 +290,12 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
         if checkpoint_id:
             key = prefix + encode_segment(checkpoint_id)
         else:
+            latest = await self.store.get(self._latest(thread_id) + encode_segment(checkpoint_ns))
+            if latest is not None:
+                confirm = prefix + encode_segment(latest["checkpoint_id"])
+                found = await self._tuple(latest, confirm=confirm)
+                if found is not None:
+                    return found
             keys = await self._list(prefix)
             if not keys:
                 return None
@@ -301,12 +350,40 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
                 if remaining is not None and len(chosen) == remaining:
                     break
             # Built together: their reads are independent, and stores batch concurrent calls.
-            for item in await asyncio.gather(*(self._tuple(record) for record in chosen)):
+            page_writes = self._page_writes(chosen)
+            tuples = (self._tuple(record, page_writes=page_writes) for record in chosen)
+            try:
+                items = await asyncio.gather(*tuples)
+            finally:
+                if page_writes is not None:
+                    page_writes.cancel()  # nothing when it is done
+                    if page_writes.done() and not page_writes.cancelled():
+                        page_writes.exception()  # its error, if any, was the gather's
+            for item in items:
+                assert item is not None  # nothing to confirm: always built
                 yield item
             if remaining is not None:
                 remaining -= len(chosen)
                 if remaining <= 0:
                     return
+
+    def _page_writes(
+        self, records: list[dict[str, Any]]
+    ) -> asyncio.Future[dict[str, dict[str, Any]]] | None:
+        """One query for the pending writes of a page of checkpoints of one thread and
+        namespace, where the store finds by containment and the page's ids share a long
+        prefix (uuid6 ids do when made within about half a minute: only checkpoints of
+        that window can come along); ``None``: each checkpoint reads its own."""
+        if not self._contains or len(records) < 2:
+            return None
+        labels = {(r["thread_id"], r["checkpoint_ns"]) for r in records}
+        if len(labels) > 1:
+            return None
+        ids = [encode_segment(r["checkpoint_id"]) for r in records]
+        shared = _common_prefix(ids)
+        if len(shared) < PAGE_ID_PREFIX:
+            return None
+        return asyncio.ensure_future(self._under(self._writes(*labels.pop()) + shared))
 
     # -- deleting, copying, pruning --------------------------------------------------
 
@@ -335,7 +412,7 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
             if r.get("run_id")
         ]
         keys = [*checkpoints, *markers]
-        for prefix in (self._blobs, self._writes):
+        for prefix in (self._blobs, self._writes, self._latest):
             keys += await self._list(prefix(thread_id))
         await self._delete(keys)
 
@@ -353,14 +430,15 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
         """Copy every checkpoint, channel value and write of a thread to another."""
         old, new = encode_segment(source_thread_id), encode_segment(target_thread_id)
         copies: dict[str, dict[str, Any]] = {}
-        for prefix in (self._blobs, self._writes, self._checkpoints):
+        # The latest copies after the checkpoints they copy.
+        for prefix in (self._blobs, self._writes, self._checkpoints, self._latest):
             base = prefix()
             found = await self._read(await self._list(prefix(source_thread_id)))
             for key, record in found.items():
                 target = base + new + key[len(base) + len(old) :]
                 if "thread_id" in record:
                     record = {**record, "thread_id": target_thread_id}
-                    if record.get("run_id"):
+                    if record.get("run_id") and prefix == self._checkpoints:
                         marker = self._runs(record["run_id"], target_thread_id)
                         copies[marker + target[len(base) + len(new) + 1 :]] = {}
                 copies[target] = record
@@ -462,6 +540,14 @@ class PrismCheckpointSaver(BaseCheckpointSaver[str]):
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         run_sync(self.store, self.aprune, thread_ids, strategy=strategy)
+
+
+def _common_prefix(texts: list[str]) -> str:
+    first, last = min(texts), max(texts)
+    length = 0
+    while length < min(len(first), len(last)) and first[length] == last[length]:
+        length += 1
+    return first[:length]
 
 
 def _checkpoint_id_of(key: str) -> str:

@@ -10,11 +10,12 @@ compare numbers).
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["matches"]
+__all__ = ["containment_part", "matches"]
 
 _ORDER: dict[str, Callable[[float, float], bool]] = {
     "$gt": operator.gt,
@@ -26,6 +27,35 @@ _ORDER: dict[str, Callable[[float, float], bool]] = {
 
 def matches(value: Mapping[str, Any], filter: Mapping[str, Any]) -> bool:
     return all(_holds(value.get(field), wanted) for field, wanted in filter.items())
+
+
+def containment_part(filter: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``filter`` split in two: the fields whose condition PostgreSQL's jsonb containment
+    (``value @> {field: condition}``) decides exactly as :func:`matches` does, and the
+    others. Both hold for a value when the filter does."""
+    pushed: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for field, wanted in filter.items():
+        (pushed if _contained_alike(wanted) else rest)[field] = wanted
+    return pushed, rest
+
+
+def _contained_alike(wanted: Any) -> bool:
+    """Whether containment decides ``wanted`` as :func:`_holds` does. Not: ``None``
+    (an absent field equals it here), booleans and the numbers 0 and 1 (``True == 1``
+    here, not in JSON), lists (containment is a subset, not equality), operators."""
+    if isinstance(wanted, str):
+        return True
+    if isinstance(wanted, bool):
+        return False
+    if isinstance(wanted, int | float):
+        return math.isfinite(wanted) and wanted not in (0, 1)
+    if isinstance(wanted, dict):
+        return all(
+            isinstance(name, str) and not name.startswith("$") and _contained_alike(value)
+            for name, value in wanted.items()
+        )
+    return False
 
 
 def _holds(actual: Any, wanted: Any) -> bool:

@@ -18,8 +18,12 @@ the store's filter.
 
 ``filter`` follows LangGraph's ``InMemoryStore`` (equality, nested dicts, lists, and the
 operators ``$eq``, ``$ne``, ``$gt``, ``$gte``, ``$lt``, ``$lte``), applied here after
-listing, so every store gives the same answers. Search results are the most recently
-updated first, as LangGraph's Postgres store returns them.
+listing, so every store gives the same answers. On a store that finds records by JSON
+containment in its database (``find_containing``: the orm store on PostgreSQL), the
+fields containment decides exactly as the filter does (strings, numbers other than 0 and
+1, objects of those) are left to the database, which also stops at the page asked for
+when they are the whole filter; the rest is applied here as everywhere. Search results
+are the most recently updated first, as LangGraph's Postgres store returns them.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from ...backends.base import BaseStorageBackend
 from ...backends.versions import timestamp
 from ...exceptions import UnsupportedOperationError
 from ...segments import decode_segment, encode_segment, join
-from .filters import matches
+from .filters import containment_part, matches
 from .running import resolve_store, run_sync
 
 __all__ = ["PrismStore"]
@@ -92,6 +96,13 @@ class PrismStore(BaseStore):
         self._versions = self.store.supports_versions
         self._semantic = self.store.supports_text_search
         self._text_field: str = getattr(self.store, "text_field", "text")
+        # Filters go to the database where it can apply them; not when a read must also
+        # push expiries back (the store does that on its own reads only).
+        self._contains = (
+            self._versions
+            and getattr(self.store, "supports_containment", False)
+            and not getattr(self.store, "touch_on_read", False)
+        )
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -126,20 +137,36 @@ class PrismStore(BaseStore):
     async def _search(self, op: SearchOp) -> list[SearchItem]:
         if op.query and self._semantic:
             return await self._similar(op)
+        if op.filter and self._contains:
+            pushed, rest = containment_part(op.filter)
+            if pushed:
+                return _page(await self._contained(op, pushed, limited=not rest), op)
         found = list((await self._items(await self._list(op.namespace_prefix))).values())
         if op.filter:
             found = [item for item in found if matches(item.value, op.filter)]
-        found.sort(key=lambda item: (item.updated_at, item.namespace, item.key), reverse=True)
-        return [
-            SearchItem(
-                namespace=item.namespace,
-                key=item.key,
-                value=item.value,
-                created_at=item.created_at,
-                updated_at=item.updated_at,
-            )
-            for item in found[op.offset : op.offset + op.limit]
+        return _page(found, op)
+
+    async def _contained(self, op: SearchOp, pushed: dict[str, Any], limited: bool) -> list[Item]:
+        """The items of the namespace prefix that ``op.filter`` keeps, the database
+        applying ``pushed``; ``limited``: only those the page may need."""
+        assert op.filter is not None
+        wanted = op.offset + op.limit
+        if wanted < 1:
+            return []
+        prefix = self.prefix + join(*op.namespace_prefix)
+        find = self.store.find_containing  # type: ignore[attr-defined]
+        records = await find(prefix, {"value": pushed}, limit=wanted if limited else None)
+        found = [
+            _item(record.value, record.created_at, record.updated_at)
+            for record in records
+            if isinstance(record.value.get("value"), dict)
         ]
+        kept = [item for item in found if matches(item.value, op.filter)]
+        if limited and len(kept) < len(found):
+            # Containment let through what the filter does not (it never should): the
+            # page may be short, so take every candidate.
+            return await self._contained(op, pushed, limited=False)
+        return kept
 
     async def _similar(self, op: SearchOp) -> list[SearchItem]:
         """The store's similarity search for ``op.query`` within the namespace prefix."""
@@ -269,6 +296,21 @@ class PrismStore(BaseStore):
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         return run_sync(self.store, self.abatch, list(ops))
+
+
+def _page(found: list[Item], op: SearchOp) -> list[SearchItem]:
+    """The page ``op`` asks for of ``found``, the most recently updated first."""
+    found.sort(key=lambda item: (item.updated_at, item.namespace, item.key), reverse=True)
+    return [
+        SearchItem(
+            namespace=item.namespace,
+            key=item.key,
+            value=item.value,
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+        )
+        for item in found[op.offset : op.offset + op.limit]
+    ]
 
 
 def _item(record: dict[str, Any], created_at: datetime, updated_at: datetime) -> Item:
