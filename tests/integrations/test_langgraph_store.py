@@ -299,10 +299,58 @@ async def test_ttl_in_minutes_maps_to_the_store_expiry():
     await store.aput(("t",), "short", {"x": 1}, ttl=1)
     await store.aput(("t",), "kept", {"x": 2})
     clock.advance(59)
-    assert (await store.aget(("t",), "short")).value == {"x": 1}
+    assert (await store.aget(("t",), "short", refresh_ttl=False)).value == {"x": 1}
     clock.advance(2)
     assert await store.aget(("t",), "short") is None
     assert [i.key for i in await store.asearch(("t",))] == ["kept"]
+
+
+async def test_reads_refresh_the_ttl_as_langgraph_stores_do():
+    clock = FakeClock()
+    backend = MemoryStorageBackend(f"lg-ttl-{uuid.uuid4().hex[:8]}", clock=clock)
+    store = PrismStore(backend)
+    await store.aput(("t",), "a", {"x": 1}, ttl=1)
+    await store.aput(("t",), "b", {"x": 2}, ttl=1)
+    await store.aput(("t",), "forever", {"x": 3})
+    clock.advance(50)
+    assert (await store.aget(("t",), "a")).value == {"x": 1}  # refreshed: 60 s from now
+    clock.advance(50)  # b's minute is over; a has 10 s left
+    assert await store.aget(("t",), "b", refresh_ttl=False) is None
+    found = await store.asearch(("t",), filter={"x": 1})  # a search refreshes what it returns
+    assert [item.key for item in found] == ["a"]
+    clock.advance(55)
+    assert (await store.aget(("t",), "a", refresh_ttl=False)).value == {"x": 1}
+    clock.advance(10)
+    assert await store.aget(("t",), "a") is None  # expired: never revived by the read
+    record = await backend.get_record(store._key(("t",), "forever"))
+    assert record is not None and record.expires_at is None  # no ttl, none added
+
+    # TTLConfig(refresh_on_read=False) turns it off for reads that do not say.
+    quiet = PrismStore(backend, ttl={"refresh_on_read": False})
+    await quiet.aput(("q",), "k", {"x": 1}, ttl=1)
+    clock.advance(50)
+    assert (await quiet.aget(("q",), "k")).value == {"x": 1}
+    clock.advance(20)
+    assert await quiet.aget(("q",), "k") is None
+
+
+async def test_a_read_pushes_the_expiry_back_on_every_store(make_backend):
+    backend = make_backend()
+    try:
+        store = PrismStore(backend)
+        if not store.supports_ttl:
+            pytest.skip("the store keeps no expiry")
+        await store.aput(("t",), "k", {"x": 1}, ttl=10)
+        key = store._key(("t",), "k")
+        before = (await backend.get_record(key)).expires_at
+        await asyncio.sleep(0.05)  # expiries are kept to the millisecond
+        assert (await store.aget(("t",), "k", refresh_ttl=False)).value == {"x": 1}
+        assert (await backend.get_record(key)).expires_at == before
+        assert [item.key for item in await store.asearch(("t",))] == ["k"]
+        after = (await backend.get_record(key)).expires_at
+        assert after > before
+    finally:
+        await backend.close()
 
 
 def test_sync_forms_from_sync_code(tmp_path):

@@ -89,8 +89,9 @@ class PrismStore(BaseStore):
         if not prefix.endswith("/"):
             prefix += "/"
         self.prefix = prefix
-        # An expiry is set on write; reads do not push it back (no prism store can
-        # refresh an expiry without writing the record again).
+        # An expiry is set on write (the item keeps its ttl); a read with ``refresh_ttl``
+        # (LangGraph's default, ``TTLConfig["refresh_on_read"]``) pushes it back with the
+        # store's ``touch``.
         self.supports_ttl = self.store.supports_ttl
         self.ttl_config = ttl
         self._versions = self.store.supports_versions
@@ -119,8 +120,11 @@ class PrismStore(BaseStore):
 
     # -- reading ------------------------------------------------------------------------
 
-    async def _items(self, keys: list[str]) -> dict[str, Item]:
-        """The items at ``keys`` that hold one."""
+    async def _items(
+        self, keys: list[str], ttls: dict[str, float] | None = None
+    ) -> dict[str, Item]:
+        """The items at ``keys`` that hold one. ``ttls``, when given, receives the ttl (in
+        seconds) of each item written with one, for :meth:`_refresh`."""
         items: dict[str, Item] = {}
         for start in range(0, len(keys), PAGE_SIZE):
             page = keys[start : start + PAGE_SIZE]
@@ -128,25 +132,49 @@ class PrismStore(BaseStore):
                 records = await self.store.get_many_records(page)
                 for key, record in records.items():
                     items[key] = _item(record.value, record.created_at, record.updated_at)
+                    _note_ttl(ttls, key, record.value)
             else:
                 for key, value in (await self.store.get_many(page)).items():
                     created, updated = value.get("created_at", 0.0), value.get("updated_at", 0.0)
                     items[key] = _item(value, timestamp(created), timestamp(updated))
+                    _note_ttl(ttls, key, value)
         return items
 
+    async def _refresh(self, ttls: dict[str, float], returned: Iterable[str]) -> None:
+        """Push back the expiry of the returned items written with a ttl, each by its own
+        ttl, as LangGraph's stores do on a read with ``refresh_ttl``. An item deleted
+        meanwhile stays deleted (``touch`` never revives one)."""
+        wanted = [(key, ttls[key]) for key in dict.fromkeys(returned) if key in ttls]
+        if wanted and self.supports_ttl:
+            await asyncio.gather(*(self.store.touch(key, ttl) for key, ttl in wanted))
+
     async def _search(self, op: SearchOp) -> list[SearchItem]:
+        ttls: dict[str, float] | None = {} if op.refresh_ttl and self.supports_ttl else None
+        page = await self._search_page(op, ttls)
+        if ttls:
+            await self._refresh(ttls, (self._key(item.namespace, item.key) for item in page))
+        return page
+
+    async def _search_page(self, op: SearchOp, ttls: dict[str, float] | None) -> list[SearchItem]:
         if op.query and self._semantic:
-            return await self._similar(op)
+            return await self._similar(op, ttls)
         if op.filter and self._contains:
             pushed, rest = containment_part(op.filter)
             if pushed:
-                return _page(await self._contained(op, pushed, limited=not rest), op)
-        found = list((await self._items(await self._list(op.namespace_prefix))).values())
+                return _page(await self._contained(op, pushed, not rest, ttls), op)
+        keys = await self._list(op.namespace_prefix)
+        found = list((await self._items(keys, ttls)).values())
         if op.filter:
             found = [item for item in found if matches(item.value, op.filter)]
         return _page(found, op)
 
-    async def _contained(self, op: SearchOp, pushed: dict[str, Any], limited: bool) -> list[Item]:
+    async def _contained(
+        self,
+        op: SearchOp,
+        pushed: dict[str, Any],
+        limited: bool,
+        ttls: dict[str, float] | None = None,
+    ) -> list[Item]:
         """The items of the namespace prefix that ``op.filter`` keeps, the database
         applying ``pushed``; ``limited``: only those the page may need."""
         assert op.filter is not None
@@ -161,14 +189,16 @@ class PrismStore(BaseStore):
             for record in records
             if isinstance(record.value.get("value"), dict)
         ]
+        for record in records:
+            _note_ttl(ttls, record.key, record.value)
         kept = [item for item in found if matches(item.value, op.filter)]
         if limited and len(kept) < len(found):
             # Containment let through what the filter does not (it never should): the
             # page may be short, so take every candidate.
-            return await self._contained(op, pushed, limited=False)
+            return await self._contained(op, pushed, False, ttls)
         return kept
 
-    async def _similar(self, op: SearchOp) -> list[SearchItem]:
+    async def _similar(self, op: SearchOp, ttls: dict[str, float] | None) -> list[SearchItem]:
         """The store's similarity search for ``op.query`` within the namespace prefix."""
         prefix = op.namespace_prefix
         where = {f"ns_{len(prefix) - 1}": join(*prefix)} if prefix else None
@@ -185,7 +215,7 @@ class PrismStore(BaseStore):
         if op.filter:
             hits = [hit for hit in hits if matches(hit["value"]["value"], op.filter)]
         hits = hits[op.offset : wanted]
-        items = await self._items([hit["key"] for hit in hits])
+        items = await self._items([hit["key"] for hit in hits], ttls)
         return [
             SearchItem(
                 namespace=item.namespace,
@@ -246,6 +276,8 @@ class PrismStore(BaseStore):
                 record["created_at"] = created.get(key, now)
                 record["updated_at"] = now
             ttl = None if op.ttl is None else op.ttl * 60
+            if op.ttl is not None:
+                record["ttl_minutes"] = op.ttl  # what a read with refresh_ttl renews
             by_ttl.setdefault(ttl, {})[key] = record
         await asyncio.gather(
             *(self.store.set_many(records, ttl=ttl) for ttl, records in by_ttl.items())
@@ -280,9 +312,12 @@ class PrismStore(BaseStore):
             if isinstance(op, PutOp):
                 puts[(op.namespace, op.key)] = op
         if gets:
-            items = await self._items(list(dict.fromkeys(gets.values())))
+            ttls: dict[str, float] = {}
+            items = await self._items(list(dict.fromkeys(gets.values())), ttls)
             for i, key in gets.items():
                 results[i] = items.get(key)
+            refreshed = [key for i, key in gets.items() if getattr(ops[i], "refresh_ttl", False)]
+            await self._refresh(ttls, refreshed)
         for i, op in enumerate(ops):
             if isinstance(op, SearchOp):
                 results[i] = await self._search(op)
@@ -311,6 +346,13 @@ def _page(found: list[Item], op: SearchOp) -> list[SearchItem]:
         )
         for item in found[op.offset : op.offset + op.limit]
     ]
+
+
+def _note_ttl(ttls: dict[str, float] | None, key: str, record: dict[str, Any]) -> None:
+    """Put in ``ttls`` the ttl (seconds) of a record written with one."""
+    minutes = record.get("ttl_minutes")
+    if ttls is not None and isinstance(minutes, int | float) and minutes > 0:
+        ttls[key] = float(minutes) * 60
 
 
 def _item(record: dict[str, Any], created_at: datetime, updated_at: datetime) -> Item:
