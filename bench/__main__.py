@@ -45,11 +45,16 @@ The convention every bench module follows (see also docs/bench.md):
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import os
+import platform
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 BENCH_DIR = Path(__file__).resolve().parent
 PREFIX = "bench_"
@@ -84,6 +89,11 @@ def _arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--quick", action="store_true", help="a smoke run of every module")
     p.add_argument("--json", metavar="DIR", help="write each module's rows to DIR/<name>.json")
     p.add_argument(
+        "--results",
+        metavar="FILE",
+        help="also write every module's tables to FILE (markdown), headed by the machine",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=3600.0,
@@ -94,20 +104,69 @@ def _arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return p.parse_args(argv), passthrough
 
 
-def run_module(name: str, args: argparse.Namespace, passthrough: list[str]) -> int:
-    """Run ``bench.bench_<name>`` in a child process; its output goes straight through."""
+def run_module(
+    name: str, args: argparse.Namespace, passthrough: list[str], results: IO[str] | None = None
+) -> int:
+    """Run ``bench.bench_<name>`` in a child process; its output goes straight through,
+    and to ``results`` too when given."""
     command = [sys.executable, "-m", f"bench.{PREFIX}{name}"]
     if args.quick:
         command.append("--quick")
     if args.json:
         command += ["--json", os.path.join(args.json, f"{name}.json")]
     command += passthrough
-    print(f"\n# bench {name}: {' '.join(command[1:])}\n", flush=True)
-    try:
-        return subprocess.run(command, cwd=BENCH_DIR.parent, timeout=args.timeout).returncode
-    except subprocess.TimeoutExpired:
+    heading = f"\n# bench {name}: {' '.join(command[1:])}\n"
+    print(heading, flush=True)
+    if results is None:
+        try:
+            return subprocess.run(command, cwd=BENCH_DIR.parent, timeout=args.timeout).returncode
+        except subprocess.TimeoutExpired:
+            print(f"\n# bench {name}: stopped after {args.timeout:.0f} s", flush=True)
+            return 124
+    results.write(f"\n## {name}\n\n`python {' '.join(command[1:])}`\n")
+    code = tee(command, results, args.timeout)
+    if code == 124:
         print(f"\n# bench {name}: stopped after {args.timeout:.0f} s", flush=True)
-        return 124
+    results.flush()
+    return code
+
+
+def tee(command: list[str], results: IO[str], timeout: float) -> int:
+    """Run ``command``, copying its output line by line to stdout and to ``results``;
+    124 when it runs past ``timeout`` seconds (it is killed then)."""
+    with subprocess.Popen(
+        command,
+        cwd=BENCH_DIR.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    ) as child:
+        watchdog = threading.Timer(timeout, child.kill)
+        watchdog.start()
+        try:
+            assert child.stdout is not None
+            for line in child.stdout:
+                sys.stdout.write(line)
+                results.write(line)
+            code = child.wait()
+        finally:
+            expired = not watchdog.is_alive()
+            watchdog.cancel()
+        return 124 if expired and code != 0 else code
+
+
+def machine() -> str:
+    """One line naming the machine a results file was measured on."""
+    cores = os.cpu_count() or 0
+    memory = ""
+    if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
+        gib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+        memory = f", {gib:.0f} GiB"
+    return (
+        f"{platform.processor() or platform.machine()}, {cores} cores{memory}, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,15 +184,29 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     results: list[tuple[str, int, float]] = []
-    for name in chosen:
-        started = time.perf_counter()
-        code = run_module(name, args, passthrough)
-        results.append((name, code, time.perf_counter() - started))
-    print("\n## bench run summary\n")
-    print("| module | result | seconds |")
-    print("|---|---|---:|")
+    with contextlib.ExitStack() as stack:
+        page = None
+        if args.results:
+            page = stack.enter_context(open(args.results, "w", encoding="utf-8"))
+            command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
+            page.write(
+                f"# Benchmark results\n\nWritten by `{command}` on "
+                f"{datetime.date.today().isoformat()}; machine: {machine()}. Each table's "
+                "heading says how many rotated rounds it took; how a figure is measured is "
+                "in [bench.md](bench.md).\n"
+            )
+        for name in chosen:
+            started = time.perf_counter()
+            code = run_module(name, args, passthrough, page)
+            results.append((name, code, time.perf_counter() - started))
+    summary = ["\n## bench run summary\n", "| module | result | seconds |", "|---|---|---:|"]
     for name, code, seconds in results:
-        print(f"| {name} | {'ok' if code == 0 else f'FAILED (exit {code})'} | {seconds:.0f} |")
+        outcome = "ok" if code == 0 else f"FAILED (exit {code})"
+        summary.append(f"| {name} | {outcome} | {seconds:.0f} |")
+    print("\n".join(summary))
+    if args.results:
+        with open(args.results, "a", encoding="utf-8") as page:
+            page.write("\n".join(summary) + "\n")
     return 0 if all(code == 0 for _, code, _ in results) else 1
 
 

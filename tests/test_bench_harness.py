@@ -216,3 +216,28 @@ def test_pair_ratio_between_two_non_baseline_paths() -> None:
     ]
     assert pair_ratio(rows, "ours", "theirs", "c") == Ratio(2.5, 2.0, 3.0)
     assert pair_ratio(rows, "ours", "missing", "c") is None
+
+
+def test_results_file_holds_each_module_output_the_machine_and_the_summary(tmp_path) -> None:
+    from bench.__main__ import main
+
+    page = tmp_path / "results.md"
+    assert main(["codec", "--quick", "--results", str(page)]) == 0
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmark results\n")
+    assert "cores" in text and "Python " in text
+    assert "`python -m bench.bench_codec --quick`" in text
+    assert "| codec | encode 2.5 KB | prism codec |" in text
+    assert "| codec | ok |" in text
+
+
+def test_tee_stops_a_module_that_runs_past_its_timeout(tmp_path) -> None:
+    import io
+    import sys
+
+    from bench.__main__ import tee
+
+    copy = io.StringIO()
+    command = [sys.executable, "-c", "print('started', flush=True); import time; time.sleep(30)"]
+    assert tee(command, copy, timeout=1.0) == 124
+    assert copy.getvalue() == "started\n"
