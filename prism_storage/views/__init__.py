@@ -9,7 +9,8 @@ whole request is valid.
 One module per concern: :mod:`.errors` (codes and the error shape), :mod:`.parsing`
 (bodies and parameters), :mod:`.conditions` (ETags and preconditions), :mod:`.endpoint`
 (method, CSRF, access and errors around every view), :mod:`.records`, :mod:`.lists` and
-:mod:`.search` (the views), :mod:`.openapi` and :mod:`.schema` (the OpenAPI description).
+:mod:`.search` (the views), :mod:`.openapi` and :mod:`.openapi_components` (the OpenAPI
+description) and :mod:`.schema` (the view serving it).
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 Built from the same constants the views use (error codes and their statuses, page and
 search limits, the key and TTL bounds), so that the description cannot drift from them.
+This module builds the operations of every path and the document around them; the
+components they refer to by ``$ref`` are in :mod:`.openapi_components`.
+
 Paths are relative to where ``prism_storage.urls`` is included: the ``servers`` entry
 names that prefix (the view fills in the real one).
 """
@@ -12,355 +15,21 @@ import copy
 import functools
 from typing import Any
 
-from ..backends.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_TTL
-from ..backends.versions import DEFAULT_LIST_FIELD
-from ..codec import MAX_KEY_LENGTH
-from .errors import ERROR_STATUS
-from .search import MAX_SEARCH_LIMIT
+from .openapi_components import (
+    HEADERS,
+    PARAMETERS,
+    RESPONSES,
+    SCHEMAS,
+    Schema,
+    json_content,
+    ref,
+)
 
 __all__ = ["OPENAPI_VERSION", "openapi_document"]
 
 OPENAPI_VERSION = "3.1.0"
 
-Schema = dict[str, Any]
-
-_JSON = "application/json"
-
-
-def _ref(kind: str, name: str) -> Schema:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def _json(schema: Schema) -> Schema:
-    return {_JSON: {"schema": schema}}
-
-
-# ----------------------------------------------------------------------- parameters
-
-_PARAMETERS: dict[str, Schema] = {
-    "alias": {
-        "name": "alias",
-        "in": "path",
-        "required": True,
-        "description": "A store alias of PRISM_STORAGE. Unknown or hidden aliases: 404.",
-        "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"},
-    },
-    "key": {
-        "name": "key",
-        "in": "path",
-        "required": True,
-        "description": (
-            "The record key, percent-encoded (it may contain '/', encoded or not; encode "
-            "'.' as %2E, since clients remove '.' and '..' path segments). Decoded once by "
-            f"the server. At most {MAX_KEY_LENGTH} characters, no control characters "
-            "(else 400 invalid_key)."
-        ),
-        "schema": {"type": "string", "minLength": 1},
-    },
-    "ttl": {
-        "name": "ttl",
-        "in": "query",
-        "required": False,
-        "description": (
-            "Expiry in seconds (more than 0, at most 100 years), for stores whose 'ttl' "
-            "capability is true (others: 400 unsupported_operation)."
-        ),
-        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TTL},
-    },
-    "prefix": {
-        "name": "prefix",
-        "in": "query",
-        "required": False,
-        "description": "Only keys starting with this prefix (default: all keys).",
-        "schema": {"type": "string", "default": ""},
-    },
-    "cursor": {
-        "name": "cursor",
-        "in": "query",
-        "required": False,
-        "description": (
-            "The 'cursor' of the previous page; empty or absent for the first page. A "
-            "cursor the store did not hand out may be refused (400 invalid_parameter)."
-        ),
-        "schema": {"type": "string"},
-    },
-    "limit": {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "description": "The most keys on this page (a page may hold fewer before the end).",
-        "schema": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_PAGE_SIZE,
-            "default": DEFAULT_PAGE_SIZE,
-        },
-    },
-    "ifMatchWrite": {
-        "name": "If-Match",
-        "in": "header",
-        "required": False,
-        "description": (
-            "Write only if the record is at one of these versions (strong comparison; "
-            "'*': if it exists). 412 otherwise, 501 on a store without conditional writes."
-        ),
-        "schema": {"type": "string"},
-    },
-    "ifNoneMatchWrite": {
-        "name": "If-None-Match",
-        "in": "header",
-        "required": False,
-        "description": (
-            "Only '*' (create only: 412 if the record exists). Any other value, or both "
-            "If-Match and If-None-Match: 400 invalid_header."
-        ),
-        "schema": {"type": "string", "enum": ["*"]},
-    },
-    "ifNoneMatchRead": {
-        "name": "If-None-Match",
-        "in": "header",
-        "required": False,
-        "description": (
-            "304 without a body when it names the record's current ETag (weak comparison) "
-            "or is '*'. Taken only by stores whose 'versions' capability is true."
-        ),
-        "schema": {"type": "string"},
-    },
-}
-
-# ------------------------------------------------------------------------- headers
-
-_HEADERS: dict[str, Schema] = {
-    "ETag": {
-        "description": "The record's version as a strong entity tag (versioned stores only).",
-        "schema": {"type": "string", "pattern": '^"[^"]*"$'},
-    },
-    "Last-Modified": {
-        "description": "The record's updated_at as an HTTP date (versioned stores only).",
-        "schema": {"type": "string"},
-    },
-    "Location": {
-        "description": "The path of the record created.",
-        "required": True,
-        "schema": {"type": "string"},
-    },
-    "WWW-Authenticate": {
-        "description": "The session scheme: log in (a Django session cookie) first.",
-        "required": True,
-        "schema": {"type": "string"},
-    },
-}
-
-# ------------------------------------------------------------------------- schemas
-
-_CAPABILITIES = [
-    "ttl",
-    "listing",
-    "search",
-    "sweep",
-    "native_batch",
-    "shared_across_processes",
-    "versions",
-    "conditional_writes",
-    "atomic_lists",
-    "text_search",
-]
-
-
-def _error_schema(codes: list[str]) -> Schema:
-    return {
-        "type": "object",
-        "required": ["error"],
-        "additionalProperties": False,
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "additionalProperties": False,
-                "properties": {
-                    "code": {"type": "string", "enum": codes},
-                    "message": {"type": "string"},
-                },
-            }
-        },
-    }
-
-
-_SCHEMAS: dict[str, Schema] = {
-    "Error": _error_schema(list(ERROR_STATUS)),
-    "Value": {
-        "type": "object",
-        "description": (
-            "A record's value: a JSON object. Strings may not hold NUL, nesting is "
-            "limited, and numbers must be finite (400 invalid_value otherwise)."
-        ),
-    },
-    "Record": {
-        "type": "object",
-        "required": ["key", "value"],
-        "additionalProperties": False,
-        "properties": {"key": {"type": "string"}, "value": _ref("schemas", "Value")},
-    },
-    "Store": {
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["alias", "backend", "capabilities"],
-                "additionalProperties": False,
-                "properties": {
-                    "alias": {"type": "string"},
-                    "backend": {"type": "string"},
-                    "capabilities": {
-                        "type": "object",
-                        "required": _CAPABILITIES,
-                        "additionalProperties": {"type": "boolean"},
-                    },
-                },
-            },
-            {
-                "type": "object",
-                "description": "A store whose configuration is broken.",
-                "required": ["alias", "backend", "capabilities", "error"],
-                "additionalProperties": False,
-                "properties": {
-                    "alias": {"type": "string"},
-                    "backend": {"type": "null"},
-                    "capabilities": {"type": "null"},
-                    "error": {"const": "store_misconfigured"},
-                },
-            },
-        ]
-    },
-    "StoreList": {
-        "type": "object",
-        "required": ["stores"],
-        "additionalProperties": False,
-        "properties": {"stores": {"type": "array", "items": _ref("schemas", "Store")}},
-    },
-    "KeyPage": {
-        "type": "object",
-        "required": ["keys", "cursor"],
-        "additionalProperties": False,
-        "properties": {
-            "keys": {"type": "array", "items": {"type": "string"}},
-            "cursor": {
-                "type": ["string", "null"],
-                "description": "Pass it back for the next page; null on the last page.",
-            },
-        },
-    },
-    "SearchRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "description": "Exactly one of 'embedding' and 'text'.",
-        "oneOf": [{"required": ["embedding"]}, {"required": ["text"]}],
-        "properties": {
-            "embedding": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"type": "number"},
-                "description": "Finite numbers, as many as the store's dimensions.",
-            },
-            "text": {
-                "type": "string",
-                "minLength": 1,
-                "pattern": r"\S",
-                "description": "For stores whose 'text_search' capability is true.",
-            },
-            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH_LIMIT, "default": 5},
-            "filter": {
-                "type": "object",
-                "description": "In the vector backend's filter language.",
-            },
-        },
-    },
-    "SearchResults": {
-        "type": "object",
-        "required": ["results"],
-        "additionalProperties": False,
-        "properties": {
-            "results": {
-                "type": "array",
-                "description": "Best first.",
-                "items": {
-                    "type": "object",
-                    "required": ["key", "score", "value"],
-                    "properties": {
-                        "key": {"type": "string"},
-                        "score": {"type": "number"},
-                        "value": _ref("schemas", "Value"),
-                    },
-                },
-            }
-        },
-    },
-    "AppendRequest": {
-        "type": "object",
-        "required": ["items"],
-        "additionalProperties": False,
-        "properties": {
-            "items": {"type": "array", "description": "The JSON values to append, in order."},
-            "field": {"type": "string", "minLength": 1, "default": DEFAULT_LIST_FIELD},
-            "max_items": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "Keep only the latest max_items items.",
-            },
-        },
-    },
-    "AppendResult": {
-        "type": "object",
-        "required": ["length"],
-        "additionalProperties": False,
-        "properties": {"length": {"type": "integer", "minimum": 0}},
-    },
-    "PopRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {"field": {"type": "string", "minLength": 1, "default": DEFAULT_LIST_FIELD}},
-    },
-    "PopResult": {
-        "type": "object",
-        "required": ["item"],
-        "additionalProperties": False,
-        "properties": {
-            "item": {"description": "The last item; null when the record or the list is empty."}
-        },
-    },
-}
-
-# ----------------------------------------------------------------------- responses
-
-
-def _error_response(status: int, *, csrf: bool = False) -> Schema:
-    codes = [
-        code
-        for code, code_status in ERROR_STATUS.items()
-        if code_status == status and (csrf or code != "csrf_failed")
-    ]
-    response: Schema = {
-        "description": f"An error: {', '.join(codes)}.",
-        "content": _json(_error_schema(codes)),
-    }
-    if status == 401:
-        response["headers"] = {"WWW-Authenticate": _ref("headers", "WWW-Authenticate")}
-    if csrf:
-        # Django's own CSRF failure page, unless CSRF_FAILURE_VIEW is the API's.
-        response["description"] += (
-            " A CSRF failure answers Django's HTML page instead unless CSRF_FAILURE_VIEW "
-            "is 'prism_storage.views.csrf_failure'."
-        )
-        response["content"]["text/html"] = {"schema": {"type": "string"}}
-    return response
-
-
-_STATUSES = sorted(set(ERROR_STATUS.values()))
-
-_RESPONSES: dict[str, Schema] = {
-    **{f"Error{status}": _error_response(status) for status in _STATUSES},
-    # Unsafe methods (PUT, DELETE, POST) are checked for CSRF too.
-    "Error403Unsafe": _error_response(403, csrf=True),
-}
+# ------------------------------------------------------------------ operation pieces
 
 
 def _errors(*statuses: int, unsafe: bool = False) -> dict[str, Schema]:
@@ -368,7 +37,7 @@ def _errors(*statuses: int, unsafe: bool = False) -> dict[str, Schema]:
     names = {status: f"Error{status}" for status in statuses}
     if unsafe and 403 in names:
         names[403] = "Error403Unsafe"
-    return {str(status): _ref("responses", name) for status, name in names.items()}
+    return {str(status): ref("responses", name) for status, name in names.items()}
 
 
 #: What a request naming a store may meet besides its own errors: access, an unknown
@@ -376,13 +45,13 @@ def _errors(*statuses: int, unsafe: bool = False) -> dict[str, Schema]:
 _STORE_ERRORS = (401, 403, 404, 502, 503)
 
 _VALIDATORS = {
-    "ETag": _ref("headers", "ETag"),
-    "Last-Modified": _ref("headers", "Last-Modified"),
+    "ETag": ref("headers", "ETag"),
+    "Last-Modified": ref("headers", "Last-Modified"),
 }
 
 
 def _body(schema: Schema, *, required: bool = True, description: str = "") -> Schema:
-    body: Schema = {"required": required, "content": _json(schema)}
+    body: Schema = {"required": required, "content": json_content(schema)}
     if description:
         body["description"] = description
     return body
@@ -393,14 +62,18 @@ _UNSAFE_SECURITY: list[dict[str, list[str]]] = [{"session": [], "csrf": []}]
 
 
 def _ok(description: str, schema_name: str, **extra: Any) -> Schema:
-    return {"description": description, "content": _json(_ref("schemas", schema_name)), **extra}
+    return {
+        "description": description,
+        "content": json_content(ref("schemas", schema_name)),
+        **extra,
+    }
 
 
 # --------------------------------------------------------------------------- paths
 
 
 def _paths() -> dict[str, Schema]:
-    alias, key = _ref("parameters", "alias"), _ref("parameters", "key")
+    alias, key = ref("parameters", "alias"), ref("parameters", "key")
     return {
         "/api/schema/": {
             "get": {
@@ -410,7 +83,7 @@ def _paths() -> dict[str, Schema]:
                 "responses": {
                     "200": {
                         "description": "The OpenAPI document.",
-                        "content": _json({"type": "object"}),
+                        "content": json_content({"type": "object"}),
                     }
                 },
             }
@@ -431,9 +104,9 @@ def _paths() -> dict[str, Schema]:
                 "summary": "One page of keys (stores whose 'listing' capability is true).",
                 "parameters": [
                     alias,
-                    _ref("parameters", "prefix"),
-                    _ref("parameters", "cursor"),
-                    _ref("parameters", "limit"),
+                    ref("parameters", "prefix"),
+                    ref("parameters", "cursor"),
+                    ref("parameters", "limit"),
                 ],
                 "responses": {"200": _ok("A page.", "KeyPage"), **_errors(400, *_STORE_ERRORS)},
             }
@@ -444,7 +117,7 @@ def _paths() -> dict[str, Schema]:
                 "operationId": "getRecord",
                 "summary": "A record.",
                 "description": "If-Modified-Since is not taken (send If-None-Match).",
-                "parameters": [_ref("parameters", "ifNoneMatchRead")],
+                "parameters": [ref("parameters", "ifNoneMatchRead")],
                 "responses": {
                     "200": _ok("The record.", "Record", headers=_VALIDATORS),
                     "304": {
@@ -463,19 +136,19 @@ def _paths() -> dict[str, Schema]:
                     "header. If-Unmodified-Since is refused (400 invalid_header)."
                 ),
                 "parameters": [
-                    _ref("parameters", "ttl"),
-                    _ref("parameters", "ifMatchWrite"),
-                    _ref("parameters", "ifNoneMatchWrite"),
+                    ref("parameters", "ttl"),
+                    ref("parameters", "ifMatchWrite"),
+                    ref("parameters", "ifNoneMatchWrite"),
                 ],
-                "requestBody": _body(_ref("schemas", "Value"), description="The value."),
+                "requestBody": _body(ref("schemas", "Value"), description="The value."),
                 "responses": {
-                    "200": _ok("Replaced.", "Record", headers={"ETag": _ref("headers", "ETag")}),
+                    "200": _ok("Replaced.", "Record", headers={"ETag": ref("headers", "ETag")}),
                     "201": _ok(
                         "Created.",
                         "Record",
                         headers={
-                            "ETag": _ref("headers", "ETag"),
-                            "Location": _ref("headers", "Location"),
+                            "ETag": ref("headers", "ETag"),
+                            "Location": ref("headers", "Location"),
                         },
                     ),
                     **_errors(400, *_STORE_ERRORS, 412, 413, 501, unsafe=True),
@@ -489,7 +162,7 @@ def _paths() -> dict[str, Schema]:
                     "Needs the delete permission and, with a session, the X-CSRFToken "
                     "header. If-None-Match and If-Unmodified-Since are refused (400)."
                 ),
-                "parameters": [_ref("parameters", "ifMatchWrite")],
+                "parameters": [ref("parameters", "ifMatchWrite")],
                 "responses": {
                     "204": {"description": "Deleted, or there was no record."},
                     **_errors(400, *_STORE_ERRORS, 412, 501, unsafe=True),
@@ -503,7 +176,7 @@ def _paths() -> dict[str, Schema]:
                 "summary": "Similarity search (stores whose 'search' capability is true).",
                 "description": "Needs the view permission; with a session, X-CSRFToken.",
                 "parameters": [alias],
-                "requestBody": _body(_ref("schemas", "SearchRequest")),
+                "requestBody": _body(ref("schemas", "SearchRequest")),
                 "responses": {
                     "200": _ok("The results, best first.", "SearchResults"),
                     **_errors(400, *_STORE_ERRORS, 413, unsafe=True),
@@ -519,8 +192,8 @@ def _paths() -> dict[str, Schema]:
                     "Needs the change permission; with a session, X-CSRFToken. Takes no "
                     "If-Match, If-None-Match or If-Unmodified-Since (400 invalid_header)."
                 ),
-                "parameters": [alias, key, _ref("parameters", "ttl")],
-                "requestBody": _body(_ref("schemas", "AppendRequest")),
+                "parameters": [alias, key, ref("parameters", "ttl")],
+                "requestBody": _body(ref("schemas", "AppendRequest")),
                 "responses": {
                     "200": _ok("The list's new length.", "AppendResult"),
                     **_errors(400, *_STORE_ERRORS, 413, unsafe=True),
@@ -538,7 +211,7 @@ def _paths() -> dict[str, Schema]:
                 ),
                 "parameters": [alias, key],
                 "requestBody": _body(
-                    _ref("schemas", "PopRequest"),
+                    ref("schemas", "PopRequest"),
                     required=False,
                     description="Optional: an empty body pops the default field.",
                 ),
@@ -570,10 +243,10 @@ def _document() -> Schema:
         "security": [{"session": []}],
         "paths": _paths(),
         "components": {
-            "schemas": _SCHEMAS,
-            "parameters": _PARAMETERS,
-            "headers": _HEADERS,
-            "responses": _RESPONSES,
+            "schemas": SCHEMAS,
+            "parameters": PARAMETERS,
+            "headers": HEADERS,
+            "responses": RESPONSES,
             "securitySchemes": {
                 "session": {
                     "type": "apiKey",

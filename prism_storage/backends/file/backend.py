@@ -8,6 +8,11 @@ sorted key index that listing reads (and orders writes and deletes of one key),
 :mod:`.listing` scans the directory (to sweep it and to build the index), :mod:`.appends`
 writes concurrent appends to one key together, and :mod:`.threads` runs the blocking
 file calls off the event loop, many per thread hop.
+
+The backend class holds the store's options and its async methods (the contract's
+hooks); the synchronous work they hand to the threads is mixed in: :mod:`.key_files`
+(one key's file read, written, deleted or slid under its lock) and :mod:`.atomic_lists`
+(``append`` and ``pop``), with :mod:`.erasure` unlinking a prefix's files in batches.
 """
 
 from __future__ import annotations
@@ -21,52 +26,26 @@ from typing import Any, TypeVar
 
 from django.core.checks import CheckMessage, Error, Warning
 
-from ...codec import encode_trusted
-from ...exceptions import (
-    ConfigurationError,
-    CorruptRecordError,
-    InvalidOptionError,
-    InvalidValueError,
-)
+from ...exceptions import InvalidOptionError
 from ..base import BaseStorageBackend, Clock, KeyPage, check_touch_on_read, check_ttl
 from ..clients import LoopBoundClients
-from ..versions import (
-    Condition,
-    Record,
-    WriteResult,
-    append_to,
-    check_condition,
-    new_version,
-    pop_from,
-    timestamp,
-)
-from .appends import Append, AppendQueue, Outcome
+from ..versions import Condition, Record, WriteResult, timestamp
+from .appends import AppendQueue
+from .atomic_lists import AtomicLists
+from .erasure import erase_prefix
 from .index import FileIndex
 from .listing import DirectoryScan
 from .locks import KeyLocks
 from .names import file_name
-from .records import (
-    Head,
-    Meta,
-    Stored,
-    TempNames,
-    read_head,
-    read_record,
-    read_stored,
-    remove_record,
-    write_record,
-)
+from .records import Stored, TempNames, remove_record
 from .threads import BatchedThreadRunner
 
 __all__ = ["FileStorageBackend"]
 
 T = TypeVar("T")
 
-#: Keys unlinked per hold of their locks when a store erases by prefix.
-_ERASE_BATCH = 1000
 
-
-class FileStorageBackend(BaseStorageBackend):
+class FileStorageBackend(AtomicLists, BaseStorageBackend):
     """Stores each record as a JSON file in ``data_dir``.
 
     :param data_dir: the directory (created owner-only if missing and
@@ -171,130 +150,14 @@ class FileStorageBackend(BaseStorageBackend):
             )
         return messages
 
-    # ------------------------------------------------------------------ sync core
-
-    def _directory(self) -> str:
-        if not self._ready:
-            if not self.data_dir.is_dir():
-                if not self.create_if_missing:
-                    raise ConfigurationError(
-                        f"The file store directory {str(self.data_dir)!r} does not exist "
-                        "(create_if_missing=False)."
-                    )
-                self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._ready = True
-        return self._directory_path
-
-    def _read(self, key: str, now: float) -> dict[str, Any] | None:
-        return read_record(self._directory(), key, now)
-
-    # Every write and delete of a key holds the key's lock (.locks) from the moment it
-    # reads what it replaces until the file is in place, and takes the index's lock
-    # (.index) inside it, never the other way round.
-
-    def _write(
-        self, key: str, data: str, ttl: float | None, condition: Condition = None
-    ) -> WriteResult:
-        self._directory()
-        with self._locks.holding((key,)):
-            now = self.clock()
-            head = self._head(key, now, strict=condition is not None)
-            check_condition(condition, None if head is None else head.version)
-            with self._index.adding((key,)):  # the key's row exists before its file
-                meta = self._write_file(key, data, self._expiry(ttl, now), head, now)
-        return WriteResult(meta.version, head is None)
-
-    def _head(self, key: str, now: float, *, strict: bool) -> Head | None:
-        """What a write keeps of the record it replaces. A damaged record counts as
-        absent for a plain write (which repairs it); a conditional one raises."""
-        try:
-            return read_head(self._directory_path, key, now)
-        except CorruptRecordError:
-            if strict:
-                raise
-            return None
-
-    def _write_file(
-        self, key: str, data: str, expires_at: float | None, head: Head | None, now: float
-    ) -> Meta:
-        """Write the file of ``key`` (under its lock and the index's), keeping the creation
-        time of the live record ``head`` it replaces."""
-        meta = Meta(new_version(), now if head is None else head.created_at, now)
-        write_record(
-            self._directory_path,
-            key,
-            data,
-            expires_at,
-            meta,
-            temps=self._temps,
-            durable=self.durable,
-        )
-        return meta
-
-    def _remove(self, key: str, if_version: str | None = None) -> bool:
-        directory = self._directory()
-        with self._locks.holding((key,)):
-            head = self._head(key, self.clock(), strict=if_version is not None)
-            if if_version is not None:
-                check_condition(if_version, None if head is None else head.version)
-            with self._index.removing((key,)):  # the row goes once the file is gone
-                remove_record(directory, key)
-        return head is not None
-
-    def _expiry(self, ttl: float | None, now: float) -> float | None:
-        return None if ttl is None else now + ttl
-
-    def _slide(self, key: str, ttl: float | None) -> Stored | None:
-        """Give ``key``'s live record the expiry now + ``ttl`` (``None``: never) and return
-        it; ``None`` if there is none. The file is rewritten with the same value, version
-        and times, under the key's lock, so no concurrent write or delete is undone."""
-        self._directory()
-        with self._locks.holding((key,)):
-            now = self.clock()
-            current = self._stored(key, now)
-            if current is None:
-                return None
-            expires_at = self._expiry(ttl, now)
-            meta = Meta(current.version, current.created_at, current.updated_at)
-            data = encode_trusted(current.value)  # read from our own file: already valid
-            with self._index.adding((key,)):
-                write_record(
-                    self._directory_path,
-                    key,
-                    data,
-                    expires_at,
-                    meta,
-                    temps=self._temps,
-                    durable=self.durable,
-                )
-        return current._replace(expires_at=expires_at)
-
-    def _read_stored(self, key: str, now: float) -> Stored | None:
-        """What a read returns of ``key``: slid forward when the store touches on read."""
-        if self.touch_on_read:
-            return self._slide(key, self.default_ttl)
-        return self._stored(key, now)
+    # ---------------------------------------------- index-wide operations (sync)
 
     def _list(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         self._directory()
         return KeyPage(*self._index.page(prefix, limit, cursor, self.clock()))
 
     def _erase(self, prefix: str) -> int:
-        """Unlink the record files of the indexed keys under ``prefix``, a batch at a time
-        under the keys' locks and the index's; return how many files were removed."""
-        directory = self._directory()
-        keys = self._index.keys_under(prefix)
-        removed = 0
-        for start in range(0, len(keys), _ERASE_BATCH):
-            batch = keys[start : start + _ERASE_BATCH]
-            with self._locks.holding(batch), self._index.removing(batch):
-                for key in batch:
-                    try:
-                        os.unlink(os.path.join(directory, file_name(key)))
-                    except FileNotFoundError:
-                        continue
-                    removed += 1
-        return removed
+        return erase_prefix(self._directory(), prefix, self._locks, self._index)
 
     def _sweep(self) -> int:
         return self._scan.sweep(self._directory(), self.clock(), self._index)
@@ -375,9 +238,6 @@ class FileStorageBackend(BaseStorageBackend):
 
     # ---------------------------------------------------------- versioned records
 
-    def _stored(self, key: str, now: float) -> Stored | None:
-        return read_stored(self._directory(), key, now)
-
     @staticmethod
     def _record(key: str, stored: Stored) -> Record:
         return Record(
@@ -421,73 +281,8 @@ class FileStorageBackend(BaseStorageBackend):
         # Concurrent appends to one key are written together (.appends).
         return await self._appends.get().append(key, field, items, max_items, ttl)
 
-    def _new_append_queue(self) -> AppendQueue:
-        runner = self._runners.get()
-        return AppendQueue(
-            asyncio.get_running_loop(),
-            lambda key, batch: runner.run(self._append_batch, key, batch),
-        )
-
-    def _append_batch(self, key: str, batch: list[Append]) -> list[Outcome]:
-        """Apply the appends of ``batch`` to ``key`` in order, each as if alone, in one
-        read-modify-write under the key's lock; one outcome per call."""
-        try:
-            self._directory()
-            with self._locks.holding((key,)):
-                now = self.clock()
-                current = self._stored(key, now)
-                value = None if current is None else current.value
-                expires_at = None if current is None else current.expires_at
-                exists = current is not None  # once a call succeeds, it does
-                appended = False
-                outcomes: list[Outcome] = []
-                for call in batch:
-                    try:
-                        value, length = append_to(value, call.field, call.items, call.max_items)
-                    except InvalidValueError as exc:  # this call fails; value is unchanged
-                        outcomes.append(exc)
-                        continue
-                    if call.ttl is not None:
-                        expires_at = self._expiry(call.ttl, now)
-                    elif not exists:  # the call that creates the record: the default
-                        expires_at = self._expiry(self.default_ttl, now)
-                    exists = appended = True
-                    outcomes.append(length)
-                if appended:  # a batch in which every call failed writes nothing
-                    assert value is not None
-                    self._replace(key, value, expires_at, current, now)
-        except OSError as exc:
-            return [self._unavailable(exc, "write")] * len(batch)
-        return outcomes
-
     async def _pop_item(self, key: str, field: str) -> Any:
-        def pop() -> Any:
-            self._directory()
-            with self._locks.holding((key,)):
-                now = self.clock()
-                current = self._stored(key, now)
-                if current is None:
-                    return None
-                popped, item = pop_from(current.value, field)
-                if popped:
-                    self._replace(key, current.value, current.expires_at, current, now)
-            return item
-
-        return await self._run("write", pop)
-
-    def _replace(
-        self,
-        key: str,
-        value: dict[str, Any],
-        expires_at: float | None,
-        current: Stored | None,
-        now: float,
-    ) -> None:
-        """Write ``value`` over ``current`` (read under the key's lock, still held)."""
-        head = None if current is None else Head(current.version, current.created_at)
-        data = self._encode(value)
-        with self._index.adding((key,)):
-            self._write_file(key, data, expires_at, head, now)
+        return await self._run("write", self._pop, key, field)
 
     async def close(self) -> None:
         await super().close()

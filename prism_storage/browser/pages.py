@@ -1,4 +1,4 @@
-"""The admin's store browser: every configured store, through the backend API only.
+"""The store browser's pages: the :class:`StoreBrowser` views and their URLs.
 
 Pages (all under the ``Record`` admin, each wrapped in ``admin_site.admin_view``):
 the store list with health, a store's keys (cursor pages, prefix search, bulk delete),
@@ -9,13 +9,9 @@ async backends through :class:`~prism_storage.sync.SyncStore`.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -23,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.http import urlencode
 
-from .access import (
+from ..access import (
     Operation,
     check_store_access,
     has_model_permission,
@@ -31,19 +27,15 @@ from .access import (
     visible_aliases,
     visible_keys,
 )
-from .backends.base import BaseStorageBackend
-from .codec import encoded_size
-from .compat import outer_event_loop_running
-from .exceptions import (
-    ConfigurationError,
-    InvalidKeyError,
-    InvalidValueError,
-    PrismStorageError,
-    VersionConflictError,
-)
-from .forms import RecordValueForm, SearchForm, pretty_json
-from .handler import storages
-from .sync import SyncStore
+from ..backends.base import BaseStorageBackend
+from ..codec import encoded_size
+from ..exceptions import ConfigurationError, InvalidValueError, PrismStorageError
+from ..forms import RecordValueForm, SearchForm, pretty_json
+from ..handler import storages
+from ..sync import SyncStore
+from .editing import read_for_edit, save_record
+from .failures import failure_message
+from .health import ping_all
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -53,40 +45,6 @@ __all__ = ["StoreBrowser"]
 PAGE_SIZE = 50
 PREVIEW_CHARS = 120
 TEMPLATES = "admin/prism_storage/"
-
-
-def _failure(exc: BaseException, store: BaseStorageBackend | None = None) -> str:
-    """A message for the page: what went wrong, without the driver's details.
-
-    The backends' errors are redacted already; ``store``'s secrets are taken out once more
-    here because a page is the last place a leaked password could still be stopped (an
-    error raised by a third-party backend, say).
-    """
-    if isinstance(exc, ConfigurationError):
-        return "This store is not configured correctly (run manage.py check)."
-    if isinstance(exc, InvalidKeyError | InvalidValueError):
-        return str(exc)
-    message = f"The store failed: {type(exc).__name__}. {exc}"
-    return message if store is None else store._redact(message)
-
-
-@dataclass(frozen=True)
-class Health:
-    """One live ping: ``problem`` is ``None`` when the store answered."""
-
-    problem: str | None
-    latency_ms: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-    @property
-    def label(self) -> str:
-        """What the page shows: "OK (1.2 ms)" or the redacted failure."""
-        if self.problem is not None:
-            return self.problem
-        return "OK" if self.latency_ms is None else f"OK ({self.latency_ms:.1f} ms)"
 
 
 class StoreBrowser:
@@ -145,7 +103,7 @@ class StoreBrowser:
         try:
             return storages[alias]
         except ConfigurationError as exc:
-            raise Http404(_failure(exc)) from exc
+            raise Http404(failure_message(exc)) from exc
 
     def _store_context(
         self, request: HttpRequest, alias: str, store: BaseStorageBackend
@@ -194,7 +152,7 @@ class StoreBrowser:
             try:
                 store = storages[alias]
             except ConfigurationError as exc:
-                row.update(backend="?", health=_failure(exc), ok=False)
+                row.update(backend="?", health=failure_message(exc), ok=False)
             else:
                 healthy[alias] = store
                 row.update(
@@ -203,7 +161,7 @@ class StoreBrowser:
                     capabilities=[k for k, v in store.capabilities.items() if v],
                 )
             rows.append(row)
-        health = _ping_all(healthy)
+        health = ping_all(healthy)
         for row in rows:
             if row["alias"] in health:
                 found = health[row["alias"]]
@@ -221,7 +179,7 @@ class StoreBrowser:
         cursor = request.GET.get("cursor") or None
         context.update(
             capabilities=sorted(store.capabilities.items()),
-            health=_ping_all({alias: store})[alias],
+            health=ping_all({alias: store})[alias],
             prefix=prefix,
             listing=store.supports_listing,
             search_url=self._url("prism_storage_store_search", alias),
@@ -237,7 +195,7 @@ class StoreBrowser:
                 shown = visible_keys(request.user, alias, page.keys)
                 values = sync.get_many(shown)
             except (PrismStorageError, ConfigurationError) as exc:
-                context["error"] = _failure(exc)
+                context["error"] = failure_message(exc)
             else:
                 context["rows"] = [self._row(alias, key, values.get(key)) for key in shown]
                 context["next_url"] = page.cursor and self._url(
@@ -262,9 +220,9 @@ class StoreBrowser:
         key = self._key_param(request, alias)
         context = self._context(request, key, **self._store_context(request, alias, store))
         try:
-            found = self._read_for_edit(SyncStore(store), key)
+            found = read_for_edit(SyncStore(store), key)
         except (PrismStorageError, ConfigurationError) as exc:
-            context["error"] = _failure(exc)
+            context["error"] = failure_message(exc)
         else:
             context["value_json"] = pretty_json(found["value"])
             context["record"] = found.get("record")
@@ -292,11 +250,11 @@ class StoreBrowser:
         initial: dict[str, Any] = {"key": key, "value": {}, "version": ""}
         if not adding and request.method != "POST":
             try:
-                found = self._read_for_edit(sync, key)
+                found = read_for_edit(sync, key)
                 initial.update(value=found["value"], version=found.get("version", ""))
             except (PrismStorageError, ConfigurationError) as exc:
                 initial["value"] = None
-                context["error"] = _failure(exc)
+                context["error"] = failure_message(exc)
         form = RecordValueForm(
             request.POST if request.method == "POST" else None, initial=initial, adding=adding
         )
@@ -304,11 +262,11 @@ class StoreBrowser:
             key = form.cleaned_data["key"]
             self._require_key(request, alias, "change", key)
             try:
-                self._save(sync, form, adding)
+                save_record(sync, form, adding)
             except InvalidValueError as exc:
                 form.add_error("value", str(exc))
             except (PrismStorageError, ConfigurationError) as exc:
-                context["error"] = _failure(exc)
+                context["error"] = failure_message(exc)
             else:
                 if not form.errors:
                     messages.success(request, f"Saved the record “{key}”.")
@@ -322,50 +280,6 @@ class StoreBrowser:
         )
         context.update(form=form, key=key, adding=adding, cancel_url=cancel_url)
         return TemplateResponse(request, TEMPLATES + "record_form.html", context)
-
-    @staticmethod
-    def _read_for_edit(sync: SyncStore, key: str) -> dict[str, Any]:
-        """The record's value, and its version and :class:`Record` where the store keeps
-        versions."""
-        if sync.store.supports_versions:
-            found = sync.get_record(key)
-            if found is None:
-                raise Http404("No record has this key.")
-            return {"value": found.value, "version": found.version, "record": found}
-        value = sync.get(key)
-        if value is None:
-            raise Http404("No record has this key.")
-        return {"value": value}
-
-    @staticmethod
-    def _save(sync: SyncStore, form: RecordValueForm, adding: bool) -> None:
-        """Write the form's record; a conflict becomes a form error and writes nothing.
-
-        Where the store writes conditionally, an added record is created only if absent
-        and an edited one written only at the version the form was read at, in one write
-        of the store. Elsewhere, as before versions: a check, then an unconditional write.
-        """
-        key, value = form.cleaned_data["key"], form.cleaned_data["value"]
-        exists_message = "A record with this key exists already."
-        if not sync.store.supports_conditional_writes:
-            if adding and sync.exists(key):
-                form.add_error("key", exists_message)
-            else:
-                sync.set(key, value)
-            return
-        version = form.cleaned_data["version"] or None
-        try:
-            if adding:
-                sync.put(key, value, if_absent=True)
-            elif version is None:
-                raise VersionConflictError("The form carries no version.", None)
-            else:
-                sync.put(key, value, if_version=version)
-        except VersionConflictError as exc:
-            if adding:
-                form.add_error("key", exists_message)
-            else:
-                form.add_error(None, _conflict_message(exc))
 
     def delete_view(self, request: HttpRequest, alias: str) -> HttpResponse:
         """Confirm, then delete, the records named by ``key`` (GET or POST, repeatable)."""
@@ -385,7 +299,7 @@ class StoreBrowser:
             try:
                 SyncStore(store).delete_many(keys)
             except (PrismStorageError, ConfigurationError) as exc:
-                context["error"] = _failure(exc)
+                context["error"] = failure_message(exc)
             else:
                 messages.success(request, f"Deleted {len(keys)} record(s) from “{alias}”.")
                 return HttpResponseRedirect(records_url)
@@ -405,7 +319,7 @@ class StoreBrowser:
             try:
                 results = SyncStore(store).search(query, data["limit"], filter=data["filter"])
             except (PrismStorageError, ConfigurationError) as exc:
-                context["error"] = _failure(exc)
+                context["error"] = failure_message(exc)
             else:
                 shown = set(visible_keys(request.user, alias, [r["key"] for r in results]))
                 context["results"] = [
@@ -414,35 +328,3 @@ class StoreBrowser:
                     if r["key"] in shown
                 ]
         return TemplateResponse(request, TEMPLATES + "search.html", context)
-
-
-def _conflict_message(exc: VersionConflictError) -> str:
-    what = "was deleted" if exc.current_version is None else "was changed by someone else"
-    return (
-        f"This record {what} after you opened it, so nothing was saved. "
-        "Copy your changes, reload the record and apply them again."
-    )
-
-
-def _ping_all(stores: dict[str, BaseStorageBackend]) -> dict[str, Health]:
-    """Ping every store concurrently: alias -> its :class:`Health`."""
-
-    async def ping(store: BaseStorageBackend) -> Health:
-        started = time.perf_counter()
-        try:
-            await store.ping()
-        except Exception as exc:  # any failure is a health result, never a crashed page
-            return Health(_failure(exc, store))
-        return Health(None, (time.perf_counter() - started) * 1000)
-
-    async def ping_all() -> dict[str, Health]:
-        try:
-            results = await asyncio.gather(*(ping(s) for s in stores.values()))
-            return dict(zip(stores, results, strict=True))
-        finally:
-            if not outer_loop:  # the loop async_to_sync made ends now: release its clients
-                for store in stores.values():
-                    await store.close()
-
-    outer_loop = outer_event_loop_running()
-    return async_to_sync(ping_all)()
