@@ -4,39 +4,43 @@ Public methods validate their arguments (before any I/O) and then call the prote
 ``_get``/``_set``/... hooks a backend implements. The batch and listing extensions have
 generic fallbacks here, so a third-party backend that implements only the three hooks of
 the specification still offers the whole API; built-in backends override them natively.
+
+The shared machinery lives beside it: :mod:`.versions` (versioned records),
+:mod:`.values` (encoding and TTL resolution), :mod:`.error_translation` (typed errors,
+secrets scrubbed), :mod:`.listing` (pages, listing arguments, erasure by listing) and
+:mod:`.ttl` (expiry rules).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-from ..codec import MAX_DEPTH, decode_value, encode_value, validate_key, validate_keys
-from ..exceptions import (
-    BackendUnavailableError,
-    InvalidOptionError,
-    InvalidValueError,
-    MissingDependencyError,
-    PrismStorageError,
-    UnsupportedOperationError,
-)
-from ..observability import (
-    deleted,
-    erased,
-    expired,
-    logger,
-    observe_overrides,
-    observed,
-    saved,
-)
+from ..codec import validate_key, validate_keys
+from ..exceptions import InvalidValueError, UnsupportedOperationError
+from ..observability import deleted, erased, expired, observe_overrides, observed, saved
 from ..signals import prefix_deleted, record_deleted, record_saved, records_expired
-from .redaction import RedactedCause, redact
+from .clients import check_installed
+from .error_translation import ErrorTranslation
+from .listing import (
+    DEFAULT_PAGE_SIZE,
+    ERASE_BATCH,
+    MAX_PAGE_SIZE,
+    KeyPage,
+    check_erasure,
+    check_listing,
+    erase_listed,
+)
+from .ttl import MAX_TTL, check_touch_on_read, check_ttl
 from .versions import RecordOperations
 
 __all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "DEFAULT_TIMEOUT",
+    "ERASE_BATCH",
+    "MAX_PAGE_SIZE",
+    "MAX_TTL",
     "BaseStorageBackend",
     "Clock",
     "KeyPage",
@@ -46,39 +50,12 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
-T = TypeVar("T")
-E = TypeVar("E", bound=BaseException)
 
-#: ``keys()`` returns at most this many keys per page unless asked otherwise.
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 10_000
-#: Keys deleted per batch when a store erases by prefix through listing.
-ERASE_BATCH = 500
 #: Seconds a network call may take before it fails with BackendUnavailableError.
 DEFAULT_TIMEOUT = 5.0
-#: Longest expiry ``set(..., ttl=...)`` takes, in seconds (about 100 years): beyond it no
-#: backend's timestamps (file times, datetimes, Redis milliseconds) are sure to hold.
-MAX_TTL = 100 * 365 * 24 * 3600
-
-#: Characters no backend's cursor holds (as in keys); a cursor with one was never handed out.
-_NOT_IN_CURSORS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-@dataclass(frozen=True)
-class KeyPage:
-    """One page of a key listing. ``cursor`` is ``None`` on the last page."""
-
-    keys: list[str]
-    cursor: str | None = None
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self.keys)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-
-class BaseStorageBackend(RecordOperations):
+class BaseStorageBackend(RecordOperations, ErrorTranslation):
     """An async key -> JSON-dict store.
 
     Contract (the conformance suite in :mod:`prism_storage.testing` proves it):
@@ -94,7 +71,9 @@ class BaseStorageBackend(RecordOperations):
     * an operation the backend cannot do raises
       :class:`~prism_storage.exceptions.UnsupportedOperationError`;
     * records carry versions and timestamps, and take conditional writes and atomic list
-      operations where the flags say so (see :mod:`.versions`).
+      operations where the flags say so (see :mod:`.versions`);
+    * client failures become typed errors with no secret in them (see
+      :mod:`.error_translation`: a backend overrides ``_translate_error`` and ``_secrets``).
     """
 
     #: The registry name of the backend (``"file"``, ``"redis"``...).
@@ -221,17 +200,7 @@ class BaseStorageBackend(RecordOperations):
         """
         if not self.supports_listing:
             raise UnsupportedOperationError(f"The {self.backend_name!r} backend cannot list keys.")
-        if type(prefix) is not str:
-            raise InvalidValueError("prefix must be a str.")
-        if prefix:
-            # A prefix obeys the key rules, except that it may be a partial key.
-            validate_key(prefix)
-        if type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
-            raise InvalidValueError(f"limit must be an int from 1 to {MAX_PAGE_SIZE}.")
-        if cursor is not None and (
-            type(cursor) is not str or not cursor or _NOT_IN_CURSORS.search(cursor)
-        ):
-            raise InvalidValueError("cursor must be a cursor string returned by keys().")
+        check_listing(prefix, limit, cursor)
         return await self._keys(prefix, limit, cursor)
 
     async def iter_keys(self, prefix: str = "", page_size: int = 500) -> AsyncIterator[str]:
@@ -351,15 +320,7 @@ class BaseStorageBackend(RecordOperations):
     @classmethod
     def check_dependencies(cls, **options: Any) -> None:
         """Raise MissingDependencyError if a package these options need is missing."""
-        import importlib.util
-
-        for module, extra in cls.requires:
-            try:
-                found = importlib.util.find_spec(module) is not None
-            except (ImportError, ValueError):  # a parent package is missing or broken
-                found = False
-            if not found:
-                raise MissingDependencyError(cls.backend_name, module, extra)
+        check_installed(cls.backend_name, cls.requires)
 
     def __repr__(self) -> str:
         detail = self.describe()
@@ -398,187 +359,12 @@ class BaseStorageBackend(RecordOperations):
         raise UnsupportedOperationError(f"The {self.backend_name!r} backend cannot list keys.")
 
     async def _delete_prefix(self, prefix: str) -> int:
-        """Remove the keys starting with ``prefix`` (``""``: every key); return how many."""
-        removed = 0
-        batch: list[str] = []
-        # Deleting keys the listing already returned leaves the rest of it intact: a key
-        # present throughout a listing is returned once, whatever else is deleted.
-        async for key in self.iter_keys(prefix, page_size=ERASE_BATCH):
-            batch.append(key)
-            if len(batch) == ERASE_BATCH:
-                await self._delete_many(batch)
-                removed, batch = removed + len(batch), []
-        if batch:
-            await self._delete_many(batch)
-            removed += len(batch)
-        return removed
+        """Remove the keys starting with ``prefix`` (``""``: every key); return how many.
+        The fallback lists them and deletes them in batches."""
+        return await erase_listed(self, prefix)
 
     async def _touch(self, key: str, ttl: float | None) -> bool:
         """Set the live record's expiry to now + ``ttl`` (``None``: never), atomically."""
         raise UnsupportedOperationError(
             f"The {self.backend_name!r} backend does not implement touch()."
-        )
-
-    # ------------------------------------------------------------------- helpers
-
-    default_ttl: float | None = None
-
-    def _resolve_ttl(self, ttl: float | None) -> float | None:
-        if ttl is None:
-            return self.default_ttl
-        if not self.supports_ttl:
-            raise UnsupportedOperationError(
-                f"The {self.backend_name!r} backend does not support expiry (ttl)."
-            )
-        return check_ttl(ttl)
-
-    @staticmethod
-    def _decode(data: str | bytes) -> dict[str, Any]:
-        return decode_value(data)
-
-    def _encode(self, value: dict[str, Any]) -> str:
-        """Validate and encode a value; enforces ``max_value_bytes``."""
-        data = encode_value(
-            value, decimal_exact=self._keeps_numbers_as_decimals(), max_depth=self._max_depth()
-        )
-        limit = self.max_value_bytes
-        if limit is not None and len(data) > limit // 4 and len(data.encode()) > limit:
-            raise InvalidValueError(
-                f"The value is {len(data.encode())} bytes as JSON; the {self.backend_name!r} "
-                f"store accepts at most {limit}.",
-                "$",
-            )
-        return data
-
-    def _keeps_numbers_as_decimals(self) -> bool:
-        """Whether the store hands JSON numbers back from decimals (PostgreSQL ``jsonb``):
-        then floats that print as whole numbers are refused (see ``encode_value``)."""
-        return False
-
-    def _max_depth(self) -> int:
-        """How deep the store lets dicts and lists nest (the codec's own limit unless the
-        database behind it allows fewer levels)."""
-        return MAX_DEPTH
-
-    def _secrets(self) -> list[str]:
-        """Secret strings to scrub from error messages (API keys, URL passwords)."""
-        return []
-
-    def _redact(self, text: str) -> str:
-        """``text`` without this store's secrets or any password in a URL."""
-        return redact(text, self._secrets())
-
-    def _caused_by(self, error: E, exc: BaseException) -> E:
-        """Chain ``exc`` to ``error`` as its cause, or, when ``exc`` quotes a secret, a
-        stand-in that carries its redacted text (the client's exception is dropped)."""
-        raw = f"{exc!r} {exc}"
-        if self._redact(raw) != raw:
-            error.__cause__ = RedactedCause(self._redact(f"{type(exc).__name__}: {exc}"))
-            error.__suppress_context__ = True
-        else:
-            error.__cause__ = exc
-        return error
-
-    def _unavailable(self, exc: BaseException, action: str) -> BackendUnavailableError:
-        """Build the BackendUnavailableError for ``exc``, with secrets scrubbed."""
-        detail = self._redact(f"{type(exc).__name__}: {exc}")
-        error = BackendUnavailableError(
-            f"The {self.backend_name!r} store could not {action}: {detail}"
-        )
-        # An outage is worth a warning wherever the error ends up; the text is redacted.
-        logger.warning("Store %r is unavailable: %s", self.alias, error)
-        return self._caused_by(error, exc)
-
-    def _translate_error(self, exc: Exception, action: str) -> Exception | None:
-        """The typed error standing for ``exc`` (raised by the client while trying to
-        ``action``), or ``None`` to let ``exc`` through unchanged.
-
-        Backends override this to map their client library's exceptions, building the
-        typed error with :meth:`_redact` and :meth:`_caused_by` so no secret reaches it,
-        and end with ``super()._translate_error(exc, action)``: timeouts and ``OSError``
-        mean the store cannot be reached.
-        """
-        if isinstance(exc, TimeoutError | OSError):
-            return self._unavailable(exc, action)
-        return None
-
-    def _error_for(
-        self, exc: Exception, action: str, errors: tuple[type[BaseException], ...] = ()
-    ) -> Exception | None:
-        """The error to raise instead of ``exc``, or ``None`` to let ``exc`` through:
-        typed errors pass; ``errors`` (connection-level exceptions of the client) mean
-        the store is unavailable; anything else goes through :meth:`_translate_error`.
-
-        Raise the result outside the ``except`` block that caught ``exc``, as
-        ``raise error from error.__cause__``, so the client's exception (which may quote
-        a secret) is not attached as its ``__context__``.
-        """
-        if isinstance(exc, PrismStorageError):
-            return None  # already typed (BackendPermissionError is an OSError too)
-        if isinstance(exc, errors):
-            return self._unavailable(exc, action)
-        return self._translate_error(exc, action)
-
-    async def _guard(
-        self,
-        action: str,
-        awaitable: Awaitable[T],
-        errors: tuple[type[BaseException], ...] = (),
-        *,
-        seconds: float | None = None,
-    ) -> T:
-        """Await ``awaitable`` within ``seconds`` (default ``self.timeout``), mapping
-        failures to typed errors (see :meth:`_error_for`); a call that outlasts the timeout
-        is unavailable."""
-        try:
-            async with asyncio.timeout(self.timeout if seconds is None else seconds):
-                return await awaitable
-        except Exception as exc:
-            error = self._error_for(exc, action, errors)
-            if error is None:
-                raise
-        # Raised here, after the except block, so the client's exception (which may quote a
-        # secret) is not attached as __context__.
-        raise error from error.__cause__
-
-
-def check_ttl(ttl: object) -> float:
-    """Validate a TTL in seconds: a positive int or float of at most :data:`MAX_TTL`."""
-    if (
-        not isinstance(ttl, int | float)
-        or isinstance(ttl, bool)
-        or not 0 < ttl <= MAX_TTL  # also refuses NaN
-    ):
-        raise InvalidValueError(
-            f"ttl must be a positive number of seconds up to {MAX_TTL}, not {ttl!r}."
-        )
-    return float(ttl)
-
-
-def check_touch_on_read(touch_on_read: object, default_ttl: float | None) -> bool:
-    """Validate the ``touch_on_read`` option: a bool, and true only with a default ``ttl``
-    (a read has no other expiry to slide to)."""
-    if type(touch_on_read) is not bool:
-        raise InvalidOptionError("touch_on_read must be True or False.")
-    if touch_on_read and default_ttl is None:
-        raise InvalidOptionError(
-            "touch_on_read needs a default ttl: it resets a record's expiry to now + ttl "
-            "on every read."
-        )
-    return touch_on_read
-
-
-def check_erasure(prefix: object, all: object, whole: str) -> None:
-    """Validate ``delete_prefix``'s arguments: a prefix obeying the key rules, and an
-    empty one (which erases the whole ``whole``) only with ``all=True``."""
-    if type(prefix) is not str:
-        raise InvalidValueError("prefix must be a str.")
-    if type(all) is not bool:
-        raise InvalidValueError("all must be True or False.")
-    if prefix:
-        validate_key(prefix)
-    elif not all:
-        raise InvalidValueError(
-            f"delete_prefix() refuses an empty prefix (it would erase the whole {whole}); "
-            f"pass all=True to erase everything in the {whole}."
         )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from ..exceptions import MissingDependencyError
 
-__all__ = ["LoopBoundClients", "require"]
+__all__ = ["LoopBoundClients", "check_installed", "require"]
 
 ClientT = TypeVar("ClientT")
 
@@ -21,6 +22,18 @@ def require(module: str, *, backend: str, extra: str, package: str | None = None
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(backend, package or module.split(".")[0], extra) from exc
+
+
+def check_installed(backend: str, requires: tuple[tuple[str, str], ...]) -> None:
+    """Raise MissingDependencyError for the first ``(module, pip extra)`` of ``requires``
+    that cannot be imported (looked up without importing it)."""
+    for module, extra in requires:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a parent package is missing or broken
+            found = False
+        if not found:
+            raise MissingDependencyError(backend, module, extra)
 
 
 class LoopBoundClients(Generic[ClientT]):

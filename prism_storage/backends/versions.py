@@ -33,6 +33,7 @@ from ..codec import encode_value, validate_key, validate_keys
 from ..exceptions import InvalidValueError, UnsupportedOperationError, VersionConflictError
 from ..observability import appended, logger, observed, popped, put_saved, removed
 from ..signals import record_deleted, record_saved
+from .values import ValueRules
 
 __all__ = [
     "ABSENT",
@@ -174,7 +175,7 @@ def _check_version(version: object) -> str:
     return version
 
 
-class RecordOperations:
+class RecordOperations(ValueRules):
     """The versioned-record half of :class:`~prism_storage.backends.base.BaseStorageBackend`.
 
     Public methods validate their arguments (before any I/O), check the capability flag
@@ -188,16 +189,6 @@ class RecordOperations:
     supports_conditional_writes: ClassVar[bool] = False
     #: ``append`` and ``pop`` are atomic operations of the store.
     supports_atomic_lists: ClassVar[bool] = False
-
-    # These come from BaseStorageBackend.
-    def _encode(self, value: dict[str, Any]) -> str:
-        raise NotImplementedError
-
-    def _resolve_ttl(self, ttl: float | None) -> float | None:
-        raise NotImplementedError
-
-    def _keeps_numbers_as_decimals(self) -> bool:
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ public API
 

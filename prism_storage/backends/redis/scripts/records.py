@@ -1,0 +1,145 @@
+"""The scripts that write, delete, read and touch whole records.
+
+Replies: ``put`` -> ``{1, created}`` or ``{0, current version or false}``; conditional
+remove -> ``{1, existed}`` or ``{0, current}``; ``stamp`` -> 1 if it created the record,
+else 0; ``delete`` -> how many keys it deleted; ``read`` -> ``{stored string, PTTL,
+server seconds, microseconds}`` or false; ``touch`` -> 1 or 0 (whether the record existed).
+"""
+
+from __future__ import annotations
+
+from .fragments import COMMON, INDEX, STORE_AND_INDEX
+from .script import Script
+
+__all__ = ["DELETE", "PUT", "READ", "REMOVE", "STAMP", "TOUCH"]
+
+#: ARGV: the JSON, version, now (15-digit Unix ms), PX ms or '', condition ('' none,
+#: 'absent' or 'version'), the expected version.
+PUT = Script(
+    "put",
+    COMMON
+    + INDEX
+    + r"""
+local json, version, now = ARGV[1], ARGV[2], ARGV[3]
+local ttl, condition, expected = ARGV[4], ARGV[5], ARGV[6]
+local head = redis.pcall('GETRANGE', key, 0, 51)
+local current, created = false, nil
+if type(head) == 'table' then
+  -- A value of another type, which no store of ours wrote: SET replaces it, as it always
+  -- did; a conditional write refuses it.
+  if condition ~= '' then return head end
+elseif head ~= '' then
+  if sub(head, 1, 3) == '%1|' then
+    current, created = sub(head, 4, 19), sub(head, 21, 35)
+  else
+    current, created = meta(redis.call('GET', key))
+  end
+end
+if condition == 'absent' then
+  if current then return {0, current} end
+elseif condition == 'version' and expected ~= current then
+  return {0, current}
+end
+local stored = header(version, created or now, now) .. json
+"""
+    + STORE_AND_INDEX
+    + """\
+if current then return {1, 0} end
+return {1, 1}
+""",
+    indexed=True,
+)
+
+#: The first half of a large unconditional write, in one MULTI with ``APPEND key json``:
+#: store the header alone (keeping created_at), then the JSON is appended by a plain
+#: command. A large value never goes through Lua: each script argument is copied into a
+#: Lua string, which costs about 1.4 ms per MB where a SET takes microseconds.
+#: ARGV: version, now (15-digit Unix ms), PX ms or ''.
+STAMP = Script(
+    "stamp",
+    COMMON
+    + INDEX
+    + r"""
+local version, now, ttl = ARGV[1], ARGV[2], ARGV[3]
+local head = redis.pcall('GETRANGE', key, 0, 51)
+local created
+if type(head) == 'string' and head ~= '' then
+  created = sub(head, 1, 3) == '%1|' and sub(head, 21, 35) or '000000000000000'
+end
+local stored = header(version, created or now, now)
+"""
+    + STORE_AND_INDEX
+    + """\
+if created then return 0 end
+return 1
+""",
+    indexed=True,
+)
+
+#: ARGV: the expected version.
+REMOVE = Script(
+    "remove",
+    COMMON
+    + INDEX
+    + r"""
+local head = redis.call('GETRANGE', key, 0, 51)
+if head == '' then return {0, false} end
+local current
+if sub(head, 1, 3) == '%1|' then
+  current = sub(head, 4, 19)
+else
+  current = meta(redis.call('GET', key))
+end
+if current ~= ARGV[1] then return {0, current} end
+redis.call('DEL', key)
+unindexed()
+return {1, 1}
+""",
+    indexed=True,
+)
+
+#: ``DEL`` and the key out of the index, in one step (no write of the key in between can
+#: leave it present but unlisted).
+DELETE = Script(
+    "delete",
+    r"""
+local key = KEYS[1]
+local find, sub = string.find, string.sub
+"""
+    + INDEX
+    + r"""
+local deleted = redis.call('DEL', key)
+unindexed()
+return deleted
+""",
+    indexed=True,
+)
+
+#: The stored string and its PTTL at one instant, with the server's time (for small
+#: records and on a cluster; a large one is read with MULTI: GET, PTTL, TIME, EXEC).
+#: ARGV: PX ms, or nothing: the expiry to slide the record to (``touch_on_read``).
+READ = Script(
+    "read",
+    r"""
+local text = redis.call('GET', KEYS[1])
+if not text then return false end
+if ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local t = redis.call('TIME')
+return {text, redis.call('PTTL', KEYS[1]), t[1], t[2]}
+""",
+)
+
+#: ARGV: PX ms, or '' (no expiry). Only the key's expiry changes: the stored string (value,
+#: version, times) is left as it is. 1 if the record existed, else 0.
+TOUCH = Script(
+    "touch",
+    r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+""",
+)
