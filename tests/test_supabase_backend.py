@@ -17,7 +17,7 @@ import pytest
 
 from prism_storage import Registry, SupabaseStorageBackend
 from prism_storage.backends.supabase import SupabaseRequestError, table_sql
-from prism_storage.backends.supabase import backend as supabase_backend
+from prism_storage.backends.supabase import legacy as supabase_legacy
 from prism_storage.exceptions import (
     BackendPermissionError,
     BackendUnavailableError,
@@ -242,7 +242,7 @@ async def test_a_table_of_the_previous_release_keeps_working_and_upgrades(
     postgrest_standin, supabase_table, supabase_admin, monkeypatch
 ):
     # Look for the functions again at every write rather than after a minute.
-    monkeypatch.setattr(supabase_backend, "_LEGACY_RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(supabase_legacy, "RECHECK_SECONDS", 0.0)
     table = supabase_table(_sql_before_versions)
     old = SupabaseStorageBackend(postgrest_standin.url, SERVICE_KEY, table)
     await old.set("a", {"messages": ["hi"]})

@@ -9,8 +9,8 @@ the table's SQL functions (``<table>_prism_set``, ``_put``, ``_remove``, ``_appe
 ``_pop``, ``_touch``) through RPC, each one atomic statement or row lock in the database.
 
 A table made by an earlier version's SQL (no ``version`` column, no functions) still
-serves ``get``/``set``/``delete``/listings the old way; the versioned operations raise
-:class:`SchemaMismatchError` naming the SQL that upgrades it.
+serves ``get``/``set``/``delete``/listings the old way (see :mod:`.legacy`); the versioned
+operations raise :class:`SchemaMismatchError` naming the SQL that upgrades it.
 
 HTTP failures become typed errors: 401/403 :class:`BackendPermissionError`, a missing table
 or column :class:`SchemaMismatchError`, 5xx and network failures
@@ -20,25 +20,13 @@ or column :class:`SchemaMismatchError`, 5xx and network failures
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
-import re
 import time
 from collections.abc import Callable
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
-from django.core.checks import CheckMessage, Warning
+from django.core.checks import CheckMessage
 
-from ...exceptions import (
-    BackendPermissionError,
-    CorruptRecordError,
-    InvalidOptionError,
-    InvalidValueError,
-    PrismStorageError,
-    SchemaMismatchError,
-)
+from ...exceptions import InvalidOptionError, SchemaMismatchError
 from ..base import (
     DEFAULT_TIMEOUT,
     BaseStorageBackend,
@@ -48,55 +36,23 @@ from ..base import (
     check_ttl,
 )
 from ..clients import LoopBoundClients, require
-from ..key_ranges import prefix_end
 from ..redaction import redact
-from ..versions import ABSENT, Condition, Record, WriteResult, check_condition, new_version
+from ..versions import Condition, Record, WriteResult
 from .client import DEFAULT_MAX_CONNECTIONS, Connection, HTTPStatusError, connect, disconnect
-from .queries import chunks, in_list, parse_timestamp, timestamp
+from .errors import SupabaseRequestError, typed_error
+from .functions import Items, TableFunctions
+from .legacy import EarlierTable
+from .options import check_key, check_namespace, check_url, connection_warnings
+from .queries import alive, chunks, expiry, in_list, key_range, timestamp
+from .rows import RECORD_COLUMNS, row_record, row_value
 from .sql import check_table_name
 
 __all__ = ["SupabaseRequestError", "SupabaseStorageBackend"]
 
-_NAMESPACE = re.compile(r"[^\x00-\x1f\x7f-\x9f:]{1,64}")
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+T = TypeVar("T")
+
 _ROWS_PER_UPSERT = 1000
 _CONFLICT_ATTEMPTS = 3
-#: PostgREST's code for a function it does not know (of these names and arguments).
-_MISSING_FUNCTION = "PGRST202"
-#: The columns of a record with its metadata.
-_RECORD_COLUMNS = "key,data,version,created_at,updated_at,expires_at"
-#: A store that found a table of the earlier SQL writes the old way this long before it
-#: looks for the functions again (so an upgrade is picked up without a restart).
-_LEGACY_RECHECK_SECONDS = 60.0
-#: PostgreSQL/PostgREST codes of a table whose columns differ from the shipped SQL.
-_SCHEMA_CODES = {
-    "42703",
-    "PGRST204",
-    "PGRST200",
-    "42P10",
-    "42804",
-    "PGRST205",
-    "42P01",
-    "PGRST202",
-    "42883",
-}
-
-
-class SupabaseRequestError(PrismStorageError):
-    """Supabase answered a request with an error no other exception describes."""
-
-
-def _jwt_role(key: str) -> str | None:
-    """The ``role`` claim of a legacy JWT API key (read, not verified), if any."""
-    parts = key.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error):
-        return None
-    role = claims.get("role") if isinstance(claims, dict) else None
-    return role if isinstance(role, str) else None
 
 
 class SupabaseStorageBackend(BaseStorageBackend):
@@ -145,26 +101,10 @@ class SupabaseStorageBackend(BaseStorageBackend):
         alias: str | None = None,
     ) -> None:
         super().__init__(alias=alias)
-        if (
-            not isinstance(url, str)
-            or urlsplit(url).scheme not in ("http", "https")
-            or not urlsplit(url).hostname
-        ):
-            raise InvalidOptionError(
-                "url must be the project's http(s) URL, e.g. https://<ref>.supabase.co."
-            )
-        if not isinstance(key, str) or not key.strip() or any(c.isspace() for c in key):
-            raise InvalidOptionError("key must be a Supabase API key (a non-empty str).")
-        if namespace is not None and (
-            not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace)
-        ):
-            raise InvalidOptionError(
-                "namespace must be 1 to 64 characters without ':' or control characters."
-            )
-        self.url = url.rstrip("/")
-        self._key = key
+        self.url = check_url(url)
+        self._key = check_key(key)
+        self.namespace = check_namespace(namespace)
         self.table = check_table_name(table)
-        self.namespace = namespace
         self._prefix = f"{namespace}:" if namespace else ""
         self.default_ttl = None if ttl is None else check_ttl(ttl)
         self.touch_on_read = check_touch_on_read(touch_on_read, self.default_ttl)
@@ -174,37 +114,15 @@ class SupabaseStorageBackend(BaseStorageBackend):
         self.max_connections = max_connections
         self.clock = clock
         self._clients: LoopBoundClients[Connection] = LoopBoundClients(self._connect, disconnect)
-        #: Until when (time.monotonic()) ``set`` writes without versions: the table is one
-        #: of the earlier SQL, without the version column and the functions.
-        self._legacy_until = 0.0
+        self._functions = TableFunctions(self._rpc, self._prefix)
+        self._earlier = EarlierTable(self._run, self._prefix)
 
     def describe(self) -> str:
         detail = f"url={redact(self.url)!r} table={self.table!r}"
         return detail + (f" namespace={self.namespace!r}" if self.namespace else "")
 
     def check(self) -> list[CheckMessage]:
-        messages: list[CheckMessage] = []
-        parts = urlsplit(self.url)
-        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
-            messages.append(
-                Warning(
-                    f"url {redact(self.url)!r} is plain http: the API key travels unencrypted.",
-                    hint="Use the project's https:// URL.",
-                    id="prism_storage.W030",
-                )
-            )
-        if _jwt_role(self._key) in ("anon", "authenticated") or self._key.startswith(
-            "sb_publishable_"
-        ):
-            messages.append(
-                Warning(
-                    "key is a public (anon/publishable) key: the shipped table policy lets only "
-                    "the service role read or write, so every request will be refused.",
-                    hint="Use the project's service-role (secret) key, kept on the server.",
-                    id="prism_storage.W031",
-                )
-            )
-        return messages
+        return connection_warnings(self.url, self._key)
 
     def _secrets(self) -> list[str]:
         return [self._key]
@@ -253,185 +171,90 @@ class SupabaseStorageBackend(BaseStorageBackend):
 
     def _typed_error(self, failure: HTTPStatusError, action: str) -> Exception:
         detail = self._redact(str(failure))
-        where = f"table {self.table!r} at {redact(self.url)}"
-        error: Exception
-        if failure.status in (401, 403):
-            error = BackendPermissionError(
-                f"Supabase refused to {action} {where} ({detail}). The backend needs the "
-                "service-role key, and the table's policy must allow the service_role."
-            )
-        elif failure.status == 404 or failure.code in _SCHEMA_CODES:
-            error = SchemaMismatchError(
-                f"Supabase could not {action} {where}: the table or its functions are "
-                f"missing, or its columns differ from prism_storage's ({detail}). Create "
-                f"or upgrade it with the SQL that `manage.py prism_supabase_sql --table "
-                f"{self.table}` prints (safe to run again: it keeps existing rows)."
-            )
-        elif failure.status == 409:
-            error = SchemaMismatchError(
-                f"Supabase kept refusing to {action} {where} with a conflict ({detail}): "
-                "the table has a constraint beyond its primary key."
-            )
-        elif failure.status == 413:
-            error = InvalidValueError(f"The value is too large for the Supabase API ({detail}).")
-        elif failure.status >= 500 or failure.status in (408, 429):
-            return self._unavailable(failure, action)
-        else:
-            error = SupabaseRequestError(f"Supabase could not {action} {where} ({detail}).")
-        error.__cause__ = HTTPStatusError(failure.status, {"message": detail, "code": failure.code})
-        return error
+        error = typed_error(failure, action, table=self.table, url=self.url, detail=detail)
+        return self._unavailable(failure, action) if error is None else error
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ reads
 
     def _alive(self, query: Any) -> Any:
-        now = timestamp(self.clock())
-        return query.or_(f"expires_at.is.null,expires_at.gt.{now}")
-
-    def _value(self, row: dict[str, Any]) -> dict[str, Any]:
-        data = row.get("data")
-        if not isinstance(data, dict):
-            raise CorruptRecordError(
-                f"The row {row.get('key')!r} of table {self.table!r} holds "
-                f"{type(data).__name__}, not a JSON object."
-            )
-        return data
-
-    def _record(self, row: dict[str, Any]) -> Record:
-        version = row.get("version")
-        if not isinstance(version, str):
-            raise CorruptRecordError(
-                f"The row {row.get('key')!r} of table {self.table!r} has no version."
-            )
-        return Record(
-            key=row["key"][len(self._prefix) :],
-            value=self._value(row),
-            version=version,
-            created_at=parse_timestamp(row["created_at"]),
-            updated_at=parse_timestamp(row["updated_at"]),
-            expires_at=None
-            if row.get("expires_at") is None
-            else parse_timestamp(row["expires_at"]),
-        )
-
-    def _expiry(self, now: float, ttl: float | None) -> str | None:
-        return None if ttl is None else timestamp(now + ttl)
+        return alive(query, self.clock())
 
     def _scope(self, query: Any) -> Any:
         """Limit ``query`` to this store's namespace."""
-        if not self._prefix:
-            return query
-        return query.gte("key", self._prefix).lt("key", prefix_end(self._prefix))
+        return key_range(query, self._prefix) if self._prefix else query
 
-    # ------------------------------------------------------------------ operations
+    async def _read_row(self, columns: str, key: str, *, slide: bool) -> dict[str, Any] | None:
+        """The live row of ``key`` (its ``columns``), or ``None``. ``slide``: read by the
+        ``_touch`` function, which slides the row's expiry (``touch_on_read``)."""
+        if slide:
+            rows = await self._read_sliding([key])
+        else:
+            response = await self._run(
+                "read",
+                lambda table: self._alive(
+                    table.select(columns).eq("key", self._prefix + key)
+                ).limit(1),
+            )
+            rows = response.data
+        return rows[0] if rows else None
 
-    async def _slide(
-        self, keys: list[str], ttl: float | None, *, with_data: bool
-    ) -> list[dict[str, Any]]:
-        """Call ``_touch``: the live rows among ``keys`` (store keys) get the expiry now +
-        ``ttl`` (``None``: never); returns those rows (with ``data`` when asked)."""
-        now = self.clock()
-        rows: list[dict[str, Any]] = []
+    async def _read_rows(
+        self, columns: str, keys: list[str], convert: Callable[[dict[str, Any]], T]
+    ) -> list[T]:
+        """``convert`` of each live row among ``keys`` (its ``columns``): ``in`` filters
+        in batches sized for the URL, or the ``_touch`` function with ``touch_on_read``."""
+        if self.touch_on_read:
+            return [convert(row) for row in await self._read_sliding(keys)]
+        found: list[T] = []
         for chunk in chunks([self._prefix + k for k in keys]):
-            params = {
-                "p_keys": chunk,
-                "p_now": timestamp(now),
-                "p_expires_at": self._expiry(now, ttl),
-                "p_with_data": with_data,
-            }
-            rows.extend(await self._rpc("write", "touch", params))
-        return rows
 
-    async def _touch(self, key: str, ttl: float | None) -> bool:
-        return bool(await self._slide([key], ttl, with_data=False))
+            def build(table: Any, chunk: list[str] = chunk) -> Any:
+                return self._alive(table.select(columns).filter("key", "in", in_list(chunk)))
+
+            response = await self._run("read", build)
+            found.extend(convert(row) for row in response.data)
+        return found
 
     async def _read_sliding(self, keys: list[str]) -> list[dict[str, Any]]:
         """``touch_on_read``'s reads: slide the default expiry and read in one call."""
-        return await self._slide(keys, self.default_ttl, with_data=True)
+        return await self._functions.touch(keys, self.clock(), self.default_ttl, with_data=True)
+
+    def _record(self, row: dict[str, Any]) -> Record:
+        return row_record(row, self.table, self._prefix)
+
+    # ------------------------------------------------------------------ operations
+
+    async def _touch(self, key: str, ttl: float | None) -> bool:
+        return bool(await self._functions.touch([key], self.clock(), ttl, with_data=False))
 
     async def _get(self, key: str) -> dict[str, Any] | None:
-        if self.touch_on_read:
-            rows = await self._read_sliding([key])
-            return self._value(rows[0]) if rows else None
-        response = await self._run(
-            "read",
-            lambda table: self._alive(table.select("data").eq("key", self._prefix + key)).limit(1),
-        )
-        return self._value(response.data[0]) if response.data else None
+        row = await self._read_row("data", key, slide=self.touch_on_read)
+        return None if row is None else row_value(row, self.table)
 
     async def _exists(self, key: str) -> bool:
-        response = await self._run(
-            "read",
-            lambda table: self._alive(table.select("key").eq("key", self._prefix + key)).limit(1),
-        )
-        return bool(response.data)
+        return await self._read_row("key", key, slide=False) is not None
 
     async def _set(self, key: str, value: dict[str, Any], data: str, ttl: float | None) -> None:
         await self._set_many([(key, value, data)], ttl)
 
-    async def _set_many(
-        self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
-    ) -> None:
+    async def _set_many(self, items: Items, ttl: float | None) -> None:
         for start in range(0, len(items), _ROWS_PER_UPSERT):
             await self._write_rows(items[start : start + _ROWS_PER_UPSERT], ttl)
 
-    async def _write_rows(
-        self, items: list[tuple[str, dict[str, Any], str]], ttl: float | None
-    ) -> None:
+    async def _write_rows(self, items: Items, ttl: float | None) -> None:
         """Upsert rows with new versions through ``<table>_prism_set`` (created_at kept);
-        on a table of the earlier SQL, the earlier plain upsert."""
+        on a table of the earlier SQL, the earlier plain upsert (see :mod:`.legacy`)."""
         now = self.clock()
-        expires_at = self._expiry(now, ttl)
-        if time.monotonic() < self._legacy_until:
-            await self._legacy_upsert(items, now, expires_at)
+        expires_at = expiry(now, ttl)
+        if self._earlier.in_use:
+            await self._earlier.upsert(items, now, expires_at)
             return
-        rows = [
-            {
-                "key": self._prefix + key,
-                "data": value,
-                "version": new_version(),
-                "expires_at": expires_at,
-            }
-            for key, value, _ in items
-        ]
         try:
-            await self._rpc("write", "set", {"p_rows": rows, "p_now": timestamp(now)})
+            await self._functions.set(items, now, expires_at)
         except SchemaMismatchError as error:
-            missing_function = getattr(error.__cause__, "code", "") == _MISSING_FUNCTION
-            if not missing_function or not await self._is_legacy_table():
+            if not await self._earlier.found(error):
                 raise
-            self._legacy_until = time.monotonic() + _LEGACY_RECHECK_SECONDS
-            await self._legacy_upsert(items, now, expires_at)
-
-    async def _is_legacy_table(self) -> bool:
-        """Whether the table is one of the earlier SQL: no ``version`` column. (A table
-        with the column but without the functions must not be written the old way: the
-        versions would not change and conditional writes would miss those writes.)"""
-        try:
-            await self._run("read", lambda table: table.select("version").limit(0))
-        except SchemaMismatchError:
-            await self._run("read", lambda table: table.select("key,data").limit(0))
-            return True
-        return False
-
-    async def _legacy_upsert(
-        self, items: list[tuple[str, dict[str, Any], str]], now: float, expires_at: str | None
-    ) -> None:
-        from postgrest.types import ReturnMethod
-
-        rows = [
-            {
-                "key": self._prefix + key,
-                "data": value,
-                "updated_at": timestamp(now),
-                "expires_at": expires_at,
-            }
-            for key, value, _ in items
-        ]
-        body: Any = rows[0] if len(rows) == 1 else rows
-        await self._run(
-            "write",
-            lambda table: table.upsert(body, on_conflict="key", returning=ReturnMethod.minimal),
-        )
+            await self._earlier.upsert(items, now, expires_at)
 
     async def _delete(self, key: str) -> None:
         await self._delete_many([key])
@@ -450,19 +273,12 @@ class SupabaseStorageBackend(BaseStorageBackend):
             await self._run("delete", build)
 
     async def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
         skip = len(self._prefix)
-        if self.touch_on_read:
-            rows = await self._read_sliding(keys)
-            return {row["key"][skip:]: self._value(row) for row in rows}
-        for chunk in chunks([self._prefix + k for k in keys]):
-
-            def build(table: Any, chunk: list[str] = chunk) -> Any:
-                return self._alive(table.select("key,data").filter("key", "in", in_list(chunk)))
-
-            response = await self._run("read", build)
-            found.update((row["key"][skip:], self._value(row)) for row in response.data)
-        return found
+        return dict(
+            await self._read_rows(
+                "key,data", keys, lambda row: (row["key"][skip:], row_value(row, self.table))
+            )
+        )
 
     async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage:
         low = self._prefix + prefix
@@ -470,10 +286,7 @@ class SupabaseStorageBackend(BaseStorageBackend):
         def build(table: Any) -> Any:
             query = self._alive(table.select("key"))
             if low:
-                query = query.gte("key", low)
-                high = prefix_end(low)
-                if high is not None:
-                    query = query.lt("key", high)
+                query = key_range(query, low)
             if cursor is not None:
                 query = query.gt("key", self._prefix + cursor)
             return query.order("key").limit(limit)
@@ -485,70 +298,23 @@ class SupabaseStorageBackend(BaseStorageBackend):
     # ------------------------------------------------------------ versioned records
 
     async def _get_record(self, key: str) -> Record | None:
-        if self.touch_on_read:
-            rows = await self._read_sliding([key])
-            return self._record(rows[0]) if rows else None
-        response = await self._run(
-            "read",
-            lambda table: self._alive(
-                table.select(_RECORD_COLUMNS).eq("key", self._prefix + key)
-            ).limit(1),
-        )
-        return self._record(response.data[0]) if response.data else None
+        row = await self._read_row(RECORD_COLUMNS, key, slide=self.touch_on_read)
+        return None if row is None else self._record(row)
 
     async def _get_many_records(self, keys: list[str]) -> dict[str, Record]:
-        found: dict[str, Record] = {}
-        if self.touch_on_read:
-            for row in await self._read_sliding(keys):
-                record = self._record(row)
-                found[record.key] = record
-            return found
-        for chunk in chunks([self._prefix + k for k in keys]):
-
-            def build(table: Any, chunk: list[str] = chunk) -> Any:
-                return self._alive(
-                    table.select(_RECORD_COLUMNS).filter("key", "in", in_list(chunk))
-                )
-
-            response = await self._run("read", build)
-            for row in response.data:
-                record = self._record(row)
-                found[record.key] = record
-        return found
+        return {
+            record.key: record
+            for record in await self._read_rows(RECORD_COLUMNS, keys, self._record)
+        }
 
     async def _put_record(
         self, key: str, value: dict[str, Any], data: str, ttl: float | None, condition: Condition
     ) -> WriteResult:
         now = self.clock()
-        version = new_version()
-        params: dict[str, Any] = {
-            "p_key": self._prefix + key,
-            "p_data": value,
-            "p_version": version,
-            "p_now": timestamp(now),
-            "p_expires_at": self._expiry(now, ttl),
-        }
-        if condition is ABSENT:
-            params["p_if_absent"] = True
-        elif isinstance(condition, str):
-            params["p_if_version"] = condition
-        [result] = await self._rpc("write", "put", params)
-        if not result["written"]:
-            check_condition(condition, result["row_version"])
-            raise AssertionError("the put function refused a write whose condition holds")
-        return WriteResult(version, bool(result["created"]))
+        return await self._functions.put(key, value, now, expiry(now, ttl), condition)
 
     async def _remove_record(self, key: str, if_version: str | None) -> bool:
-        params: dict[str, Any] = {
-            "p_key": self._prefix + key,
-            "p_now": timestamp(self.clock()),
-        }
-        if if_version is not None:
-            params["p_if_version"] = if_version
-        [result] = await self._rpc("delete", "remove", params)
-        if if_version is not None and not result["removed"]:
-            check_condition(if_version, result["row_version"])
-        return bool(result["removed"])
+        return await self._functions.remove(key, self.clock(), if_version)
 
     async def _append_items(
         self,
@@ -560,45 +326,13 @@ class SupabaseStorageBackend(BaseStorageBackend):
         ttl: float | None,
     ) -> int:
         now = self.clock()
-        new_ttl = self.default_ttl if ttl is None else ttl
-        [result] = await self._rpc(
-            "append",
-            "append",
-            {
-                "p_key": self._prefix + key,
-                "p_field": field,
-                "p_items": items,
-                "p_version": new_version(),
-                "p_now": timestamp(now),
-                "p_expires_at": self._expiry(now, new_ttl),
-                "p_keep_expiry": ttl is None,
-                "p_max_items": max_items,
-            },
+        expires_at = expiry(now, self.default_ttl if ttl is None else ttl)
+        return await self._functions.append(
+            key, field, items, max_items, now, expires_at, keep_expiry=ttl is None
         )
-        if result["list_length"] is None:
-            raise self._not_a_list(field, result["field_type"])
-        return int(result["list_length"])
 
     async def _pop_item(self, key: str, field: str) -> Any:
-        [result] = await self._rpc(
-            "pop",
-            "pop",
-            {
-                "p_key": self._prefix + key,
-                "p_field": field,
-                "p_version": new_version(),
-                "p_now": timestamp(self.clock()),
-            },
-        )
-        if result["field_type"] not in (None, "array"):
-            raise self._not_a_list(field, result["field_type"])
-        return result["item"] if result["popped"] else None
-
-    @staticmethod
-    def _not_a_list(field: str, json_type: object) -> InvalidValueError:
-        return InvalidValueError(
-            f"The record's {field!r} field is a JSON {json_type}, not a list.", f"$.{field}"
-        )
+        return await self._functions.pop(key, field, self.clock())
 
     async def _delete_prefix(self, prefix: str) -> int:
         from postgrest.types import CountMethod, ReturnMethod
@@ -606,14 +340,10 @@ class SupabaseStorageBackend(BaseStorageBackend):
         low = self._prefix + prefix
 
         def build(table: Any) -> Any:
-            # A key range, never ``like``: ``%``, ``_`` and ``*`` are keys' characters. The
-            # key column sorts in code point order (``collate "C"``), as listing relies on.
             query = table.delete(count=CountMethod.exact, returning=ReturnMethod.minimal)
             if not low:
                 return query.neq("key", "")  # PostgREST refuses a DELETE without a filter
-            query = query.gte("key", low)
-            high = prefix_end(low)
-            return query if high is None else query.lt("key", high)
+            return key_range(query, low)
 
         response = await self._run("delete", build)
         return int(response.count or 0)

@@ -1,12 +1,15 @@
-"""Pieces of the ``supabase`` backend's PostgREST queries: timestamps, key ranges, ``in``
-lists, and batches of keys sized for the URL."""
+"""Pieces of the ``supabase`` backend's PostgREST queries: timestamps and expiries, the
+filter of live rows, key ranges, ``in`` lists, and batches of keys sized for the URL."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
-__all__ = ["chunks", "in_list", "parse_timestamp", "timestamp"]
+from ..key_ranges import prefix_end
+
+__all__ = ["alive", "chunks", "expiry", "in_list", "key_range", "parse_timestamp", "timestamp"]
 
 #: Keys per ``in`` filter are capped by size so the URL stays well under gateway limits
 #: (URLs of 16 KB and more are refused); a batch takes one request up to this budget.
@@ -27,6 +30,25 @@ def parse_timestamp(text: str) -> datetime:
     if text == "infinity":
         return datetime.max.replace(tzinfo=UTC)
     return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def expiry(now: float, ttl: float | None) -> str | None:
+    """The ``expires_at`` of a row written at ``now`` with ``ttl`` (``None``: never)."""
+    return None if ttl is None else timestamp(now + ttl)
+
+
+def alive(query: Any, now: float) -> Any:
+    """``query`` limited to the rows not expired at ``now``."""
+    return query.or_(f"expires_at.is.null,expires_at.gt.{timestamp(now)}")
+
+
+def key_range(query: Any, low: str) -> Any:
+    """``query`` limited to the keys that start with ``low`` (a key range, never ``like``:
+    ``%``, ``_`` and ``*`` are keys' characters; the key column sorts in code point order,
+    ``collate "C"``)."""
+    query = query.gte("key", low)
+    high = prefix_end(low)
+    return query if high is None else query.lt("key", high)
 
 
 def in_list(keys: list[str]) -> str:

@@ -8,10 +8,11 @@ adapter is bound to one event loop (the backend keeps one per loop).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -184,6 +185,18 @@ class VectorAdapter(ABC):
     def lock_key(self, key: str) -> str:
         """What :meth:`key_locks` locks for ``key``: its place in the engine's data."""
         return f"{self.spec.name}\x00{self.spec.namespace}\x00{key}"
+
+    @contextlib.asynccontextmanager
+    async def locked(self, keys: Iterable[str]) -> AsyncIterator[None]:
+        """Hold the locks of ``keys`` on an engine that serves this process only; on a
+        shared server, nothing (the backend refuses the conditional and list operations
+        there)."""
+        locks = self.key_locks()
+        if locks is None:
+            yield
+            return
+        async with locks.hold(self.lock_key(key) for key in keys):
+            yield
 
     def score_kind(self) -> ScoreKind:
         return "similarity" if self.spec.metric != "euclidean" else "distance"

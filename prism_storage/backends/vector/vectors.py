@@ -1,5 +1,6 @@
 """Vectors for the ``vector`` backend: checking an embedding, computing one with the
-configured embedder, and turning an engine's native score into the backend's score."""
+configured embedder (:class:`ValueVectors`: where each value's vector comes from), and
+turning an engine's native score into the backend's score."""
 
 from __future__ import annotations
 
@@ -13,8 +14,18 @@ from django.utils.module_loading import import_string
 
 from ...exceptions import InvalidOptionError, InvalidValueError
 from .adapter import ScoreKind
+from .filters import VECTOR_FIELD
 
-__all__ = ["MAX_COMPONENT", "Embedder", "check_vector", "embed", "resolve_embedder", "to_score"]
+__all__ = [
+    "MAX_COMPONENT",
+    "Embedder",
+    "ValueVectors",
+    "check_vector",
+    "embed",
+    "embedding_text",
+    "resolve_embedder",
+    "to_score",
+]
 
 Embedder = Callable[[str], "Sequence[float] | Awaitable[Sequence[float]]"]
 
@@ -103,6 +114,78 @@ async def embed(embedder: Embedder, text: str) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+def embedding_text(value: dict[str, Any], data: str, text_field: str) -> str:
+    """The text an embedder turns into a value's vector: ``value[text_field]`` if it is a
+    non-empty str; else the ``content`` strings of ``value["messages"]`` joined by
+    newlines; else ``data``, the value's JSON text."""
+    text = value.get(text_field)
+    if isinstance(text, str) and text:
+        return text
+    messages = value.get("messages")
+    if isinstance(messages, list):
+        contents = [
+            m["content"]
+            for m in messages
+            if isinstance(m, dict) and isinstance(m.get("content"), str)
+        ]
+        if any(contents):
+            return "\n".join(contents)
+    return data
+
+
+class ValueVectors:
+    """Where a store's values get their vectors: a value's ``embedding`` field, checked,
+    or else the embedder run on the value's text (``text_of(value, data)``)."""
+
+    def __init__(
+        self,
+        dimensions: int,
+        embedder: Embedder | None,
+        text_of: Callable[[dict[str, Any], str], str],
+    ) -> None:
+        self.dimensions = dimensions
+        self.embedder = embedder
+        self.text_of = text_of
+
+    def check(self, raw: Any, path: str) -> list[float]:
+        """``raw`` as a vector of the store's dimensions, or InvalidValueError."""
+        return check_vector(raw, self.dimensions, path)
+
+    def of(self, value: dict[str, Any]) -> list[float] | None:
+        """The value's checked vector (``None``: it has none, the embedder computes it)."""
+        raw = value.get(VECTOR_FIELD)
+        if raw is not None:
+            return self.check(raw, f"$[{VECTOR_FIELD!r}]")
+        if self.embedder is None:
+            raise InvalidValueError(
+                f"$: the value has no {VECTOR_FIELD!r} and the store has no embedder.", "$"
+            )
+        return None
+
+    async def embed(self, text: str, path: str) -> list[float]:
+        """The embedder's vector for ``text``, checked (errors name ``path``)."""
+        assert self.embedder is not None
+        return self.check(await embed(self.embedder, text), path)
+
+    async def complete(
+        self, items: list[tuple[str, dict[str, Any], str]], vectors: list[list[float] | None]
+    ) -> list[list[float]]:
+        """``vectors`` (one per ``(key, value, data)`` item) with the missing ones
+        (``None``) computed by the embedder from their values' text."""
+        complete: list[list[float]] = []
+        missing = [index for index, vector in enumerate(vectors) if vector is None]
+        computed = iter(
+            # computed concurrently (an embedder may be a remote service)
+            await asyncio.gather(*(self._embed_value(*items[i]) for i in missing))
+        )
+        for vector in vectors:
+            complete.append(next(computed) if vector is None else vector)
+        return complete
+
+    async def _embed_value(self, key: str, value: dict[str, Any], data: str) -> list[float]:
+        return await self.embed(self.text_of(value, data), f"embedder({key!r})")
 
 
 def to_score(kind: ScoreKind, native: float) -> float:
