@@ -1,6 +1,6 @@
 """``orm``: records in the app's ``Record`` model (a ``JSONField``), on any Django database.
 
-How a call reaches the database depends on who makes it:
+How a call reaches the database depends on who makes it (the choice is :mod:`.paths`):
 
 * **Async callers** (async views, agents on an event loop): the operations that concurrent
   tasks issue are merged into batches, one per round trip (see :mod:`.batching`, cut by
@@ -24,32 +24,28 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, cast
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connections, router
+from django.db import DatabaseError, connections
 
 from ...codec import validate_key
 from ...exceptions import InvalidOptionError, InvalidValueError, UnsupportedOperationError
 from ..base import BaseStorageBackend, Clock, KeyPage, check_touch_on_read, check_ttl
 from ..versions import Condition, Record, WriteResult, timestamp
 from .batching import Batcher
-from .executor import ORMExecutor, as_django_error
 from .limits import DatabaseLimits, limits_for
 from .locked import LockedRecords
+from .paths import DatabasePaths, abandon_all
 from .policy import LargeRecords
-from .requests import Call, Kind, Op
+from .requests import Call, Op
 from .table import RecordTable
-from .thread import on_connection_thread, serves_sync_caller
 
 __all__ = ["ORMStorageBackend"]
 
-T = TypeVar("T")
 
-
-class ORMStorageBackend(BaseStorageBackend):
+class ORMStorageBackend(DatabasePaths, BaseStorageBackend):
     """Stores records in the ``prism_storage.Record`` model.
 
     :param namespace: the logical store; stores with different namespaces never see each
@@ -111,7 +107,7 @@ class ORMStorageBackend(BaseStorageBackend):
         self._tables: dict[str, RecordTable] = {}
         self._locked: dict[str, LockedRecords] = {}
         # A store dropped without close() still releases its connections.
-        weakref.finalize(self, _abandon_all, self._batchers)
+        weakref.finalize(self, abandon_all, self._batchers)
 
     @property
     def namespace(self) -> str:
@@ -133,29 +129,6 @@ class ORMStorageBackend(BaseStorageBackend):
         return []
 
     # ------------------------------------------------------------------ helpers
-
-    @staticmethod
-    def _model() -> Any:
-        from ...models import Record
-
-        return Record
-
-    @property
-    def _table(self) -> RecordTable:
-        table = self._tables.get(self.namespace)
-        if table is None:
-            table = self._tables[self.namespace] = RecordTable(self._model(), self.namespace)
-        return table
-
-    @property
-    def _records(self) -> LockedRecords:
-        found = self._locked.get(self.namespace)
-        if found is None:
-            found = self._locked[self.namespace] = LockedRecords(self._table, self._encode)
-        return found
-
-    def _db_alias(self) -> str:
-        return self.using or router.db_for_write(self._model())
 
     def _keeps_numbers_as_decimals(self) -> bool:
         return self._stores_decimals(self._db_alias())
@@ -188,56 +161,6 @@ class ORMStorageBackend(BaseStorageBackend):
             return [connections[self._db_alias()].settings_dict.get("PASSWORD") or ""]
         except Exception:  # an unknown alias: nothing of it can leak
             return []
-
-    async def _run(self, action: str, function: Callable[..., T], *args: Any) -> T:
-        """One call on the connection's thread (the ORM path without batching)."""
-        try:
-            return await on_connection_thread(function)(*args)
-        except (OperationalError, InterfaceError) as exc:
-            error = self._unavailable(exc, action)
-            raise error from error.__cause__
-
-    # ------------------------------------------------------------------ batching
-
-    def _batcher(self) -> Batcher | None:
-        """This event loop's batcher, or ``None`` when the call must take the ORM path."""
-        if not self.batch or serves_sync_caller():
-            return None
-        db = self._db_alias()
-        slot = (asyncio.get_running_loop(), db)
-        batcher = self._batchers.get(slot)
-        if batcher is None:
-            batcher = self._new_batcher(slot)
-        return batcher
-
-    def _new_batcher(self, slot: tuple[asyncio.AbstractEventLoop, str]) -> Batcher:
-        from .postgres import PostgresExecutor, is_available_for
-
-        with self._batchers_lock:
-            for other in [s for s in self._batchers if s[0].is_closed()]:
-                # Its loop ended without close(): release the connection without it.
-                self._batchers.pop(other).executor.abandon()
-            db = slot[1]
-            executor: Any
-            if self.fast_path and is_available_for(db):
-                executor = PostgresExecutor(db, self.namespace, self._model(), self.timeout)
-            else:
-                executor = ORMExecutor(self._table, db, self.large_records, self._records)
-
-            def map_error(exc: BaseException, action: str) -> BaseException:
-                return self._map_error(executor, exc, action)
-
-            batcher = Batcher(executor, self.clock, map_error)
-            self._batchers[slot] = batcher
-            return batcher
-
-    def _map_error(self, executor: Any, exc: BaseException, action: str) -> BaseException:
-        if isinstance(exc, Exception) and executor.unavailable(exc):
-            return self._unavailable(exc, action)
-        return as_django_error(exc)
-
-    async def _submit(self, batcher: Batcher, kind: Kind, **fields: Any) -> Any:
-        return await batcher.submit(Op(kind, batcher.new_future(), **fields))
 
     # ------------------------------------------------------------------ async API
 
@@ -356,16 +279,6 @@ class ORMStorageBackend(BaseStorageBackend):
 
     # ---------------------------------------------------------- versioned records
 
-    async def _call(self, action: str, key_list: list[str], name: str, *args: Any) -> Any:
-        """A versioned operation: batched with the other callers' operations (alone in its
-        request, as one atomic operation of the database), else on the connection's
-        thread."""
-        call = Call(name, args, action)
-        batcher = self._batcher()
-        if batcher is not None:
-            return await batcher.submit(Op("call", batcher.new_future(), keys=key_list, call=call))
-        return await self._run(action, self._records.run, self._db_alias(), self.clock(), call)
-
     async def _get_record(self, key: str) -> Record | None:
         found = await self._get_many_records([key])
         return found.get(key)
@@ -452,9 +365,3 @@ class ORMStorageBackend(BaseStorageBackend):
                 await batcher.close()
             else:
                 batcher.executor.abandon()
-
-
-def _abandon_all(batchers: dict[Any, Batcher]) -> None:
-    for batcher in list(batchers.values()):
-        batcher.executor.abandon()
-    batchers.clear()

@@ -5,8 +5,8 @@ A :class:`Batcher` belongs to one event loop. Callers :meth:`~Batcher.submit` an
 :class:`Op` and await its future; at the end of the loop tick the pending operations are
 grouped, consecutive operations of the same kind into one :class:`Request` (a run of reads
 becomes one ``key IN (...)`` select, a run of writes one multi-row upsert; a versioned-record
-operation, kind ``call``, is a request of its own), and handed, in call order, to an
-:class:`Executor` that talks to the database. Operations submitted while
+operation, kind ``call``, is a request of its own; see :mod:`.merging`), and handed, in
+call order, to an :class:`Executor` that talks to the database. Operations submitted while
 batches are in flight form the next batch; an executor with room for several batches at
 once (its :class:`~.policy.BatchPolicy`'s ``capacity``) gets a new one only if it shares no
 key with those in flight (and, if the policy says so, only of the kinds it lets overlap).
@@ -26,16 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import copy
-import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol
 
 __all__ = ["Batcher", "ErrorMapper", "Executor"]
 
 
+from .merging import all_versioned_reads, own_records, request_for, split_batch
 from .policy import BatchPolicy
-from .requests import Call, Op, Outcome, Request
+from .requests import Op, Outcome, Request
 
 
 class Executor(Protocol):
@@ -185,7 +184,7 @@ class Batcher:
             room = policy.capacity - len(self._busy)
             if policy.concurrent_kinds is not None:
                 room = 1  # halves of one batch would be in flight together
-            for part in _split(batch, keys, room):
+            for part in split_batch(batch, keys, room):
                 self._busy.append(part[1])
                 parts.append(part)
         return parts
@@ -214,7 +213,7 @@ class Batcher:
     async def _run_one(self, op: Op) -> Outcome:
         """Run ``op`` alone; its outcome (an exception is returned, not raised)."""
         try:
-            request = self._request([op], self._clock())
+            request = request_for([op], self._clock())
             return (await self.executor.run([request]))[0]
         except Exception as exc:
             return exc
@@ -286,39 +285,21 @@ class Batcher:
         now = self._clock()
         runs: list[list[Op]] = []
         for op in live:
-            if runs and runs[-1][0].kind == op.kind and (op.kind != "call" or _reads(runs[-1], op)):
+            if (
+                runs
+                and runs[-1][0].kind == op.kind
+                and (op.kind != "call" or all_versioned_reads(runs[-1], op))
+            ):
                 runs[-1].append(op)
             else:
                 runs.append([op])
-        requests = [self._request(run, now) for run in runs]
+        requests = [request_for(run, now) for run in runs]
         try:
             outcomes = await self.executor.run(requests)
         except Exception as exc:  # the executor itself failed: every caller learns why
             outcomes = [exc] * len(requests)
         for run, outcome in zip(runs, outcomes, strict=True):
             self._deliver(run, outcome)
-
-    @staticmethod
-    def _request(run: list[Op], now: float) -> Request:
-        kind = run[0].kind
-        if kind == "write":
-            groups = [
-                [
-                    (key, value, data, None if op.ttl is None else now + op.ttl)
-                    for key, value, data in op.rows
-                ]
-                for op in run
-            ]
-            return Request(kind, now, [], groups)
-        if kind == "call" and len(run) > 1:
-            # Versioned reads one after another: one read of all their keys.
-            keys = list(dict.fromkeys(k for op in run for k in op.keys))
-            return Request(kind, now, keys, [], Call(RECORDS, (keys,), "read"))
-        if kind == "call":
-            return Request(kind, now, list(run[0].keys), [], run[0].call)
-        if len(run) == 1:
-            return Request(kind, now, list(run[0].keys), [])
-        return Request(kind, now, list(dict.fromkeys(k for op in run for k in op.keys)), [])
 
     def _deliver(self, run: list[Op], outcome: Outcome) -> None:
         kind = run[0].kind
@@ -342,7 +323,7 @@ class Batcher:
             given: set[str] = set()
             for op in run:
                 if not op.future.done():
-                    op.future.set_result(_own_records(op.keys, outcome, given))
+                    op.future.set_result(own_records(op.keys, outcome, given))
         elif kind == "call":
             if not run[0].future.done():
                 run[0].future.set_result(outcome)
@@ -376,50 +357,3 @@ class Batcher:
     def _fail(self, op: Op, exc: BaseException) -> None:
         if not op.future.done():
             op.future.set_exception(self._map_error(exc, op.action))
-
-
-#: A batch of at least twice this many operations is split when two connections are free:
-#: the halves then finish at different moments, so the callers of one prepare their next
-#: operations while the database works on the other (Python and PostgreSQL overlap).
-SPLIT_AT = 16
-
-
-def _split(batch: list[Op], keys: set[str], room: int) -> list[tuple[list[Op], set[str]]]:
-    if room < 2 or len(batch) < 2 * SPLIT_AT:
-        return [(batch, keys)]
-    middle = len(batch) // 2
-    first, second = batch[:middle], batch[middle:]
-    first_keys = {key for op in first for key in op.keys}
-    second_keys = {key for op in second for key in op.keys}
-    if not first_keys.isdisjoint(second_keys):
-        return [(batch, keys)]
-    return [(first, first_keys), (second, second_keys)]
-
-
-#: The versioned read (``get_many_records``): the one call merged with its neighbours.
-RECORDS = "records"
-
-
-def _reads(run: list[Op], op: Op) -> bool:
-    """Whether ``op`` and the calls of ``run`` are all versioned reads."""
-    return (
-        op.call is not None
-        and op.call.name == RECORDS
-        and run[0].call is not None
-        and (run[0].call.name == RECORDS)
-    )
-
-
-def _own_records(keys: Sequence[str], found: Any, given: set[str]) -> Any:
-    """The records of ``keys`` out of a merged read, a record another caller was given
-    copied (each caller owns the values it gets)."""
-    mine = {}
-    for key in keys:
-        record = found.get(key)
-        if record is None or key in mine:
-            continue
-        if key in given:
-            record = dataclasses.replace(record, value=copy.deepcopy(record.value))
-        given.add(key)
-        mine[key] = record
-    return mine
