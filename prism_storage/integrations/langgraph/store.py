@@ -53,10 +53,9 @@ from langgraph.store.base.embed import get_text_at_path
 
 from ...backends.base import BaseStorageBackend
 from ...backends.versions import timestamp
-from ...exceptions import UnsupportedOperationError
 from ...segments import decode_segment, encode_segment, join
 from .filters import containment_part, matches
-from .running import resolve_store, run_sync
+from .running import folder_prefix, resolve_listing_store, run_sync
 
 __all__ = ["PrismStore"]
 
@@ -80,15 +79,8 @@ class PrismStore(BaseStore):
         prefix: str = DEFAULT_PREFIX,
         ttl: TTLConfig | None = None,
     ) -> None:
-        self.store = resolve_store(store)
-        if not self.store.supports_listing:
-            raise UnsupportedOperationError(
-                f"The {self.store.backend_name!r} backend cannot list keys, which "
-                "namespaces and search need."
-            )
-        if not prefix.endswith("/"):
-            prefix += "/"
-        self.prefix = prefix
+        self.store = resolve_listing_store(store, "namespaces and search need.")
+        self.prefix = folder_prefix(prefix)
         # An expiry is set on write (the item keeps its ttl); a read with ``refresh_ttl``
         # (LangGraph's default, ``TTLConfig["refresh_on_read"]``) pushes it back with the
         # store's ``touch``.
