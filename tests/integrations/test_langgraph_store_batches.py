@@ -186,3 +186,26 @@ class _Bogus:
 
     match_type = "bogus"
     path = ("a",)
+
+
+def test_a_copy_reads_its_value_only_when_asked_and_behaves_as_an_item():
+    import copy
+    import pickle
+
+    now = datetime.now(UTC)
+    item = SearchItem(("a",), "k", {"nested": {"n": [1]}}, now, now, score=0.25)
+    snapshot = Snapshot([item])
+    (copied,) = snapshot.take()
+    assert isinstance(copied, SearchItem) and copied.score == 0.25
+    assert copied == item and hash(copied) == hash(item) and repr(copied) == repr(item)
+    assert copied.dict() == item.dict()
+    for again in (pickle.loads(pickle.dumps(copied)), copy.deepcopy(copied)):
+        assert again == item and again.score == 0.25
+    (replaced,) = snapshot.take()
+    replaced.value = {"other": True}  # set before it was ever read
+    assert replaced.value == {"other": True}
+    assert snapshot.take()[0].value == item.value
+    single = Snapshot(
+        Item(value={"x": 1}, key="k", namespace=("a",), created_at=now, updated_at=now)
+    )
+    assert single.take() == single.take() and single.take() is not single.take()

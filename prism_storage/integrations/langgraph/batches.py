@@ -60,8 +60,9 @@ def _not_json(value: Any) -> Any:
 class Snapshot:
     """A read's result as it was when read, for the repeats of the read: each takes a copy
     of its own (:meth:`take`) in its own task, when it is handed its result. The value of
-    each item is pickled once, here, and unpickled per copy (C code, several times faster
-    than ``copy.deepcopy``); a value pickle refuses is deep-copied."""
+    each item is pickled once, here, and unpickled per copy when the copy's value is first
+    read (C code, several times faster than ``copy.deepcopy``); a value pickle refuses is
+    deep-copied."""
 
     __slots__ = ("_many", "_parts")
 
@@ -86,15 +87,63 @@ def _freeze(value: dict[str, Any]) -> bytes | dict[str, Any]:
 
 
 def _thaw(item: Item, frozen: bytes | dict[str, Any]) -> Item:
-    # Unpickles only what _freeze pickled just before, never outside data.
-    value = pickle.loads(frozen) if isinstance(frozen, bytes) else copy.deepcopy(frozen)  # noqa: S301
-    fields: dict[str, Any] = {
-        "namespace": item.namespace,
-        "key": item.key,
-        "value": value,
-        "created_at": item.created_at,
-        "updated_at": item.updated_at,
-    }
+    if not isinstance(frozen, bytes):
+        value = copy.deepcopy(frozen)
+        if isinstance(item, SearchItem):
+            return SearchItem(
+                item.namespace, item.key, value, item.created_at, item.updated_at, item.score
+            )
+        return Item(
+            namespace=item.namespace,
+            key=item.key,
+            value=value,
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+        )
+    copied: LazyItem | LazySearchItem
     if isinstance(item, SearchItem):
-        return SearchItem(**fields, score=item.score)
-    return Item(**fields)
+        copied = LazySearchItem.__new__(LazySearchItem)
+        copied.score = item.score
+    else:
+        copied = LazyItem.__new__(LazyItem)
+    copied.namespace = item.namespace
+    copied.key = item.key
+    copied.created_at = item.created_at
+    copied.updated_at = item.updated_at
+    copied._frozen = frozen
+    return copied
+
+
+# The slot Item keeps its value in, which the copies below fill on first read.
+_VALUE_SLOT: Any = Item.__dict__["value"]
+
+
+def _read_value(item: Any) -> dict[str, Any]:
+    frozen = item._frozen
+    if frozen is not None:
+        item._frozen = None
+        # Unpickles only what _freeze pickled, never outside data.
+        _VALUE_SLOT.__set__(item, pickle.loads(frozen))  # noqa: S301
+    return _VALUE_SLOT.__get__(item)  # type: ignore[no-any-return]
+
+
+def _write_value(item: Any, value: dict[str, Any]) -> None:
+    item._frozen = None
+    _VALUE_SLOT.__set__(item, value)
+
+
+class LazyItem(Item):
+    """An ``Item`` copied from a snapshot, whose value is unpickled when first read: a
+    caller that reads only keys and namespaces pays for no copy."""
+
+    __slots__ = ("_frozen",)
+    _frozen: bytes | None
+    value = property(_read_value, _write_value)
+
+
+class LazySearchItem(SearchItem):
+    """A ``SearchItem`` copied from a snapshot, its value unpickled when first read."""
+
+    __slots__ = ("_frozen",)
+    _frozen: bytes | None
+    value = property(_read_value, _write_value)
