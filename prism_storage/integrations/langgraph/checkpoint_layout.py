@@ -31,6 +31,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ...backends.base import BaseStorageBackend
 from ...segments import decode_segment, join
+from .gathering import ConcurrentReads
 from .running import folder_prefix, resolve_listing_store
 
 DEFAULT_PREFIX = "langgraph/checkpoints/"
@@ -58,6 +59,7 @@ class CheckpointLayout(BaseCheckpointSaver[str]):
         self._contains = getattr(self.store, "supports_containment", False) and not getattr(
             self.store, "touch_on_read", False
         )
+        self._reads = ConcurrentReads(self._get_all)
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -89,12 +91,21 @@ class CheckpointLayout(BaseCheckpointSaver[str]):
         return await self._read(await self._list(prefix))
 
     async def _read(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
+        """The records at ``keys`` that exist. The reads of concurrent tasks made in one
+        loop turn go to the store as one ``get_many`` (one statement where the store
+        batches, instead of one per task when each task's reads alternate with its other
+        calls). Records are shared by callers that read the same key: none changes one."""
         if not keys:
-            return found
-        for start in range(0, len(keys), PAGE_SIZE):
-            found.update(await self.store.get_many(keys[start : start + PAGE_SIZE]))
-        return found
+            return {}
+        values = await self._reads.run(keys)
+        return {key: value for key, value in zip(keys, values, strict=True) if value is not None}
+
+    async def _get_all(self, keys: list[str]) -> list[dict[str, Any] | None]:
+        distinct = list(dict.fromkeys(keys))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(distinct), PAGE_SIZE):
+            found.update(await self.store.get_many(distinct[start : start + PAGE_SIZE]))
+        return [found.get(key) for key in keys]
 
     async def _delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), PAGE_SIZE):

@@ -8,11 +8,11 @@ namespace are one query when their ids share :data:`PAGE_ID_PREFIX` leading char
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import CheckpointTuple, get_checkpoint_id
+from langgraph.checkpoint.base import Checkpoint, CheckpointTuple, get_checkpoint_id
 
 from ...segments import encode_segment
 from .checkpoint_layout import PAGE_SIZE, checkpoint_id_of
@@ -72,31 +72,47 @@ class CheckpointListing(CheckpointReading):
                 chosen.append(record)
                 if remaining is not None and len(chosen) == remaining:
                     break
-            # Built together: their reads are independent, and stores batch concurrent calls.
-            page_writes = self._page_writes(chosen)
-            tuples = (self._tuple(record, page_writes=page_writes) for record in chosen)
-            try:
-                items = await asyncio.gather(*tuples)
-            finally:
-                if page_writes is not None:
-                    page_writes.cancel()  # nothing when it is done
-                    if page_writes.done() and not page_writes.cancelled():
-                        page_writes.exception()  # its error, if any, was the gather's
+            items = await self._tuples(chosen)
             for item in items:
-                assert item is not None  # nothing to confirm: always built
                 yield item
             if remaining is not None:
                 remaining -= len(chosen)
                 if remaining <= 0:
                     return
 
-    def _page_writes(
-        self, records: list[dict[str, Any]]
-    ) -> asyncio.Future[dict[str, dict[str, Any]]] | None:
-        """One query for the pending writes of a page of checkpoints of one thread and
-        namespace, where the store finds by containment and the page's ids share a long
-        prefix (uuid6 ids do when made within about half a minute: only checkpoints of
-        that window can come along); ``None``: each checkpoint reads its own."""
+    async def _tuples(self, records: list[dict[str, Any]]) -> list[CheckpointTuple]:
+        """The tuples of a page of checkpoints: the channel values of all in one read,
+        beside their pending writes (in one query where :meth:`_page_writes_prefix`
+        gives one, else one read per checkpoint)."""
+        if not records:
+            return []
+        checkpoints: list[Checkpoint] = [self._load(r["checkpoint"]) for r in records]
+        blob_keys = [self._blob_keys(r, c) for r, c in zip(records, checkpoints, strict=True)]
+        prefixes = [
+            self._writes(r["thread_id"], r["checkpoint_ns"], r["checkpoint_id"]) for r in records
+        ]
+        shared = self._page_writes_prefix(records)
+        writes_reads = [self._under(p) for p in ([shared] if shared else prefixes)]
+        found, *writes = await _each(
+            self._read([k for keys in blob_keys for k in keys]), *writes_reads
+        )
+        if shared:
+            pending = [{k: w for k, w in writes[0].items() if k.startswith(p)} for p in prefixes]
+        else:
+            pending = writes
+        return [
+            self._assemble(*parts)
+            for parts in zip(
+                records, checkpoints, blob_keys, [found] * len(records), pending, strict=True
+            )
+        ]
+
+    def _page_writes_prefix(self, records: list[dict[str, Any]]) -> str | None:
+        """The prefix of the pending writes of a page of checkpoints of one thread and
+        namespace, read in one query where the store finds by containment and the page's
+        ids share a long prefix (uuid6 ids do when made within about half a minute: only
+        checkpoints of that window can come along); ``None``: each checkpoint reads its
+        own."""
         if not self._contains or len(records) < 2:
             return None
         labels = {(r["thread_id"], r["checkpoint_ns"]) for r in records}
@@ -106,7 +122,16 @@ class CheckpointListing(CheckpointReading):
         shared = _common_prefix(ids)
         if len(shared) < PAGE_ID_PREFIX:
             return None
-        return asyncio.ensure_future(self._under(self._writes(*labels.pop()) + shared))
+        return self._writes(*labels.pop()) + shared
+
+
+async def _each(*reads: Awaitable[dict[str, dict[str, Any]]]) -> list[dict[str, dict[str, Any]]]:
+    """Every read's result, once all are done (none is left running when one fails)."""
+    outcomes = await asyncio.gather(*reads, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes  # type: ignore[return-value]
 
 
 def _common_prefix(texts: list[str]) -> str:

@@ -13,7 +13,6 @@ thread's checkpoints are listed as before.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -32,34 +31,43 @@ class CheckpointReading(CheckpointLayout):
     """``aget_tuple`` and the tuple of a checkpoint record."""
 
     async def _tuple(
-        self,
-        record: dict[str, Any],
-        confirm: str | None = None,
-        page_writes: Awaitable[dict[str, dict[str, Any]]] | None = None,
+        self, record: dict[str, Any], confirm: str | None = None
     ) -> CheckpointTuple | None:
         """The tuple of the checkpoint ``record``; ``None`` when ``confirm`` (the key of
-        the checkpoint the record is a copy of) holds nothing any more. ``page_writes``:
-        the writes of a page of checkpoints that includes this one, read once for all."""
-        thread_id = record["thread_id"]
-        checkpoint_ns = record["checkpoint_ns"]
-        checkpoint_id = record["checkpoint_id"]
+        the checkpoint the record is a copy of) holds nothing any more."""
         checkpoint: Checkpoint = self._load(record["checkpoint"])
-        blob_keys = {
-            self._blobs(thread_id, checkpoint_ns, channel) + encode_segment(str(version)): channel
-            for channel, version in checkpoint["channel_versions"].items()
-        }
+        blob_keys = self._blob_keys(record, checkpoint)
         # One round trip for both (stores batch concurrent calls).
         # The checkpoint to confirm is read with the values: one statement, not two.
         reads = [*blob_keys, confirm] if confirm is not None else list(blob_keys)
-        writes_prefix = self._writes(thread_id, checkpoint_ns, checkpoint_id)
-        pending, found = await asyncio.gather(
-            self._under(writes_prefix) if page_writes is None else page_writes,
-            self._read(reads),
+        writes_prefix = self._writes(
+            record["thread_id"], record["checkpoint_ns"], record["checkpoint_id"]
         )
-        if page_writes is not None:
-            pending = {k: w for k, w in pending.items() if k.startswith(writes_prefix)}
+        pending, found = await asyncio.gather(self._under(writes_prefix), self._read(reads))
         if confirm is not None and confirm not in found:
             return None
+        return self._assemble(record, checkpoint, blob_keys, found, pending)
+
+    def _blob_keys(self, record: dict[str, Any], checkpoint: Checkpoint) -> dict[str, str]:
+        """``{key of a channel value the checkpoint reads: its channel}``."""
+        thread_id, checkpoint_ns = record["thread_id"], record["checkpoint_ns"]
+        return {
+            self._blobs(thread_id, checkpoint_ns, channel) + encode_segment(str(version)): channel
+            for channel, version in checkpoint["channel_versions"].items()
+        }
+
+    def _assemble(
+        self,
+        record: dict[str, Any],
+        checkpoint: Checkpoint,
+        blob_keys: dict[str, str],
+        found: dict[str, dict[str, Any]],
+        pending: dict[str, dict[str, Any]],
+    ) -> CheckpointTuple:
+        """The tuple of a checkpoint, from the channel values read (``found``, by key)
+        and its pending writes."""
+        thread_id = record["thread_id"]
+        checkpoint_ns = record["checkpoint_ns"]
         values = {
             channel: self._load(found[key])
             for key, channel in blob_keys.items()
@@ -75,7 +83,7 @@ class CheckpointReading(CheckpointLayout):
                 "configurable": {
                     "thread_id": thread_id,
                     "checkpoint_ns": checkpoint_ns,
-                    "checkpoint_id": checkpoint_id,
+                    "checkpoint_id": record["checkpoint_id"],
                 }
             },
             checkpoint={**checkpoint, "channel_values": values},

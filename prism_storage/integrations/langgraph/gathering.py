@@ -1,11 +1,11 @@
-"""Read-only batches that concurrent tasks start in one turn of an event loop, executed
-as one batch.
+"""Reads that concurrent tasks start in one turn of an event loop, executed as one.
 
 ``BaseStore.aget``, ``asearch`` and ``alist_namespaces`` each send a batch of one
 operation; LangGraph's own stores queue them and run what accumulated together. Here a
-read-only batch waits for the end of the current loop turn, joined by those other tasks
-start meanwhile, and the whole goes to the store's executor at once: one read of many
-keys, each distinct search once (see :mod:`.batches`).
+read waits for the end of the current loop turn, joined by those other tasks start
+meanwhile, and the whole goes to the executor at once: for the store, one read of many
+keys and each distinct search once (see :mod:`.batches`); for the checkpointer, one
+``get_many`` for the channel values of many checkpoints.
 
 Guarantees: each caller gets the results of its own operations, in order; an error of the
 merged batch makes every call run again alone, so a bad operation fails only its own
@@ -20,24 +20,23 @@ import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from langgraph.store.base import Op
-
 __all__ = ["ConcurrentReads"]
 
+T = TypeVar("T")
 R = TypeVar("R")
-_Call = tuple[list[Op], "asyncio.Future[list[R]]"]
+_Call = tuple[list[T], "asyncio.Future[list[R]]"]
 
 
-class ConcurrentReads(Generic[R]):
-    """Gathers the read-only batches of each event loop, one merged batch per turn;
-    ``execute`` gives one result per operation."""
+class ConcurrentReads(Generic[T, R]):
+    """Gathers the reads of each event loop, one merged call per turn; ``execute`` gives
+    one result per item read (operation or key)."""
 
-    def __init__(self, execute: Callable[[list[Op]], Awaitable[list[R]]]) -> None:
+    def __init__(self, execute: Callable[[list[T]], Awaitable[list[R]]]) -> None:
         self._execute = execute
-        self._waiting: dict[asyncio.AbstractEventLoop, list[_Call[R]]] = {}
+        self._waiting: dict[asyncio.AbstractEventLoop, list[_Call[T, R]]] = {}
         self._running: set[asyncio.Task[None]] = set()
 
-    async def run(self, ops: list[Op]) -> list[R]:
+    async def run(self, ops: list[T]) -> list[R]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[R]] = loop.create_future()
         waiting = self._waiting.get(loop)
@@ -54,7 +53,7 @@ class ConcurrentReads(Generic[R]):
         self._running.add(task)  # a task nobody references may be collected mid-run
         task.add_done_callback(self._running.discard)
 
-    async def _run_together(self, calls: list[_Call[R]]) -> None:
+    async def _run_together(self, calls: list[_Call[T, R]]) -> None:
         calls = [(ops, future) for ops, future in calls if not future.done()]
         if len(calls) == 1:
             await self._run_alone(*calls[0])
@@ -77,7 +76,7 @@ class ConcurrentReads(Generic[R]):
                 future.set_result(results[start : start + len(ops)])
             start += len(ops)
 
-    async def _run_alone(self, ops: list[Op], future: asyncio.Future[list[R]]) -> None:
+    async def _run_alone(self, ops: list[T], future: asyncio.Future[list[R]]) -> None:
         try:
             results = await self._execute(ops)
         except asyncio.CancelledError:
