@@ -45,7 +45,8 @@ def _identity(op: Op) -> Hashable | None:
     holding what JSON cannot write: a key that is no string, an object)."""
     try:
         if isinstance(op, GetOp):
-            return "get", json.dumps([op.namespace, op.key])
+            # Labels are strings (validated before), so plain equality is exact.
+            return ("get", tuple(op.namespace), op.key) if type(op.key) is str else None
         if isinstance(op, SearchOp | ListNamespacesOp):
             return type(op).__name__, json.dumps(op, sort_keys=True, default=_not_json)
     except (TypeError, ValueError):

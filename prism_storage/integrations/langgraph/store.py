@@ -29,6 +29,7 @@ are the most recently updated first, as LangGraph's Postgres store returns them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Awaitable, Iterable
@@ -103,7 +104,7 @@ class PrismStore(BaseStore):
     # -- keys ---------------------------------------------------------------------------
 
     def _key(self, namespace: Namespace, key: str) -> str:
-        return self.prefix + join(*namespace) + encode_segment(key)
+        return self.prefix + _item_path(tuple(namespace), key)
 
     def _namespace_of(self, key: str) -> Namespace:
         segments = key[len(self.prefix) :].split("/")[:-1]
@@ -351,6 +352,13 @@ async def _all(*reads: Awaitable[None]) -> None:
     for outcome in await asyncio.gather(*reads, return_exceptions=True):
         if isinstance(outcome, BaseException):
             raise outcome
+
+
+@functools.lru_cache(maxsize=4096)
+def _item_path(namespace: Namespace, key: str) -> str:
+    """An item's key below the prefix, remembered: percent-encoding its labels is a good
+    part of a get's own time, and the same items are read again and again."""
+    return join(*namespace) + encode_segment(key)
 
 
 def _page(found: list[Item], op: SearchOp) -> list[SearchItem]:
