@@ -237,7 +237,7 @@ async def test_a_listed_page_reads_its_writes_at_once_and_each_checkpoint_gets_i
             await saver.aput_writes(parent, [("n", step * 10), ("m", step)], task_id=f"t{step}")
             stored.append(parent)
         assert (
-            saver._page_writes(
+            saver._page_writes_prefix(
                 [
                     {
                         "thread_id": "t",

@@ -9,6 +9,7 @@ from asgiref.sync import async_to_sync
 
 from ...backends.base import BaseStorageBackend
 from ...compat import outer_event_loop_running
+from ...exceptions import UnsupportedOperationError
 
 T = TypeVar("T")
 
@@ -43,3 +44,19 @@ def resolve_store(store: BaseStorageBackend | str) -> BaseStorageBackend:
     if not isinstance(store, BaseStorageBackend):
         raise TypeError(f"Expected a prism store or an alias, not {type(store).__name__}.")
     return store
+
+
+def resolve_listing_store(store: BaseStorageBackend | str, needed_for: str) -> BaseStorageBackend:
+    """:func:`resolve_store`, refusing a store that cannot list its keys (``needed_for``
+    ends the error's sentence: what listing is needed for)."""
+    resolved = resolve_store(store)
+    if not resolved.supports_listing:
+        raise UnsupportedOperationError(
+            f"The {resolved.backend_name!r} backend cannot list keys, which {needed_for}"
+        )
+    return resolved
+
+
+def folder_prefix(prefix: str) -> str:
+    """``prefix`` ending in ``/``, so that listing under it is exact."""
+    return prefix if prefix.endswith("/") else prefix + "/"

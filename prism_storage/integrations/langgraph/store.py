@@ -29,9 +29,10 @@ are the most recently updated first, as LangGraph's Postgres store returns them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +41,6 @@ from langgraph.store.base import (
     GetOp,
     Item,
     ListNamespacesOp,
-    MatchCondition,
     Op,
     PutOp,
     Result,
@@ -53,10 +53,12 @@ from langgraph.store.base.embed import get_text_at_path
 
 from ...backends.base import BaseStorageBackend
 from ...backends.versions import timestamp
-from ...exceptions import UnsupportedOperationError
 from ...segments import decode_segment, encode_segment, join
+from .batches import Snapshot, repeated_reads
 from .filters import containment_part, matches
-from .running import resolve_store, run_sync
+from .gathering import ConcurrentReads
+from .namespaces import listing_start, namespace_page
+from .running import folder_prefix, resolve_listing_store, run_sync
 
 __all__ = ["PrismStore"]
 
@@ -80,15 +82,8 @@ class PrismStore(BaseStore):
         prefix: str = DEFAULT_PREFIX,
         ttl: TTLConfig | None = None,
     ) -> None:
-        self.store = resolve_store(store)
-        if not self.store.supports_listing:
-            raise UnsupportedOperationError(
-                f"The {self.store.backend_name!r} backend cannot list keys, which "
-                "namespaces and search need."
-            )
-        if not prefix.endswith("/"):
-            prefix += "/"
-        self.prefix = prefix
+        self.store = resolve_listing_store(store, "namespaces and search need.")
+        self.prefix = folder_prefix(prefix)
         # An expiry is set on write (the item keeps its ttl); a read with ``refresh_ttl``
         # (LangGraph's default, ``TTLConfig["refresh_on_read"]``) pushes it back with the
         # store's ``touch``.
@@ -104,11 +99,12 @@ class PrismStore(BaseStore):
             and getattr(self.store, "supports_containment", False)
             and not getattr(self.store, "touch_on_read", False)
         )
+        self._reads = ConcurrentReads(self._execute)
 
     # -- keys ---------------------------------------------------------------------------
 
     def _key(self, namespace: Namespace, key: str) -> str:
-        return self.prefix + join(*namespace) + encode_segment(key)
+        return self.prefix + _item_path(tuple(namespace), key)
 
     def _namespace_of(self, key: str) -> Namespace:
         segments = key[len(self.prefix) :].split("/")[:-1]
@@ -230,22 +226,9 @@ class PrismStore(BaseStore):
         ]
 
     async def _list_namespaces(self, op: ListNamespacesOp) -> list[Namespace]:
-        # A leading prefix condition without wildcards narrows the listing itself.
-        start: Namespace = ()
-        for condition in op.match_conditions or ():
-            if condition.match_type == "prefix":
-                start = tuple(condition.path[: _fixed_length(condition.path)])
-                break
+        keys = await self._list(listing_start(op))
         # A key right under the prefix is no item of this store's (an item has a namespace).
-        namespaces = {self._namespace_of(key) for key in await self._list(start)} - {()}
-        kept = [
-            namespace
-            for namespace in namespaces
-            if all(_matches(condition, namespace) for condition in op.match_conditions or ())
-        ]
-        if op.max_depth is not None:
-            kept = list({namespace[: op.max_depth] for namespace in kept})
-        return sorted(kept)[op.offset : op.offset + op.limit]
+        return namespace_page({self._namespace_of(key) for key in keys} - {()}, op)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -301,36 +284,81 @@ class PrismStore(BaseStore):
         ops = list(ops)
         for op in ops:
             validate_op_namespace(op)
-        results: list[Result] = [None] * len(ops)
+            if not isinstance(op, GetOp | PutOp | SearchOp | ListNamespacesOp):
+                raise ValueError(f"Unknown operation type: {type(op).__name__}")
+        if any(isinstance(op, PutOp) for op in ops):
+            results = await self._execute(ops)
+        else:
+            # Reads of concurrent tasks (each ``aget`` is a batch of its own) run together.
+            results = await self._reads.run(ops)
+        return [r.take() if isinstance(r, Snapshot) else r for r in results]
+
+    async def _execute(self, ops: list[Op]) -> list[Result | Snapshot]:
+        """The results of ``ops``; a repeated read's repeats hold a snapshot of its."""
+        results: list[Result | Snapshot] = [None] * len(ops)
+        # Each distinct read once; the repeats get copies of its result.
+        repeats = repeated_reads(ops)
+        repeated = {i for positions in repeats.values() for i in positions}
+        reads: list[Awaitable[None]] = [
+            self._read_into(results, i, op)
+            for i, op in enumerate(ops)
+            if isinstance(op, SearchOp | ListNamespacesOp) and i not in repeated
+        ]
+        gets = {i: op for i, op in enumerate(ops) if isinstance(op, GetOp) and i not in repeated}
+        if gets:
+            refreshed = [op for op in ops if isinstance(op, GetOp) and op.refresh_ttl]
+            reads.append(self._get_into(results, gets, refreshed))
+        # Together: their reads are independent, and stores batch concurrent calls.
+        await _all(*reads)
+        for first, positions in repeats.items():
+            result = results[first]
+            assert not isinstance(result, Snapshot)  # a first occurrence holds its own
+            snapshot = Snapshot(result)
+            for i in positions:
+                results[i] = snapshot
         # Reads see the store as it was before the batch's writes, as InMemoryStore's do;
         # of several puts to one item the last wins.
-        gets = {
-            i: self._key(op.namespace, op.key) for i, op in enumerate(ops) if isinstance(op, GetOp)
-        }
-        puts: dict[tuple[Namespace, str], PutOp] = {}
-        for op in ops:
-            if isinstance(op, PutOp):
-                puts[(op.namespace, op.key)] = op
-        if gets:
-            ttls: dict[str, float] = {}
-            items = await self._items(list(dict.fromkeys(gets.values())), ttls)
-            for i, key in gets.items():
-                results[i] = items.get(key)
-            refreshed = [key for i, key in gets.items() if getattr(ops[i], "refresh_ttl", False)]
-            await self._refresh(ttls, refreshed)
-        for i, op in enumerate(ops):
-            if isinstance(op, SearchOp):
-                results[i] = await self._search(op)
-            elif isinstance(op, ListNamespacesOp):
-                results[i] = await self._list_namespaces(op)
-            elif not isinstance(op, GetOp | PutOp):
-                raise ValueError(f"Unknown operation type: {type(op).__name__}")
+        puts = {(op.namespace, op.key): op for op in ops if isinstance(op, PutOp)}
         if puts:
             await self._apply_puts(puts)
         return results
 
+    async def _read_into(
+        self, results: list[Result | Snapshot], i: int, op: SearchOp | ListNamespacesOp
+    ) -> None:
+        if isinstance(op, SearchOp):
+            results[i] = await self._search(op)
+        else:
+            results[i] = await self._list_namespaces(op)
+
+    async def _get_into(
+        self, results: list[Result | Snapshot], gets: dict[int, GetOp], refreshed: list[GetOp]
+    ) -> None:
+        """The items ``gets`` reads in one call; then the expiries pushed back for the
+        ``refreshed`` gets (repeats included: each may ask it or not)."""
+        ttls: dict[str, float] = {}
+        keys = {i: self._key(op.namespace, op.key) for i, op in gets.items()}
+        items = await self._items(list(dict.fromkeys(keys.values())), ttls)
+        for i, key in keys.items():
+            results[i] = items.get(key)
+        await self._refresh(ttls, (self._key(op.namespace, op.key) for op in refreshed))
+
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         return run_sync(self.store, self.abatch, list(ops))
+
+
+async def _all(*reads: Awaitable[None]) -> None:
+    """Await every read, then raise the first error, if any (none is left running)."""
+    for outcome in await asyncio.gather(*reads, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+@functools.lru_cache(maxsize=4096)
+def _item_path(namespace: Namespace, key: str) -> str:
+    """An item's key below the prefix, remembered: percent-encoding its labels is a good
+    part of a get's own time, and the same items are read again and again."""
+    return join(*namespace) + encode_segment(key)
 
 
 def _page(found: list[Item], op: SearchOp) -> list[SearchItem]:
@@ -363,24 +391,3 @@ def _item(record: dict[str, Any], created_at: datetime, updated_at: datetime) ->
         created_at=created_at,
         updated_at=updated_at,
     )
-
-
-def _fixed_length(path: tuple[str, ...]) -> int:
-    """How many leading labels of ``path`` are not wildcards."""
-    for position, label in enumerate(path):
-        if label == "*":
-            return position
-    return len(path)
-
-
-def _matches(condition: MatchCondition, namespace: Namespace) -> bool:
-    path = tuple(condition.path)
-    if len(namespace) < len(path):
-        return False
-    if condition.match_type == "prefix":
-        pairs = zip(namespace[: len(path)], path, strict=True)
-    elif condition.match_type == "suffix":
-        pairs = zip(namespace[len(namespace) - len(path) :], path, strict=True)
-    else:
-        raise ValueError(f"Unsupported match type: {condition.match_type}")
-    return all(wanted in ("*", label) for label, wanted in pairs)
