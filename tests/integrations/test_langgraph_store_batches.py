@@ -209,3 +209,17 @@ def test_a_copy_reads_its_value_only_when_asked_and_behaves_as_an_item():
         Item(value={"x": 1}, key="k", namespace=("a",), created_at=now, updated_at=now)
     )
     assert single.take() == single.take() and single.take() is not single.take()
+
+
+def test_copies_are_made_whole_where_item_keeps_its_value_without_a_slot(monkeypatch):
+    # A LangGraph release whose Item holds its value otherwise gets whole copies.
+    from prism_storage.integrations.langgraph import batches
+
+    now = datetime.now(UTC)
+    item = Item(namespace=("a",), key="k", value={"x": [1]}, created_at=now, updated_at=now)
+    snapshot = Snapshot(item)
+    assert type(snapshot.take()).__name__ == "LazyItem"
+    monkeypatch.setattr(batches, "_VALUE_SLOT", None)
+    copied = snapshot.take()
+    assert type(copied) is Item
+    assert copied.value == {"x": [1]} and copied.value is not item.value

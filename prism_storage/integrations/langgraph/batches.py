@@ -88,8 +88,8 @@ def _freeze(value: dict[str, Any]) -> bytes | dict[str, Any]:
 
 
 def _thaw(item: Item, frozen: bytes | dict[str, Any]) -> Item:
-    if not isinstance(frozen, bytes):
-        value = copy.deepcopy(frozen)
+    if not isinstance(frozen, bytes) or _VALUE_SLOT is None:
+        value = _unpickled(frozen) if isinstance(frozen, bytes) else copy.deepcopy(frozen)
         if isinstance(item, SearchItem):
             return SearchItem(
                 item.namespace, item.key, value, item.created_at, item.updated_at, item.score
@@ -115,16 +115,24 @@ def _thaw(item: Item, frozen: bytes | dict[str, Any]) -> Item:
     return copied
 
 
-# The slot Item keeps its value in, which the copies below fill on first read.
-_VALUE_SLOT: Any = Item.__dict__["value"]
+# The slot Item keeps its value in, which the copies below fill on first read. Should a
+# release of LangGraph keep the value otherwise, copies are made whole instead.
+_VALUE_SLOT: Any = Item.__dict__.get("value")
+if _VALUE_SLOT is not None and not hasattr(_VALUE_SLOT, "__set__"):
+    _VALUE_SLOT = None
+
+
+def _unpickled(frozen: bytes) -> dict[str, Any]:
+    # Unpickles only what _freeze pickled, never outside data.
+    value: dict[str, Any] = pickle.loads(frozen)  # noqa: S301
+    return value
 
 
 def _read_value(item: Any) -> dict[str, Any]:
     frozen = item._frozen
     if frozen is not None:
         item._frozen = None
-        # Unpickles only what _freeze pickled, never outside data.
-        _VALUE_SLOT.__set__(item, pickle.loads(frozen))  # noqa: S301
+        _VALUE_SLOT.__set__(item, _unpickled(frozen))
     return _VALUE_SLOT.__get__(item)  # type: ignore[no-any-return]
 
 
