@@ -177,6 +177,27 @@ async def test_large_values_keep_their_metadata(store, raw):
     assert (await store.get("big"))["messages"] == [1, 2]
 
 
+async def test_a_batch_of_small_and_large_records_in_several_scripts(store, raw, monkeypatch):
+    from prism_storage.backends.redis import records
+
+    # Small scripts, so that this batch takes several; two records too large for any.
+    monkeypatch.setattr(records, "STAMP_MANY_BYTES", 2_000)
+    small = {f"s{i:03d}": {"i": i, "text": "x" * 300} for i in range(40)}
+    large = {"big1": {"blob": "é" * 70_000}, "big2": {"blob": "e" * 80_000}}
+    await store.set("s005", {"before": True})
+    created = (await store.get_record("s005")).created_at
+    batch = dict(list(small.items())[:20]) | large | dict(list(small.items())[20:])
+    await store.set_many(batch, ttl=100)
+    stored = await store.get_many_records(list(batch))
+    assert {key: record.value for key, record in stored.items()} == batch
+    assert len({record.version for record in stored.values()}) == len(batch)
+    assert stored["s005"].created_at == created
+    assert stored["s006"].created_at == stored["s006"].updated_at
+    assert all(record.expires_at is not None for record in stored.values())
+    assert sorted(await store.keys(limit=100)) == sorted(batch)
+    assert await raw.pttl(name(store, "s039")) > 0
+
+
 # ------------------------------------------------------------------ what no store of ours wrote
 
 

@@ -19,7 +19,7 @@ from ...exceptions import BackendUnavailableError, InvalidValueError
 from ..versions import ABSENT, Condition, Record, WriteResult, check_condition, new_version
 from ..versions import timestamp as utc
 from .client import client_errors
-from .scripts import APPEND, DELETE, POP, PUT, READ, REMOVE, STAMP, TOUCH, Script
+from .scripts import APPEND, DELETE, POP, PUT, READ, REMOVE, STAMP, STAMP_MANY, TOUCH, Script
 from .stored import split
 
 __all__ = ["PIPELINE_VALUE_BYTES", "ScriptedRecords"]
@@ -29,6 +29,10 @@ T = TypeVar("T")
 #: A write of a value larger than this (JSON characters) is not pipelined, nor reads while
 #: the records recent reads returned are larger on average.
 PIPELINE_VALUE_BYTES = 64 * 1024
+
+#: ``set_many`` on one server writes its small records by STAMP_MANY scripts of at most
+#: this many JSON characters each (a script holds its arguments in Lua strings meanwhile).
+STAMP_MANY_BYTES = 512 * 1024
 
 
 class ScriptedRecords:
@@ -171,13 +175,32 @@ class ScriptedRecords:
             await self._eval_many("write", PUT, calls)
             return
         prefix, px, now = self._key_prefix, _px(ttl), _now()
+        assert self._indexed  # on one server the store always keeps its key index
 
         async def write(client: Any) -> None:
-            # One MULTI/EXEC, so the batch is applied all at once; each record is written
-            # as STAMP + APPEND (see _write), so no value goes through Lua.
+            # One MULTI/EXEC, so the batch is applied all at once: small records by
+            # STAMP_MANY scripts, each large one as STAMP + APPEND (see _write), so that
+            # no large value goes through Lua.
             pipe = client.pipeline(transaction=True)
-            pipe.execute_command("SCRIPT", "LOAD", STAMP.body)
-            for key, _value, data in items:
+            pipe.execute_command("SCRIPT", "LOAD", STAMP_MANY.body)
+            large = [item for item in items if len(item[2]) > PIPELINE_VALUE_BYTES]
+            if large:
+                pipe.execute_command("SCRIPT", "LOAD", STAMP.body)
+            for chunk in _small_record_chunks(items):
+                keys = [prefix + key for key, _value, _data in chunk]
+                arguments: list[Any] = [now, px]
+                for _key, _value, data in chunk:
+                    arguments += (new_version(), data)
+                first = self._script_keys(keys[0], STAMP_MANY)
+                pipe.execute_command(
+                    "EVALSHA",
+                    STAMP_MANY.sha,
+                    first[0] + len(keys) - 1,
+                    *first[1:],
+                    *keys[1:],
+                    *arguments,
+                )
+            for key, _value, data in large:
                 stamp = self._script_keys(prefix + key, STAMP)
                 pipe.execute_command("EVALSHA", STAMP.sha, *stamp, new_version(), now, px)
                 pipe.execute_command("APPEND", prefix + key, data)
@@ -314,6 +337,24 @@ class ScriptedRecords:
 
 def _milliseconds(ttl: float) -> int:
     return max(1, round(ttl * 1000))
+
+
+def _small_record_chunks(
+    items: list[tuple[str, dict[str, Any], str]],
+) -> list[list[tuple[str, dict[str, Any], str]]]:
+    """The records of ``items`` of at most :data:`PIPELINE_VALUE_BYTES` characters, in
+    order, in chunks of at most :data:`STAMP_MANY_BYTES` characters."""
+    chunks: list[list[tuple[str, dict[str, Any], str]]] = []
+    size = STAMP_MANY_BYTES
+    for item in items:
+        if len(item[2]) > PIPELINE_VALUE_BYTES:
+            continue
+        if size + len(item[2]) > STAMP_MANY_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += len(item[2])
+    return chunks
 
 
 def _now() -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .index import LIST
 from .lists import APPEND, POP
-from .records import DELETE, PUT, READ, REMOVE, STAMP, TOUCH
+from .records import DELETE, PUT, READ, REMOVE, STAMP, STAMP_MANY, TOUCH
 from .script import Script
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "READ",
     "REMOVE",
     "STAMP",
+    "STAMP_MANY",
     "TOUCH",
     "Script",
 ]

@@ -2,8 +2,9 @@
 
 Replies: ``put`` -> ``{1, created}`` or ``{0, current version or false}``; conditional
 remove -> ``{1, existed}`` or ``{0, current}``; ``stamp`` -> 1 if it created the record,
-else 0; ``delete`` -> how many keys it deleted; ``read`` -> ``{stored string, PTTL,
-server seconds, microseconds}`` or false; ``touch`` -> 1 or 0 (whether the record existed).
+else 0; ``stamp_many`` -> nothing; ``delete`` -> how many keys it deleted; ``read`` ->
+``{stored string, PTTL, server seconds, microseconds}`` or false; ``touch`` -> 1 or 0
+(whether the record existed).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from .fragments import COMMON, INDEX, STORE_AND_INDEX
 from .script import Script
 
-__all__ = ["DELETE", "PUT", "READ", "REMOVE", "STAMP", "TOUCH"]
+__all__ = ["DELETE", "PUT", "READ", "REMOVE", "STAMP", "STAMP_MANY", "TOUCH"]
 
 #: ARGV: the JSON, version, now (15-digit Unix ms), PX ms or '', condition ('' none,
 #: 'absent' or 'version'), the expected version.
@@ -72,6 +73,40 @@ local stored = header(version, created or now, now)
     + """\
 if created then return 0 end
 return 1
+""",
+    indexed=True,
+)
+
+#: Unconditional writes of several small records at once (``set_many`` on one server):
+#: one script instead of a STAMP and an APPEND per record, each record stored whole and
+#: keeping its created_at, as by PUT. KEYS: the first record, the index (as for every
+#: writing script), then the other records. ARGV: now (15-digit Unix ms), PX ms or '',
+#: then a version and the JSON per record, in the order of the keys.
+STAMP_MANY = Script(
+    "stamp_many",
+    COMMON
+    + INDEX
+    + r"""
+local now, ttl = ARGV[1], ARGV[2]
+local function store(record, version, json)
+  local head = redis.pcall('GETRANGE', record, 0, 51)
+  local created
+  if type(head) == 'string' and head ~= '' then
+    created = sub(head, 1, 3) == '%1|' and sub(head, 21, 35) or '000000000000000'
+  end
+  local stored = header(version, created or now, now) .. json
+  if ttl == '' then
+    redis.call('SET', record, stored)
+  else
+    redis.call('SET', record, stored, 'PX', ttl)
+  end
+  redis.call('ZADD', index, 0, sub(record, #store_prefix + 1))
+end
+store(key, ARGV[3], ARGV[4])
+for i = 3, #KEYS do
+  store(KEYS[i], ARGV[2 * i - 1], ARGV[2 * i])
+end
+if ttl ~= '' then prune(PROBES) end
 """,
     indexed=True,
 )
