@@ -51,6 +51,18 @@ return {1, 1}
     indexed=True,
 )
 
+#: The creation time an unconditional overwrite of ``record`` keeps: the record's own,
+#: zeros for one written before versions, ``nil`` when there is none (or a value of
+#: another type, which SET replaces). Used by STAMP and STAMP_MANY.
+_KEPT_CREATED = r"""
+local function created_of(record)
+  local head = redis.pcall('GETRANGE', record, 0, 51)
+  if type(head) == 'string' and head ~= '' then
+    return sub(head, 1, 3) == '%1|' and sub(head, 21, 35) or '000000000000000'
+  end
+end
+"""
+
 #: The first half of a large unconditional write, in one MULTI with ``APPEND key json``:
 #: store the header alone (keeping created_at), then the JSON is appended by a plain
 #: command. A large value never goes through Lua: each script argument is copied into a
@@ -60,13 +72,10 @@ STAMP = Script(
     "stamp",
     COMMON
     + INDEX
+    + _KEPT_CREATED
     + r"""
 local version, now, ttl = ARGV[1], ARGV[2], ARGV[3]
-local head = redis.pcall('GETRANGE', key, 0, 51)
-local created
-if type(head) == 'string' and head ~= '' then
-  created = sub(head, 1, 3) == '%1|' and sub(head, 21, 35) or '000000000000000'
-end
+local created = created_of(key)
 local stored = header(version, created or now, now)
 """
     + STORE_AND_INDEX
@@ -86,15 +95,11 @@ STAMP_MANY = Script(
     "stamp_many",
     COMMON
     + INDEX
+    + _KEPT_CREATED
     + r"""
 local now, ttl = ARGV[1], ARGV[2]
 local function store(record, version, json)
-  local head = redis.pcall('GETRANGE', record, 0, 51)
-  local created
-  if type(head) == 'string' and head ~= '' then
-    created = sub(head, 1, 3) == '%1|' and sub(head, 21, 35) or '000000000000000'
-  end
-  local stored = header(version, created or now, now) .. json
+  local stored = header(version, created_of(record) or now, now) .. json
   if ttl == '' then
     redis.call('SET', record, stored)
   else
