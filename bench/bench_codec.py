@@ -1,12 +1,14 @@
 """The codec: prism's encode/decode against the JSON libraries a user would call by hand.
 
-Paths, for a 2.5 KB agent record and a ~1 MB one (a long conversation):
+Paths, for a 2.5 KB agent record, a ~1 MB one (a long conversation) and a ~1 MB record
+holding one long string (a document or an image as text):
 
 * ``json (stdlib)`` (the baseline): ``json.dumps``/``json.loads`` as a user would call them.
 * ``orjson`` and ``msgspec``: the raw libraries (``msgspec.json.Encoder``/``Decoder``).
 * ``prism codec``: :func:`prism_storage.codec.encode_value_bytes` / ``decode_value``,
   which validate every value (types, depth, NUL, lone surrogates, finite floats) before
-  encoding; with msgspec installed (the ``fast`` extra).
+  encoding; with msgspec and orjson installed (the ``fast`` extra: orjson writes, msgspec
+  reads).
 * ``prism codec, stdlib engine``: the same without msgspec (the fallback).
 
 Each round runs every path once, in an order rotated round by round; the table reports the
@@ -30,6 +32,7 @@ from bench.harness import (
     Case,
     Row,
     agent_record,
+    big_record,
     measure_cases,
     parser,
     print_table,
@@ -50,12 +53,12 @@ def _ops_per_s(run: Callable[[], object], count: int) -> float:
 
 def _stdlib_engine(run: Callable[[], object]) -> Callable[[], object]:
     def wrapped() -> object:
-        saved = codec._fast_encoder, codec._fast_decoder
-        codec._fast_encoder = codec._fast_decoder = None
+        saved = codec._fast_encoder, codec._fast_decoder, codec._fastest_writer
+        codec._fast_encoder = codec._fast_decoder = codec._fastest_writer = None
         try:
             return run()
         finally:
-            codec._fast_encoder, codec._fast_decoder = saved
+            codec._fast_encoder, codec._fast_decoder, codec._fastest_writer = saved
 
     return wrapped
 
@@ -106,10 +109,14 @@ async def main(argv: list[str] | None = None) -> list[Row]:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     rounds = rounds_of(args)
     cases: list[Case] = []
-    for label, size, count in (("2.5 KB", 2500, 2000), ("~1 MB", 1024 * 1024, 20)):
+    for label, value, count in (
+        ("2.5 KB", agent_record(0, size=2500), 2000),
+        ("~1 MB conversation", agent_record(0, size=1024 * 1024), 20),
+        ("~1 MB string", big_record(0), 50),
+    ):
         if args.quick:
             count = max(count // 10, 2)
-        cases += cases_for(label, agent_record(0, size=size), count)
+        cases += cases_for(label, value, count)
     rows = await measure_cases(cases, rounds)
     print_table(rows, f"JSON codec, ops/s (median of {rounds} rotated rounds)")
     if args.json:

@@ -1,6 +1,7 @@
 """The codec's two JSON engines (msgspec when installed, the standard library otherwise)
 give the same answers: the same values accepted and refused with the same errors, the same
-decoded records, and each reads what the other wrote."""
+decoded records, and each reads what the other wrote. The fast engine is tested twice: with
+orjson writing the text (msgspec taking over where orjson refuses) and with msgspec alone."""
 
 from __future__ import annotations
 
@@ -38,14 +39,29 @@ values = st.recursive(
 records = st.dictionaries(st.text(any_char, max_size=8), values, max_size=5)
 
 
-@contextmanager
-def standard_library_engine() -> Iterator[None]:
-    saved = codec._fast_encoder, codec._fast_decoder
-    codec._fast_encoder = codec._fast_decoder = None
+@pytest.fixture(scope="module", autouse=True, params=["orjson writer", "msgspec writer"])
+def fast_writer(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Runs every test of this module with each writer the fast engine can use."""
+    saved = codec._fastest_writer
+    if request.param == "orjson writer":
+        orjson = pytest.importorskip("orjson", reason="orjson comes with the 'fast' extra")
+        codec._fastest_writer = orjson.dumps
+    else:
+        codec._fastest_writer = None
     try:
         yield
     finally:
-        codec._fast_encoder, codec._fast_decoder = saved
+        codec._fastest_writer = saved
+
+
+@contextmanager
+def standard_library_engine() -> Iterator[None]:
+    saved = codec._fast_encoder, codec._fast_decoder, codec._fastest_writer
+    codec._fast_encoder = codec._fast_decoder = codec._fastest_writer = None
+    try:
+        yield
+    finally:
+        codec._fast_encoder, codec._fast_decoder, codec._fastest_writer = saved
 
 
 def outcome(encode: Callable[[Any], Any], value: Any) -> tuple[str, Any]:
@@ -189,3 +205,14 @@ def test_trusted_encoding_is_the_checked_encoding_on_both_engines(value: dict[st
     assert codec.encode_trusted(value) == checked
     with standard_library_engine():
         assert codec.encode_trusted(value) == codec.encode_value(value)
+
+
+def test_what_orjson_refuses_is_written_by_msgspec() -> None:
+    """Integers beyond 64 bits and nesting beyond orjson's 254 levels still encode, exactly."""
+    deep: Any = "bottom"
+    for _ in range(255):
+        deep = [deep]
+    for value in ({"n": 2**64, "m": -(2**70)}, {"deep": deep}):
+        text = codec.encode_value_bytes(value)
+        assert same_data(codec.decode_value(text), value)
+        assert same_data(json.loads(text), value)
