@@ -376,6 +376,28 @@ async def test_data_written_before_the_index_is_indexed_by_the_first_listing(
     assert len([key async for key in store.iter_keys(page_size=1_000)]) == len(keys) + 1
 
 
+async def test_erasure_pages_through_the_key_index(redis_server, raw, closing):
+    """delete_prefix reads the index range of its prefix, whatever else the database
+    holds: data written before the index existed is indexed first, expired entries are
+    not counted, and another store's keys (even under a longer prefix) stay."""
+    prefix = unique_prefix("erase")
+    store = RedisStorageBackend(redis_server.url, prefix=prefix)
+    other = RedisStorageBackend(redis_server.url, prefix=prefix + "x")
+    closing(store)
+    closing(other)
+    old = [f"u/1/old{i:04d}" for i in range(1_500)]
+    await raw.mset({f"{prefix}{SEPARATOR}{k}": b'{"old": true}' for k in old})
+    assert not await raw.exists(prefix + INDEX_SUFFIX)
+    await store.set_many({"u/1/a": {}, "u/10": {}, "u/1": {}})
+    await store.set_many({f"u/1/brief{i}": {} for i in range(20)}, ttl=0.05)
+    await other.set("u/1/theirs", {})
+    await asyncio.sleep(0.2)
+    assert await store.delete_prefix("u/1/") == len(old) + 1
+    assert list(await store.keys()) == ["u/1", "u/10"]
+    assert await index_members(raw, prefix) == {"", "u/1", "u/10"}
+    assert list(await other.keys()) == ["u/1/theirs"]
+
+
 async def test_entries_of_expired_keys_are_dropped(redis_server, raw, closing):
     prefix = unique_prefix("expired")
     store = RedisStorageBackend(redis_server.url, prefix=prefix)

@@ -13,7 +13,6 @@ Redis key, and a listing matches exactly its own store's keys.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
@@ -30,8 +29,9 @@ from ..base import DEFAULT_TIMEOUT, BaseStorageBackend, KeyPage, check_touch_on_
 from ..clients import LoopBoundClients
 from .client import BoundClient, bind_client, client_errors, close_client
 from .connection_url import URL_FORMS, parse_redis_url
+from .erasure import PrefixErasure
 from .index import IndexListing, build_index, has_hash_tag
-from .listing import KeyListing, glob_escape
+from .listing import KeyListing
 from .records import PIPELINE_VALUE_BYTES, ScriptedRecords
 from .scripts import DELETE
 from .stored import json_text
@@ -42,13 +42,11 @@ T = TypeVar("T")
 
 #: Between the store's prefix and the record key in every Redis key.
 SEPARATOR = "\x1f"
-#: SCAN ``COUNT`` and keys per ``UNLINK`` when a store erases by prefix.
-_ERASE_BATCH = 1000
 #: After the store's prefix in the name of its key index (a sorted set, see .index).
 INDEX_SUFFIX = "\x1ekeys"
 
 
-class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
+class RedisStorageBackend(ScriptedRecords, PrefixErasure, BaseStorageBackend):
     """Stores each record as a JSON string in Redis (standalone server or Redis Cluster).
 
     :param url: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS),
@@ -327,65 +325,3 @@ class RedisStorageBackend(ScriptedRecords, BaseStorageBackend):
                     "as soon as it was built (is the server evicting keys?)."
                 )
         return page
-
-    # ------------------------------------------------------------------ erasure
-
-    async def _delete_prefix(self, prefix: str) -> int:
-        # The pattern starts with the store's prefix and its separator, so every Redis key
-        # it matches is a record of this store under ``prefix``: glob characters in either
-        # are escaped, so they match only themselves.
-        pattern = glob_escape(self._key_prefix + prefix) + "*"
-        removed = 0
-        for node in await self._run("list keys", self._erase_nodes):
-            position = None
-            while position != 0:
-                position, names = await self._run(
-                    "list keys",
-                    functools.partial(
-                        self._scan, node=node, position=position or 0, pattern=pattern
-                    ),
-                )
-                if names:
-                    removed += await self._erase(names)
-        return removed
-
-    async def _erase(self, names: list[bytes]) -> int:
-        """Delete the records ``names`` (one round trip, bounded by ``timeout``). With a
-        key index their entries leave it atomically with them, so a key written again
-        meanwhile is never left out of the index."""
-        if not self._indexed:
-            # UNLINK frees the memory in the background; split by hash slot on a cluster.
-            return int(await self._run("delete", lambda client: client.unlink(*names)))
-        start = len(self._key_prefix)
-        keys = [name.decode()[start:] for name in names]
-        if self.cluster:  # one slot (a hash tag): the delete script per key, pipelined
-            replies = await self._eval_many("delete", DELETE, [(key, ()) for key in keys])
-            return sum(int(reply) for reply in replies)
-
-        async def unlink(client: Any) -> int:
-            pipe = client.pipeline(transaction=True)
-            pipe.unlink(*names)
-            pipe.zrem(self._index_key, *keys)
-            unlinked, _ = await pipe.execute()
-            return int(unlinked)
-
-        return await self._run("delete", unlink)
-
-    async def _erase_nodes(self, client: Any) -> list[str]:
-        if not self.cluster:
-            return [""]
-        return sorted(node.name for node in client.get_primaries())
-
-    async def _scan(
-        self, client: Any, *, node: str, position: int, pattern: str
-    ) -> tuple[int, list[bytes]]:
-        if not self.cluster:
-            at, names = await client.scan(position, match=pattern, count=_ERASE_BATCH)
-            return int(at), names
-        target = client.get_node(node_name=node)
-        if target is None:  # the node left the cluster meanwhile: its keys went elsewhere
-            return 0, []
-        positions, names = await client.scan(
-            position, match=pattern, count=_ERASE_BATCH, target_nodes=target
-        )
-        return int(positions[node]), names
