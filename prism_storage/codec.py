@@ -2,11 +2,11 @@
 
 Everything here runs before any I/O, so a bad key or value never reaches a store.
 
-The JSON text is parsed by ``msgspec`` and written by ``orjson`` (falling back to ``msgspec``
-for what orjson refuses) when they are installed (the ``fast`` extra), and by the standard
-library otherwise. Both give the same results: the same values
-are accepted and refused with the same errors, integers of any size round-trip, and floats
-print in a shortest form that reads back to the same float. See docs/codec.md.
+The JSON text is parsed by ``msgspec`` and written by ``orjson`` (``msgspec`` writes what
+orjson refuses) when they are installed (the ``fast`` extra), and by the standard library
+otherwise. Both engines give the same results: the same values are accepted and refused
+with the same errors, integers of any size round-trip, and floats print in a shortest
+form that reads back to the same float. See docs/codec.md.
 """
 
 from __future__ import annotations
