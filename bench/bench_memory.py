@@ -14,7 +14,10 @@ encoded text, bytes handed to the socket or the file, buffers. Paths:
   ``SET key json.dumps(value)``), the same with ``orjson``, and ``prism redis``
   (``RedisStorageBackend.set``).
 
-``tracemalloc`` slows the writes, so this bench reports memory only; the speed of the same
+``tracemalloc`` counts what is allocated, not what is resident: orjson allocates about 16
+bytes per character for a long string's output and writes only what it needs, so paths
+that hold orjson's output show far more here than in their resident memory.
+``tracemalloc`` also slows the writes, so this bench reports memory only; the speed of the same
 writes is in ``bench_file`` and ``bench_redis``. Each round measures every path once, in
 an order rotated round by round; a figure is the median over rounds, and "vs baseline" is
 the median of same-round ratios of the baseline's peak to the path's (> 1: the path

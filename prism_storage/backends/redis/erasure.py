@@ -1,25 +1,28 @@
 """Erasing the ``redis`` backend's records by prefix (``delete_prefix``).
 
-:class:`PrefixErasure` is the half of :class:`~.backend.RedisStorageBackend` that erases:
+:class:`PrefixErasure` is the part of :class:`~.backend.RedisStorageBackend` that erases:
 through the key index where the store keeps one (one server, or a cluster store whose
-prefix has a hash tag), else by ``SCAN`` of every primary.
+prefix has a hash tag), as the base class erases by listing, else by ``SCAN`` of every
+primary.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from ..base import KeyPage
+from ..listing import erase_listed
 from .listing import glob_escape
-from .scripts import DELETE, Script
+
+if TYPE_CHECKING:
+    from ..base import BaseStorageBackend
 
 __all__ = ["PrefixErasure"]
 
 T = TypeVar("T")
 
-#: Keys per page of an erasure (and per SCAN step).
+#: Keys per SCAN step (and so per UNLINK) of an erasure without an index.
 _ERASE_BATCH = 1000
 
 
@@ -27,53 +30,18 @@ class PrefixErasure:
     """``_delete_prefix`` for the redis backend (see the module)."""
 
     if TYPE_CHECKING:  # provided by RedisStorageBackend
-        cluster: bool
         _key_prefix: str
-        _index_key: str
         _indexed: bool
 
         async def _run(self, action: str, operation: Callable[[Any], Awaitable[T]]) -> T: ...
 
-        async def _keys(self, prefix: str, limit: int, cursor: str | None) -> KeyPage: ...
-
-        async def _eval_many(
-            self, action: str, script: Script, calls: Sequence[tuple[str, tuple[Any, ...]]]
-        ) -> list[Any]: ...
-
     async def _delete_prefix(self, prefix: str) -> int:
         if self._indexed:
-            return await self._erase_indexed(prefix)
+            # The base class's way: pages of the key index, in [prefix, successor), each
+            # deleted with its index entries in one MULTI (``_delete_many``). The cost
+            # follows the records erased, where a SCAN reads every key of the database.
+            return await erase_listed(cast("BaseStorageBackend", self), prefix)
         return await self._erase_scanned(prefix)
-
-    async def _erase_indexed(self, prefix: str) -> int:
-        """Erase through the key index, a page of keys in ``[prefix, successor)`` at a
-        time: the cost follows the records erased, where a SCAN reads every key of the
-        database. A page's cursor is its last key, so erasing the page keeps it valid."""
-        removed, cursor = 0, None
-        while True:
-            page = await self._keys(prefix, _ERASE_BATCH, cursor)
-            if page.keys:
-                removed += await self._erase_keys(page.keys)
-            if page.cursor is None:
-                return removed
-            cursor = page.cursor
-
-    async def _erase_keys(self, keys: list[str]) -> int:
-        """Delete the records ``keys`` with their index entries, atomically (a key written
-        again meanwhile is never left out of the index); return how many existed."""
-        if self.cluster:  # one slot (a hash tag): the delete script per key, pipelined
-            replies = await self._eval_many("delete", DELETE, [(key, ()) for key in keys])
-            return sum(int(reply) for reply in replies)
-        names = [self._key_prefix + key for key in keys]
-
-        async def unlink(client: Any) -> int:
-            pipe = client.pipeline(transaction=True)
-            pipe.unlink(*names)  # UNLINK frees the memory in the background
-            pipe.zrem(self._index_key, *keys)
-            unlinked, _ = await pipe.execute()
-            return int(unlinked)
-
-        return await self._run("delete", unlink)
 
     async def _erase_scanned(self, prefix: str) -> int:
         """A cluster store whose prefix has no hash tag keeps no index: SCAN every primary
