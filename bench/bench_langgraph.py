@@ -16,7 +16,10 @@ namespace of ``MEMORIES`` items (store):
 * ``aget_tuple``: a thread's latest checkpoint; ``alist``: its 10 newest;
 * store ``aput`` / ``aget`` of ~2.5 KB memories, ``asearch`` with a ``filter``.
 
-Threads grow as ``aput`` runs: every later case reads longer threads, on both paths alike.
+The tables are filled (``MEMORIES`` checkpoints over the threads, as many memories) and
+analyzed before the first round, as bench_orm does: the planner's statistics then describe
+the tables in use, as autovacuum keeps them on a database in service. Threads grow as
+``aput`` runs: every later case reads longer threads, on both paths alike.
 Each round measures every path of every case once, back to back, in an order rotated
 round by round; a figure is the median over rounds and a ratio the median of same-round
 ratios, min-max shown (``bench.harness``).
@@ -142,7 +145,7 @@ async def main(argv: list[str] | None = None) -> list[Row]:
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
 
-    from bench.orm_paths import _conninfo, scratch_databases
+    from bench.orm_paths import _conninfo, analyze, scratch_databases
     from prism_storage import ORMStorageBackend
     from prism_storage.integrations.langgraph import PrismCheckpointSaver, PrismStore
 
@@ -170,6 +173,10 @@ async def main(argv: list[str] | None = None) -> list[Row]:
             for path in [*checkpoints, *memories]:
                 for i in range(max(THREADS, MEMORIES)):
                     await path.put(i)
+            # Statistics of the filled tables, as autovacuum keeps them on a database in
+            # service: prepared statements first planned against empty tables keep plans that
+            # can read every row (docs/langgraph.md, "Speed").
+            await analyze(pg_alias)
             plans = _plans(
                 checkpoints,
                 [("aput", "put"), ("aget_tuple", "get"), ("alist 10", "list")],
