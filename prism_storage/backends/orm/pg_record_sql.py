@@ -73,12 +73,20 @@ class RecordStatements:
         self.keys_order = f" ORDER BY {key} LIMIT %(limit)b"
         # ``find_containing``: jsonb containment; the ties of the last row come too, so
         # the caller can order them its own way.
-        self.containing = (
-            f"SELECT {key}, {value}::text, {version}, {created}, {updated}, {expires} "
+        raw_columns = f"{key}, {value}, {version}, {created}, {updated}, {expires}"
+        text_columns = f"{key}, {value}::text, {version}, {created}, {updated}, {expires}"
+        contained = (
             f"FROM {table} WHERE {ns} = %(ns)b AND {alive} AND {value} @> %(contained)b::jsonb"
         )
+        self.containing = f"SELECT {text_columns} {contained}"
         self.newest_first = f" ORDER BY {updated} DESC"
+        # A page of them is chosen in a subquery and only its rows' values become text:
+        # PostgreSQL would otherwise convert every match, then sort the texts (measured:
+        # 0.8 ms instead of 0.5 for a page of 10 out of 50 matches of ~2.5 KB).
+        self.containing_rows = f"SELECT {raw_columns} {contained}"
         self.with_ties = " FETCH FIRST %(limit)b ROWS WITH TIES"
+        self.page_head = f"SELECT {text_columns} FROM ("
+        self.page_tail = f") AS page ORDER BY {updated} DESC"
         self.update_at = (
             f"UPDATE {table} SET {value} = %(data)b::jsonb, {version} = %(version)b, "
             f"{updated} = %(now)b, {expires} = %(expires)b "

@@ -69,9 +69,12 @@ class PostgresRecords:
         limit: int | None,
     ) -> list[Record]:
         condition, more = await self._prefix(connection, prefix)
-        statement = self._sql.containing + condition + self._sql.newest_first
-        if limit is not None:
-            statement += self._sql.with_ties
+        sql = self._sql
+        if limit is None:
+            statement = sql.containing + condition + sql.newest_first
+        else:
+            page = sql.containing_rows + condition + sql.newest_first + sql.with_ties
+            statement = sql.page_head + page + sql.page_tail
         params = self._params(now, contained=data, limit=limit, **more)
         return _records(await (await connection.execute(statement, params)).fetchall())
 
