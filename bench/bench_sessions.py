@@ -7,7 +7,10 @@ session's turns run one after another, as one conversation's do; the cases run 1
 (``TURNS`` turns) and 64 sessions at once (64 asyncio tasks, ``TURNS_EACH`` turns each).
 Every measurement starts new, empty sessions (so the histories have the same lengths in
 every round) and checks, untimed, that each session then holds all its items in order;
-a path that lost or reordered any fails the run.
+a path that lost or reordered any fails the run. Before the first round each path holds
+``FILL_SESSIONS`` earlier conversations (untimed) and the PostgreSQL database is
+analyzed, as autovacuum keeps a database in service (bench_orm and bench_langgraph do the
+same).
 
 Paths (the SDK's ``SQLiteSession`` is the baseline):
 
@@ -69,6 +72,8 @@ SESSIONS = (1, 64)
 #: Turns of the single session, and of each of the 64, per measurement (full, --quick).
 TURNS = (64, 16)
 TURNS_EACH = (8, 3)
+#: Conversations written on each path before the first round (untimed).
+FILL_SESSIONS = 64
 _ANSWER = "The quarterly report shows revenue up 12% in the north region, flat elsewhere. " * 4
 
 
@@ -145,7 +150,7 @@ async def run(
     from asgiref.sync import sync_to_async
 
     from bench.bench_redis import private_server
-    from bench.orm_paths import scratch_databases
+    from bench.orm_paths import analyze, scratch_databases
     from prism_storage import ORMStorageBackend, RedisStorageBackend
     from prism_storage.integrations.openai_agents import PrismSession
 
@@ -234,6 +239,11 @@ async def run(
         await close([warm])
 
     failures: list[str] = []
+    # Tables in service hold earlier conversations and autovacuum keeps their statistics:
+    # 64 conversations on each path first, untimed, then ANALYZE, as bench_orm does.
+    for path, make, close in paths:
+        await turns_measure(make, close, FILL_SESSIONS, TURNS_EACH[0], failures, f"{path}, fill")()
+    await analyze(pg_alias)
     cases = []
     for sessions in SESSIONS:
         turns = (TURNS if sessions == 1 else TURNS_EACH)[1 if args.quick else 0]
