@@ -35,6 +35,17 @@ PIPELINE_VALUE_BYTES = 64 * 1024
 STAMP_MANY_BYTES = 512 * 1024
 
 
+def _large_argument(data: str) -> memoryview:
+    """A large value as a command argument redis-py sends without copying it.
+
+    With hiredis installed, redis-py packs a command into one new bytes object, the whole
+    value copied into it; a memoryview among the arguments makes it pack in Python, which
+    keeps a large argument as it is. A 1 MB ``set`` measured 0.6 ms of client CPU this way
+    against 0.8 ms (docs/redis.md, "Large values").
+    """
+    return memoryview(data.encode())
+
+
 class ScriptedRecords:
     """Record writes and metadata reads through the Lua scripts (see the module)."""
 
@@ -148,19 +159,20 @@ class ScriptedRecords:
                 pipe.execute_command("SCRIPT", "LOAD", STAMP.body)
                 stamp = self._script_keys(name, STAMP)
                 pipe.execute_command("EVALSHA", STAMP.sha, *stamp, version, _now(), _px(ttl))
-                pipe.execute_command("APPEND", name, data)
+                pipe.execute_command("APPEND", name, _large_argument(data))
                 return (await pipe.execute())[1]
 
             return 1, await self._run("write", write)
+        large = len(data) > PIPELINE_VALUE_BYTES
         done, detail = await self._eval(
             "write",
             PUT,
             key,
-            data,
+            _large_argument(data) if large else data,
             version,
             _now(),
             *_put_arguments(ttl, condition),
-            alone=len(data) > PIPELINE_VALUE_BYTES,
+            alone=large,
         )
         return done, detail
 
@@ -203,7 +215,7 @@ class ScriptedRecords:
             for key, _value, data in large:
                 stamp = self._script_keys(prefix + key, STAMP)
                 pipe.execute_command("EVALSHA", STAMP.sha, *stamp, new_version(), now, px)
-                pipe.execute_command("APPEND", prefix + key, data)
+                pipe.execute_command("APPEND", prefix + key, _large_argument(data))
             await pipe.execute()
 
         await self._run("write", write)
