@@ -1,6 +1,7 @@
 """How the LangGraph checkpointer reads: the channel values (and writes) that concurrent
-calls read in one loop turn go to the store as one ``get_many``, and a listed page reads
-the values of all its checkpoints at once."""
+calls read in one loop turn go to the store as one ``get_many``, a listed page reads
+the values of all its checkpoints at once, and a thread this saver wrote or read last is
+read in one round trip, checked against the store."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 
 from prism_storage import MemoryStorageBackend
 from prism_storage.integrations.langgraph import PrismCheckpointSaver
+from prism_storage.segments import encode_segment
 
 
 class GetMany:
@@ -66,11 +68,11 @@ async def test_concurrent_gets_read_their_values_and_writes_together(saver):
         {"n": f"{thread}-1"} for thread in threads
     ]
     assert [t.pending_writes for t in together] == [[("task-1", "n", 1)]] * 6
-    # The values (and the check of its latest copy) and the writes of every call, in at
+    # The values, the checkpoint and its latest copy, and the writes of every call, in at
     # most one get_many each (one in all where listing the writes takes no loop turn),
     # not one of each per call.
     assert len(reads.calls) <= 2
-    assert sum(len(keys) for keys in reads.calls) == 18
+    assert sum(len(keys) for keys in reads.calls) == 24
 
 
 async def test_a_listed_page_reads_the_values_of_all_its_checkpoints_at_once(saver):
@@ -99,3 +101,56 @@ async def test_a_failing_read_fails_only_its_own_call(saver):
     )
     assert good.checkpoint["channel_values"] == {"n": "t-0"}
     assert isinstance(bad, RuntimeError)
+
+
+class Gets:
+    """Counts a store's single-key ``get`` calls (and still makes them)."""
+
+    def __init__(self, store) -> None:
+        self.keys: list[str] = []
+        original = store.get
+
+        async def get(key, *args, **kwargs):
+            self.keys.append(key)
+            return await original(key, *args, **kwargs)
+
+        store.get = get
+
+
+async def test_a_thread_this_saver_wrote_is_read_in_one_round_trip(saver):
+    await _put(saver, "t", 2, writes=True)
+    gets, reads = Gets(saver.store), GetMany(saver.store)
+    found = await saver.aget_tuple(_config("t"))
+    assert found.checkpoint["channel_values"] == {"n": "t-1"}
+    assert found.pending_writes == [("task-1", "n", 1)]
+    # The latest copy is read with the values and the checkpoint, not before them.
+    assert gets.keys == []
+    assert len(reads.calls) == 1
+    assert reads.calls[0][-1] == saver._latest("t") + encode_segment("")
+    # A saver that did not write the thread reads its copy first, then remembers it.
+    other = PrismCheckpointSaver(saver.store)
+    assert await other.aget_tuple(_config("t")) == found
+    assert len(gets.keys) == 1
+    assert await other.aget_tuple(_config("t")) == found
+    assert len(gets.keys) == 1
+
+
+async def test_a_thread_another_saver_moved_on_is_read_as_it_is_now(saver):
+    other = PrismCheckpointSaver(saver.store)
+    await _put(saver, "t", 1, writes=False)
+    first = await saver.aget_tuple(_config("t"))
+    # Another process puts the next checkpoint: this saver's copy of the thread is stale.
+    checkpoint = {**empty_checkpoint(), "channel_values": {"n": "elsewhere"}}
+    checkpoint["channel_versions"] = {"n": "9"}
+    await other.aput(first.config, checkpoint, {"step": 1}, {"n": "9"})
+    moved = await saver.aget_tuple(_config("t"))
+    assert moved.checkpoint["channel_values"] == {"n": "elsewhere"}
+    assert moved.parent_config == first.config
+    assert await saver.aget_tuple(_config("t")) == moved
+    # Its latest checkpoint removed elsewhere, the thread's newest remaining one is read.
+    latest_id = moved.config["configurable"]["checkpoint_id"]
+    await saver.store.delete(saver._checkpoints("t", "") + encode_segment(latest_id))
+    assert (await saver.aget_tuple(_config("t"))).config == first.config
+    # The thread deleted elsewhere reads as absent.
+    await other.adelete_thread("t")
+    assert await saver.aget_tuple(_config("t")) is None

@@ -79,10 +79,12 @@ class PrismCheckpointSaver(CheckpointListing, CheckpointMaintenance):
             "checkpoint": self._dump(stored),
             "metadata": self._dump(full_metadata),
         }
-        records[self._latest(thread_id) + encode_segment(checkpoint_ns)] = record
+        latest_key = self._latest(thread_id) + encode_segment(checkpoint_ns)
+        records[latest_key] = record
         # One call, the checkpoint (and its copy) last: a store that writes the mapping at
         # once or in order never shows the checkpoint without its channel values.
         await self.store.set_many(records)
+        self._remember(latest_key, record)
         return {
             "configurable": {
                 "thread_id": thread_id,

@@ -13,6 +13,8 @@ thread's checkpoints are listed as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import OrderedDict
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -26,9 +28,26 @@ from langgraph.checkpoint.base import (
 from ...segments import encode_segment
 from .checkpoint_layout import CheckpointLayout, checkpoint_id_of
 
+#: Threads whose latest copy a saver remembers (the least recently used go first).
+RECENT_THREADS = 1024
+
 
 class CheckpointReading(CheckpointLayout):
     """``aget_tuple`` and the tuple of a checkpoint record."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: ``{key of a latest copy: the copy as this saver last wrote or read it}``.
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def _remember(self, latest_key: str, record: dict[str, Any]) -> None:
+        # Each step is atomic on its own: the sync forms may call from several threads.
+        recent = self._recent
+        recent.pop(latest_key, None)
+        recent[latest_key] = record  # the most recently used last
+        if len(recent) > RECENT_THREADS:
+            with contextlib.suppress(KeyError):  # another thread emptied it meanwhile
+                recent.popitem(last=False)
 
     async def _tuple(
         self, record: dict[str, Any], confirm: str | None = None
@@ -47,6 +66,26 @@ class CheckpointReading(CheckpointLayout):
         if confirm is not None and confirm not in found:
             return None
         return self._assemble(record, checkpoint, blob_keys, found, pending)
+
+    async def _guessed_tuple(
+        self, latest_key: str, guess: dict[str, Any], prefix: str
+    ) -> tuple[CheckpointTuple | None, dict[str, Any] | None]:
+        """The tuple of the checkpoint the remembered copy ``guess`` names, read in one
+        round trip with the copy itself, and the copy read. No tuple when the copy read
+        is not ``guess`` or its checkpoint is gone."""
+        checkpoint: Checkpoint = self._load(guess["checkpoint"])
+        blob_keys = self._blob_keys(guess, checkpoint)
+        confirm = prefix + encode_segment(guess["checkpoint_id"])
+        writes_prefix = self._writes(
+            guess["thread_id"], guess["checkpoint_ns"], guess["checkpoint_id"]
+        )
+        pending, found = await asyncio.gather(
+            self._under(writes_prefix), self._read([*blob_keys, confirm, latest_key])
+        )
+        latest = found.get(latest_key)
+        if latest != guess or confirm not in found:
+            return None, latest
+        return self._assemble(guess, checkpoint, blob_keys, found, pending), latest
 
     def _blob_keys(self, record: dict[str, Any], checkpoint: Checkpoint) -> dict[str, str]:
         """``{key of a channel value the checkpoint reads: its channel}``."""
@@ -111,12 +150,23 @@ class CheckpointReading(CheckpointLayout):
         if checkpoint_id:
             key = prefix + encode_segment(checkpoint_id)
         else:
-            latest = await self.store.get(self._latest(thread_id) + encode_segment(checkpoint_ns))
-            if latest is not None:
+            latest_key = self._latest(thread_id) + encode_segment(checkpoint_ns)
+            guess = self._recent.get(latest_key)
+            if guess is not None:
+                found, latest = await self._guessed_tuple(latest_key, guess, prefix)
+                if found is not None:
+                    self._remember(latest_key, guess)
+                    return found
+            else:
+                latest = await self.store.get(latest_key)
+            # A copy read as remembered but without its checkpoint needs no second look.
+            if latest is not None and latest != guess:
                 confirm = prefix + encode_segment(latest["checkpoint_id"])
                 found = await self._tuple(latest, confirm=confirm)
                 if found is not None:
+                    self._remember(latest_key, latest)
                     return found
+            self._recent.pop(latest_key, None)
             keys = await self._list(prefix)
             if not keys:
                 return None
