@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import pytest_asyncio
 from asgiref.sync import sync_to_async
 from django.db import connections
@@ -23,6 +26,26 @@ def pytest_collection_modifyitems(config, items):
     from tests.support.mariadb import skip_unless_available
 
     skip_unless_available(items)
+    _leave_out_slow_tests(config, items)
+
+
+def _leave_out_slow_tests(config, items):
+    """Deselect the tests marked ``slow`` unless a ``-m`` expression chooses tests or the
+    command line names their file or a directory holding it: ``bash scripts/test.sh``
+    runs the suite without them, ``bash scripts/test.sh -m slow`` runs them alone (CI runs
+    both), and ``bash scripts/test.sh tests/reliability`` runs that directory whole."""
+    if config.option.markexpr:
+        return
+    named = set()
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        named = {Path(arg.split("::")[0]).resolve() for arg in config.args}
+    kept, slow = [], []
+    for item in items:
+        chosen = item.path in named or not named.isdisjoint(item.path.parents)
+        (kept if chosen or not item.get_closest_marker("slow") else slow).append(item)
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = kept
 
 
 # Fixtures of tests/support, made visible to every test module.

@@ -23,7 +23,7 @@ from prism_storage.testing.conformance import json_like_values
 any_char = st.characters(exclude_categories=())
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(value=st.dictionaries(st.text(any_char, max_size=8), json_like_values, max_size=6))
 def test_fast_path_agrees_with_the_precise_walk(value):
     problem = _find_problem(value)

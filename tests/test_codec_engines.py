@@ -84,7 +84,7 @@ def same_data(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(value=records, decimal_exact=st.booleans())
 def test_both_engines_accept_and_refuse_the_same_values(
     value: dict[str, Any], decimal_exact: bool

@@ -23,6 +23,9 @@ from prism_storage import Registry
 from tests.reliability.workload import check_record
 from tests.support.stores import STORE_KINDS
 
+# Long-running: left out of the default run, run by CI (`bash scripts/test.sh -m slow`).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 3
 SECONDS = float(os.environ.get("PRISM_SOAK_SECONDS", "6"))

@@ -23,6 +23,9 @@ from django.db import connections
 from prism_storage import Registry, SyncStore
 from tests.support.stores import STORE_KINDS
 
+# Long-running: left out of the default run, run by CI (`bash scripts/test.sh -m slow`).
+pytestmark = pytest.mark.slow
+
 WARMUP, CYCLES = 15, 60
 #: Allocations of in-process test servers (stand-ins for cloud APIs) are theirs, not ours.
 SERVER_SIDE = [

@@ -15,10 +15,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from prism_storage import Registry
 from tests.reliability.workload import check_record
 from tests.support.postgres import ThrowawayPostgres
 from tests.support.redis import RedisServer
+
+# Long-running: left out of the default run, run by CI (`bash scripts/test.sh -m slow`).
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The longest a failing call may take: the store's timeout plus scheduling slack.
