@@ -56,6 +56,8 @@ from tests.reliability.api_fuzz_support import (
 from tests.support.stores import STORE_KINDS
 
 pytestmark = [
+    # Long-running: left out of the default run, run by CI (`bash scripts/test.sh -m slow`).
+    pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("close_db_connections"),
 ]
