@@ -21,9 +21,11 @@ import pytest_asyncio
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from prism_storage import RedisStorageBackend
 from prism_storage.backends.redis import SEPARATOR
+from prism_storage.backends.redis.records import PIPELINE_VALUE_BYTES
 from prism_storage.backends.versions import append_to, pop_from
 from prism_storage.codec import encode_value
 from prism_storage.exceptions import (
@@ -32,6 +34,7 @@ from prism_storage.exceptions import (
     VersionConflictError,
 )
 from prism_storage.testing.conformance.strategies import any_text, json_like_values
+from tests.support.redis import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH = datetime.fromtimestamp(0, UTC)
@@ -175,6 +178,58 @@ async def test_large_values_keep_their_metadata(store, raw):
     assert await store.append("big", [3]) == 3
     assert await store.pop("big") == 3
     assert (await store.get("big"))["messages"] == [1, 2]
+
+
+# ------------------------------------------------------------------ expiry times
+
+
+def unix_ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+async def _read_both_ways(store: RedisStorageBackend) -> tuple[datetime, datetime]:
+    """The expiries of a small record (read by the READ script) and of a large one (read
+    with MULTI, once recent reads were large)."""
+    small = await store.get_record("small")
+    await store.get("large")
+    assert store._read_size > PIPELINE_VALUE_BYTES  # get_record now reads with MULTI
+    large = await store.get_record("large")
+    return small.expires_at, large.expires_at
+
+
+async def test_reads_report_the_expiry_the_server_keeps(store, raw):
+    await store.set("small", {"v": 1}, ttl=100)
+    await store.set("large", {"blob": "x" * 100_000}, ttl=100)
+    for _ in range(10):  # the same on every read, by either path
+        small, large = await _read_both_ways(store)
+        assert unix_ms(small) == await raw.execute_command("PEXPIRETIME", name(store, "small"))
+        assert unix_ms(large) == await raw.execute_command("PEXPIRETIME", name(store, "large"))
+    assert store._expiry_times
+
+
+async def test_a_server_before_redis_7_gets_the_expiry_from_its_clock():
+    """Without PEXPIRETIME (Redis 6; here renamed away), reads add PTTL to the server's
+    clock: the expiry within a millisecond of the one kept."""
+    server = RedisServer(extra_args=("--rename-command", "PEXPIRETIME", "")).start()
+    store = RedisStorageBackend(server.url, prefix="old:")
+    raw = Redis.from_url(server.url)
+    try:
+        with pytest.raises(ResponseError, match="unknown command"):
+            await raw.execute_command("PEXPIRETIME", "any")
+        await store.set("small", {"v": 1}, ttl=100)
+        await store.set("large", {"blob": "x" * 100_000}, ttl=100)
+        await store.set("lasting", {"blob": "y" * 100_000})
+        written = unix_ms(datetime.now(UTC)) + 100_000
+        small, large = await _read_both_ways(store)
+        assert not store._expiry_times  # the MULTI read fell back, once
+        for expires_at in (small, large):
+            assert abs(unix_ms(expires_at) - written) < 5_000
+        assert (await store.get_record("lasting")).expires_at is None
+        assert (await store.get_many_records(["small", "large"])).keys() == {"small", "large"}
+    finally:
+        await store.close()
+        await raw.aclose()
+        server.cleanup()
 
 
 async def test_a_batch_of_small_and_large_records_in_several_scripts(store, raw, monkeypatch):

@@ -129,6 +129,7 @@ class RedisStorageBackend(ScriptedRecords, PrefixErasure, BaseStorageBackend):
         # server; on a cluster only when the prefix holds a hash tag.
         self._indexed = not self.cluster or has_hash_tag(prefix)
         self._read_size = -1.0  # of the records recent reads returned, in bytes
+        self._expiry_times = True  # until the server refuses PEXPIRETIME (Redis < 7.0)
         self._clients: LoopBoundClients[BoundClient] = LoopBoundClients(
             self._bind_client, close_client
         )

@@ -58,6 +58,7 @@ class ScriptedRecords:
         _index_key: str
         _indexed: bool
         _read_size: float
+        _expiry_times: bool
 
         async def _command(self, action: str, *command: Any, alone: bool = False) -> Any: ...
 
@@ -228,17 +229,15 @@ class ScriptedRecords:
 
     # ---------------------------------------------------------- versioned records
 
-    def _record(self, key: str, reply: list[Any]) -> Record:
-        raw, pttl, seconds, microseconds = reply
+    def _record(self, key: str, raw: bytes, expires_ms: int) -> Record:
         stored = split(raw)
-        now_ms = int(seconds) * 1000 + int(microseconds) // 1000
         return Record(
             key,
             self._load(key, stored.data),
             stored.version,
             utc(stored.created_ms / 1000),
             utc(stored.updated_ms / 1000),
-            None if pttl < 0 else utc((now_ms + pttl) / 1000),
+            None if expires_ms < 0 else utc(expires_ms / 1000),
         )
 
     def _sliding(self) -> tuple[Any, ...]:
@@ -255,7 +254,7 @@ class ScriptedRecords:
             # Recent records are large: read without the copies a script's reply costs.
             return (await self._read_records([key])).get(key)
         reply = await self._eval("read", READ, key, *self._sliding())
-        return None if reply is None else self._record(key, reply)
+        return None if reply is None else self._record(key, *reply)
 
     async def _get_many_records(self, keys: list[str]) -> dict[str, Record]:
         if not self.cluster:
@@ -263,36 +262,60 @@ class ScriptedRecords:
         sliding = self._sliding()
         replies = await self._eval_many("read", READ, [(key, sliding) for key in keys])
         return {
-            key: self._record(key, reply)
+            key: self._record(key, *reply)
             for key, reply in zip(keys, replies, strict=True)
             if reply is not None
         }
 
     async def _read_records(self, keys: list[str]) -> dict[str, Record]:
-        """Records of a standalone server in one MULTI/EXEC: values, expiries and the
-        server's time at one instant."""
-        names = [self._key_prefix + key for key in keys]
+        """Records of a standalone server in one MULTI/EXEC: values and their expiries
+        (``PEXPIRETIME``; before Redis 7.0, ``PTTL`` and the server's ``TIME``)."""
+        if self._expiry_times:
+            found = await self._run("read", lambda client: self._read(client, keys, True))
+            if found is not None:
+                return found
+            self._expiry_times = False  # the server has no PEXPIRETIME, or refuses it
+        found = await self._run("read", lambda client: self._read(client, keys, False))
+        assert found is not None
+        return found
+
+    async def _read(
+        self, client: Any, keys: list[str], expiry_times: bool
+    ) -> dict[str, Record] | None:
+        """``_read_records`` with ``PEXPIRETIME`` or with ``PTTL`` and ``TIME``; ``None``
+        if the server refused ``PEXPIRETIME``."""
         command, *sliding = self._read_command  # GETEX when reads slide the expiry
-
-        async def read(client: Any) -> list[Any]:
-            pipe = client.pipeline(transaction=True)
+        expiry = "PEXPIRETIME" if expiry_times else "PTTL"
+        pipe = client.pipeline(transaction=True)
+        if not expiry_times:
             pipe.execute_command("TIME")
-            for name in names:
-                pipe.execute_command(command, name, *sliding)
-                pipe.execute_command("PTTL", name)
+        for key in keys:
+            name = self._key_prefix + key
+            pipe.execute_command(command, name, *sliding)
+            pipe.execute_command(expiry, name)
+        try:
             replies = list(await pipe.execute(raise_on_error=False))
-            for reply in replies:
-                if isinstance(reply, Exception):
-                    raise reply  # the reply itself (WRONGTYPE...), not the pipeline's wrapper
-            return replies
-
-        replies = await self._run("read", read)
-        seconds, microseconds = replies[0]
+        except client_errors().response as error:
+            # A queued command the server does not know (or denies) aborts the whole.
+            if expiry_times and "pexpiretime" in str(error).lower():
+                return None
+            raise
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply  # the reply itself (WRONGTYPE...), not the pipeline's wrapper
+        now_ms = 0
+        if not expiry_times:
+            seconds, microseconds = replies.pop(0)
+            now_ms = int(seconds) * 1000 + int(microseconds) // 1000
         found = {}
         for index, key in enumerate(keys):
-            raw, pttl = replies[1 + 2 * index], replies[2 + 2 * index]
+            raw, expiry_reply = replies[2 * index], replies[2 * index + 1]
             if raw is not None:
-                found[key] = self._record(key, [raw, pttl, seconds, microseconds])
+                if expiry_times or expiry_reply < 0:
+                    expires_ms = expiry_reply
+                else:
+                    expires_ms = now_ms + expiry_reply
+                found[key] = self._record(key, raw, expires_ms)
         return found
 
     async def _put_record(

@@ -219,3 +219,8 @@ class VersionCases:
         assert record is not None and record.expires_at is not None
         expected = start + timedelta(seconds=1000)
         assert expected - _SKEW <= record.expires_at <= expected + _SKEW
+        # Every read of the unchanged record reports the same metadata, expiry included
+        # (a store that works an expiry out from a time-to-live may not drift).
+        for _ in range(20):
+            assert await store.get_record("k") == record
+        assert await store.get_many_records(["k"]) == {"k": record}

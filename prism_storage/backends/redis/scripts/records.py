@@ -3,7 +3,7 @@
 Replies: ``put`` -> ``{1, created}`` or ``{0, current version or false}``; conditional
 remove -> ``{1, existed}`` or ``{0, current}``; ``stamp`` -> 1 if it created the record,
 else 0; ``stamp_many`` -> nothing; ``delete`` -> how many keys it deleted; ``read`` ->
-``{stored string, PTTL, server seconds, microseconds}`` or false; ``touch`` -> 1 or 0
+``{stored string, expiry in Unix ms or -1}`` or false; ``touch`` -> 1 or 0
 (whether the record existed).
 """
 
@@ -155,17 +155,25 @@ return deleted
     indexed=True,
 )
 
-#: The stored string and its PTTL at one instant, with the server's time (for small
-#: records and on a cluster; a large one is read with MULTI: GET, PTTL, TIME, EXEC).
-#: ARGV: PX ms, or nothing: the expiry to slide the record to (``touch_on_read``).
+#: The stored string and its expiry (Unix ms, or -1 for none), for small records and on
+#: a cluster (a large one is read with MULTI, see ``RecordOperations._read_records``).
+#: The expiry is the server's own (``PEXPIRETIME``), so every read of an unchanged record
+#: reports the same one; a server older than Redis 7.0 has no such command, and the
+#: script adds ``PTTL`` to its clock instead (which may differ by a millisecond from one
+#: read to the next). ARGV: PX ms, or nothing: the expiry to slide the record to
+#: (``touch_on_read``).
 READ = Script(
     "read",
     r"""
 local text = redis.call('GET', KEYS[1])
 if not text then return false end
 if ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local at = redis.pcall('PEXPIRETIME', KEYS[1])
+if type(at) == 'number' then return {text, at} end
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl < 0 then return {text, -1} end
 local t = redis.call('TIME')
-return {text, redis.call('PTTL', KEYS[1]), t[1], t[2]}
+return {text, t[1] * 1000 + math.floor(t[2] / 1000) + pttl}
 """,
 )
 
