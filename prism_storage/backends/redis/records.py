@@ -311,10 +311,8 @@ class ScriptedRecords:
         for index, key in enumerate(keys):
             raw, expiry_reply = replies[2 * index], replies[2 * index + 1]
             if raw is not None:
-                if expiry_times or expiry_reply < 0:
-                    expires_ms = expiry_reply
-                else:
-                    expires_ms = now_ms + expiry_reply
+                relative = not expiry_times and expiry_reply >= 0  # a PTTL, not a moment
+                expires_ms = now_ms + expiry_reply if relative else expiry_reply
                 found[key] = self._record(key, raw, expires_ms)
         return found
 
