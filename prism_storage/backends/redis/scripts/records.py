@@ -156,7 +156,7 @@ return deleted
 )
 
 #: The stored string and its expiry (Unix ms, or -1 for none), for small records and on
-#: a cluster (a large one is read with MULTI, see ``RecordOperations._read_records``).
+#: a cluster (a large one is read with MULTI, see ``ScriptedRecords._read_records``).
 #: The expiry is the server's own (``PEXPIRETIME``), so every read of an unchanged record
 #: reports the same one; a server older than Redis 7.0 has no such command, and the
 #: script adds ``PTTL`` to its clock instead (which may differ by a millisecond from one
