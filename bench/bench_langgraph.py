@@ -6,7 +6,11 @@ here):
 * ``langgraph postgres`` (the baseline): ``AsyncPostgresSaver`` / ``AsyncPostgresStore``
   from ``langgraph-checkpoint-postgres``, on an ``AsyncConnectionPool`` of 10 autocommit
   connections (what LangGraph documents for concurrent use), after ``setup()``;
-* ``prism orm``: ``PrismCheckpointSaver`` / ``PrismStore`` on ``ORMStorageBackend``.
+* ``prism orm``: ``PrismCheckpointSaver`` / ``PrismStore`` on ``ORMStorageBackend``, each
+  on a store of its own (two namespaces of the one table, as two aliases are: the setup
+  docs/langgraph.md shows);
+* ``prism orm, one store``: in the store's cases, ``PrismStore`` on the checkpointer's
+  own store, its items among the checkpoints.
 
 Cases, each at 1 and 64 concurrent tasks over 64 threads (checkpointer) or on one
 namespace of ``MEMORIES`` items (store):
@@ -54,6 +58,7 @@ from bench.harness import (
 BENCH = "langgraph @ PostgreSQL"
 BASELINE = "langgraph postgres"
 PRISM = "prism orm"
+PRISM_SHARED = "prism orm, one store"
 TASKS = (1, 64)
 THREADS = 64
 MEMORIES = 500
@@ -159,7 +164,9 @@ async def main(argv: list[str] | None = None) -> list[Row]:
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         )
         await pool.open()
-        backend = ORMStorageBackend(namespace=f"bench-{uuid.uuid4().hex[:8]}", using=pg_alias)
+        run = uuid.uuid4().hex[:8]
+        backend = ORMStorageBackend(namespace=f"bench-{run}", using=pg_alias)
+        memory_backend = ORMStorageBackend(namespace=f"bench-memories-{run}", using=pg_alias)
         try:
             saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
             await saver.setup()
@@ -169,7 +176,11 @@ async def main(argv: list[str] | None = None) -> list[Row]:
                 Checkpoints(BASELINE, saver),
                 Checkpoints(PRISM, PrismCheckpointSaver(backend)),
             ]
-            memories = [Memories(BASELINE, store), Memories(PRISM, PrismStore(backend))]
+            memories = [
+                Memories(BASELINE, store),
+                Memories(PRISM, PrismStore(memory_backend)),
+                Memories(PRISM_SHARED, PrismStore(backend)),
+            ]
             for path in [*checkpoints, *memories]:
                 for i in range(max(THREADS, MEMORIES)):
                     await path.put(i)
@@ -192,6 +203,7 @@ async def main(argv: list[str] | None = None) -> list[Row]:
             rows = await measure_cases(group_cases(BENCH, plans, baseline=BASELINE), rounds)
         finally:
             await backend.close()
+            await memory_backend.close()
             await pool.close()
     print_table(rows, f"LangGraph integration on PostgreSQL, median of {rounds} rotated round(s)")
     if args.json:

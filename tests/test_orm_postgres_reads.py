@@ -88,6 +88,31 @@ async def test_only_postgresql_finds_by_containment(close_db_connections):
         await store.find_containing("a/", {"k": "v"})
 
 
+async def test_the_contained_json_is_a_jsonb_parameter(close_db_connections):
+    """The server reads the contained JSON as ``jsonb`` once per statement: sent as
+    ``text`` and cast, a prepared statement's generic plan would convert it again for
+    every row it tests."""
+    import psycopg
+
+    from prism_storage.backends.orm.pg_records import PostgresRecords
+    from prism_storage.backends.orm.postgres import connection_settings
+    from prism_storage.models import Record
+
+    params, _ = connection_settings("pg")
+    params["prepare_threshold"] = 0  # prepared at once, as the fast path's statements are
+    records = PostgresRecords(Record, "containment")
+    async with await psycopg.AsyncConnection.connect(**params) as connection:
+        for limit in (None, 2):  # the statement for all matches, and the one for a page
+            await records.containing(connection, 1000.0, "a/", {"k": "v"}, '{"k":"v"}', limit)
+        cursor = await connection.execute(
+            "SELECT parameter_types::text[] FROM pg_prepared_statements "
+            "WHERE statement LIKE '%@>%' AND statement NOT LIKE '%pg_prepared_statements%'"
+        )
+        prepared = [row[0] for row in await cursor.fetchall()]
+    assert len(prepared) == 2
+    assert all("jsonb" in types for types in prepared), prepared
+
+
 @pytest.mark.parametrize(
     ("collation", "code_point_order"),
     [

@@ -104,6 +104,27 @@ async def test_reads_equal_in_python_but_not_in_json_are_not_merged(store, backe
     assert {i.key for i in results[0]} == {i.key for i in results[1]} == {"flag", "one"}
 
 
+def test_searches_are_merged_exactly_when_they_are_identical_as_json():
+    def search(filter=None, **more):
+        return SearchOp(("a", "b"), filter=filter, **more)
+
+    # The usual searches (a filter of strings and integers, or none) in any field order.
+    assert repeated_reads([search({"x": "1", "n": 2}), search({"n": 2, "x": "1"})]) == {0: [1]}
+    assert repeated_reads([search(), search(), search({})]) == {0: [1]}
+    # A string is not the integer it spells; limits, offsets, queries and refresh differ.
+    assert repeated_reads([search({"x": "1"}), search({"x": 1})]) == {}
+    assert repeated_reads([search(limit=10), search(limit=11), search(offset=1)]) == {}
+    assert repeated_reads([search(query="q"), search(query="r"), search()]) == {}
+    assert repeated_reads([search(refresh_ttl=True), search(refresh_ttl=False)]) == {}
+    # Other values go through their JSON: equal JSON merges, a float is not an integer.
+    nested = {"tags": ["a"], "at": {"n": 1.5}}
+    assert repeated_reads([search(nested), search(dict(reversed(nested.items())))]) == {0: [1]}
+    assert repeated_reads([search({"n": 1}), search({"n": 1.0})]) == {}
+    # JSON writes the key 1 as "1", but a filter {1: x} finds nothing {"1": x} finds.
+    assert repeated_reads([search({1: "x"}), search({"1": "x"})]) == {}
+    assert repeated_reads([search({"in": {1: "x"}}), search({"in": {"1": "x"}})]) == {}
+
+
 def test_reads_holding_what_json_cannot_write_are_never_merged():
     odd = SearchOp(("a",), filter={"when": datetime(2026, 1, 1, tzinfo=UTC)})
     assert repeated_reads([odd, odd]) == {}
@@ -220,6 +241,6 @@ def test_copies_are_made_whole_where_item_keeps_its_value_without_a_slot(monkeyp
     snapshot = Snapshot(item)
     assert type(snapshot.take()).__name__ == "LazyItem"
     monkeypatch.setattr(batches, "_VALUE_SLOT", None)
-    copied = snapshot.take()
+    copied = Snapshot(item).take()
     assert type(copied) is Item
     assert copied.value == {"x": [1]} and copied.value is not item.value

@@ -102,7 +102,7 @@ class ORMStorageBackend(DatabasePaths, BaseStorageBackend):
         self.fast_path = fast_path
         self._batchers: dict[tuple[asyncio.AbstractEventLoop, str], Batcher] = {}
         self._batchers_lock = threading.Lock()
-        self._decimal_databases: dict[str, bool] = {}
+        self._vendors: dict[str, str] = {}
         self._database_limits: dict[str, DatabaseLimits] = {}
         self._tables: dict[str, RecordTable] = {}
         self._locked: dict[str, LockedRecords] = {}
@@ -133,19 +133,24 @@ class ORMStorageBackend(DatabasePaths, BaseStorageBackend):
     def _keeps_numbers_as_decimals(self) -> bool:
         return self._stores_decimals(self._db_alias())
 
+    def _vendor(self, db: str) -> str:
+        """The database's vendor, read once per alias: in a task with a context of its own
+        (the batches' tasks), ``connections[db]`` builds a new connection object each time."""
+        found = self._vendors.get(db)
+        if found is None:
+            found = self._vendors[db] = connections[db].vendor
+        return found
+
     def _stores_decimals(self, db: str) -> bool:
         """Whether the database keeps JSON numbers as decimals (PostgreSQL's jsonb)."""
-        found = self._decimal_databases.get(db)
-        if found is None:
-            found = self._decimal_databases[db] = connections[db].vendor == "postgresql"
-        return found
+        return self._vendor(db) == "postgresql"
 
     def _limits(self) -> DatabaseLimits:
         """What the database's value column takes (checked before any I/O)."""
         db = self._db_alias()
         found = self._database_limits.get(db)
         if found is None:
-            found = self._database_limits[db] = limits_for(connections[db].vendor)
+            found = self._database_limits[db] = limits_for(self._vendor(db))
         return found
 
     def _max_depth(self) -> int:
@@ -322,7 +327,7 @@ class ORMStorageBackend(DatabasePaths, BaseStorageBackend):
     @property
     def supports_containment(self) -> bool:
         """:meth:`find_containing` runs in the database: PostgreSQL's jsonb containment."""
-        return connections[self._db_alias()].vendor == "postgresql"
+        return self._vendor(self._db_alias()) == "postgresql"
 
     async def find_containing(
         self, prefix: str, contained: dict[str, Any], *, limit: int | None = None

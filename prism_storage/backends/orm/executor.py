@@ -42,6 +42,9 @@ class ORMExecutor:
         self._table = table
         self._records = records
         self._db = db
+        # Read once: in a task with a context of its own, ``connections[db]`` builds a new
+        # connection object each time.
+        self._on_sqlite = connections[db].vendor == "sqlite"
         self._large = large
         self._perform = on_connection_thread(drive)
         self._perform_together = on_connection_thread(self._drive_in_one_transaction)
@@ -66,7 +69,7 @@ class ORMExecutor:
         if (
             len(requests) > 1
             and all(request.call is not None for request in requests)
-            and connections[self._db].vendor == "sqlite"
+            and self._on_sqlite
         ):
             return await self._perform_together(plan, self._execute)
         return await self._perform(plan, self._execute)

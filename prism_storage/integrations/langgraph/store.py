@@ -70,6 +70,7 @@ PAGE_SIZE = 500
 SEMANTIC_CANDIDATES = 1000
 
 Namespace = tuple[str, ...]
+_READS = (GetOp, SearchOp, ListNamespacesOp)
 
 
 class PrismStore(BaseStore):
@@ -282,11 +283,14 @@ class PrismStore(BaseStore):
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         ops = list(ops)
+        writes = False
         for op in ops:
             validate_op_namespace(op)
-            if not isinstance(op, GetOp | PutOp | SearchOp | ListNamespacesOp):
+            if isinstance(op, PutOp):
+                writes = True
+            elif not isinstance(op, _READS):
                 raise ValueError(f"Unknown operation type: {type(op).__name__}")
-        if any(isinstance(op, PutOp) for op in ops):
+        if writes:
             results = await self._execute(ops)
         else:
             # Reads of concurrent tasks (each ``aget`` is a batch of its own) run together.
@@ -299,14 +303,22 @@ class PrismStore(BaseStore):
         # Each distinct read once; the repeats get copies of its result.
         repeats = repeated_reads(ops)
         repeated = {i for positions in repeats.values() for i in positions}
-        reads: list[Awaitable[None]] = [
-            self._read_into(results, i, op)
-            for i, op in enumerate(ops)
-            if isinstance(op, SearchOp | ListNamespacesOp) and i not in repeated
-        ]
-        gets = {i: op for i, op in enumerate(ops) if isinstance(op, GetOp) and i not in repeated}
+        reads: list[Awaitable[None]] = []
+        gets: dict[int, GetOp] = {}
+        refreshed: list[GetOp] = []
+        # Of several puts to one item the last wins.
+        puts: dict[tuple[Namespace, str], PutOp] = {}
+        for i, op in enumerate(ops):
+            if isinstance(op, PutOp):
+                puts[(op.namespace, op.key)] = op
+            elif isinstance(op, GetOp):
+                if op.refresh_ttl:
+                    refreshed.append(op)
+                if i not in repeated:
+                    gets[i] = op
+            elif i not in repeated:
+                reads.append(self._read_into(results, i, op))
         if gets:
-            refreshed = [op for op in ops if isinstance(op, GetOp) and op.refresh_ttl]
             reads.append(self._get_into(results, gets, refreshed))
         # Together: their reads are independent, and stores batch concurrent calls.
         await _all(*reads)
@@ -316,9 +328,7 @@ class PrismStore(BaseStore):
             snapshot = Snapshot(result)
             for i in positions:
                 results[i] = snapshot
-        # Reads see the store as it was before the batch's writes, as InMemoryStore's do;
-        # of several puts to one item the last wins.
-        puts = {(op.namespace, op.key): op for op in ops if isinstance(op, PutOp)}
+        # Reads see the store as it was before the batch's writes, as InMemoryStore's do.
         if puts:
             await self._apply_puts(puts)
         return results
