@@ -75,7 +75,7 @@ _FLAGS = frozenset({bool, type(None)})
 
 
 def _plain_search(op: SearchOp) -> Hashable | None:
-    """The identity of the usual search, a tenth of the cost of its JSON: no filter, or
+    """The identity of the usual search, a third of the cost of its JSON: no filter, or
     one of strings and integers (exactly those types, so that two such searches are
     identical here exactly when they are as JSON); ``None`` for any other search."""
     filter = op.filter
